@@ -1,0 +1,238 @@
+"""Deterministic top-k selection over score matrices.
+
+All functions return numpy arrays: ``items`` int64 and ``values`` float32, both
+shaped ``(B, min(k, N))`` and sorted by descending score.  On the numpy path ties
+are broken by the lower item index, so results are reproducible across
+platforms and numpy versions (``np.argpartition`` alone does not give this).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["topk", "topk_chunked"]
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return int(k)
+
+
+def _check_exclude(exclude: Any, n_rows: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a CSR-like ``(indptr, indices)`` pair; return (row_ids, col_ids)."""
+    if not (isinstance(exclude, (tuple, list)) and len(exclude) == 2):
+        raise TypeError("exclude must be a pair (indptr, indices)")
+    indptr = np.asarray(exclude[0])
+    indices = np.asarray(exclude[1])
+    if indptr.ndim != 1 or indptr.shape[0] != n_rows + 1:
+        raise ValueError(
+            f"exclude indptr must have shape ({n_rows + 1},), got {indptr.shape}"
+        )
+    if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
+        raise ValueError("exclude indices must be a 1-d integer array")
+    if not np.issubdtype(indptr.dtype, np.integer):
+        raise ValueError("exclude indptr must be an integer array")
+    indptr = indptr.astype(np.int64, copy=False)
+    counts = np.diff(indptr)
+    if indptr[0] != 0 or (counts < 0).any() or indptr[-1] != indices.shape[0]:
+        raise ValueError(
+            "exclude indptr must start at 0, be non-decreasing and end at len(indices)"
+        )
+    indices = indices.astype(np.int64, copy=False)
+    if indices.size and (indices.min() < 0 or indices.max() >= n_items):
+        raise ValueError(f"exclude indices must lie in [0, {n_items})")
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+    return rows, indices
+
+
+def _topk_torch(scores: Any, k: int, exclude: Any) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-d (B, N), got shape {tuple(scores.shape)}")
+    b, n = scores.shape
+    kk = min(k, n)
+    work = scores.detach()
+    if not work.is_floating_point():
+        work = work.to(torch.float64)
+    if bool(torch.isnan(work).any()):
+        raise ValueError("scores contains NaN")
+    if exclude is not None:
+        rows, cols = _check_exclude(exclude, b, n)
+        work = work.clone()
+        r = torch.from_numpy(rows).to(work.device)
+        c = torch.from_numpy(cols).to(work.device)
+        work[r, c] = float("-inf")
+    vals, idx = torch.topk(work, kk, dim=1, largest=True, sorted=True)
+    return (
+        idx.to(torch.int64).cpu().numpy(),
+        vals.to(torch.float32).cpu().numpy(),
+    )
+
+
+def topk(
+    scores: Any, k: int, *, exclude: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k items per row.
+
+    Parameters
+    ----------
+    scores : (B, N) array of real numbers, or a ``torch.Tensor``
+        Higher is better. ``-inf`` is allowed (ranked last); NaN raises.
+        The caller's array is never modified.
+    k : int >= 0
+        Number of items to return; clipped to N.
+    exclude : optional pair ``(indptr, indices)``
+        CSR-like item lists per row: ``indptr`` int (B+1,), ``indices`` int
+        (nnz,). Those items get score ``-inf`` before selection (they can
+        still appear, with value ``-inf``, if a row has fewer than k other
+        items).
+
+    Returns
+    -------
+    items : (B, min(k, N)) int64, sorted by descending score; ties broken
+        by the lower item index (numpy path).
+    values : (B, min(k, N)) float32, the matching scores.
+
+    Notes
+    -----
+    For a ``torch.Tensor`` input ``torch.topk`` is used (on the tensor's
+    device) and the results are returned as numpy arrays; ``torch.topk``
+    does not guarantee any order among tied scores, so tie order may differ
+    from the numpy path.
+    """
+    k = _check_k(k)
+    if _is_torch(scores):
+        return _topk_torch(scores, k, exclude)
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 2-d (B, N), got shape {s.shape}")
+    if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer)):
+        raise TypeError(f"scores must be a real numeric array, got dtype {s.dtype}")
+    b, n = s.shape
+    kk = min(k, n)
+    if np.issubdtype(s.dtype, np.integer) or s.dtype == np.float16:
+        work = s.astype(np.float64)
+    else:
+        work = s
+        if np.isnan(work).any():
+            raise ValueError("scores contains NaN")
+    if exclude is not None:
+        rows, cols = _check_exclude(exclude, b, n)
+        if work is s:
+            work = s.copy()
+        work[rows, cols] = -np.inf
+    if kk == 0 or b == 0:
+        return np.zeros((b, kk), np.int64), np.zeros((b, kk), np.float32)
+
+    if kk == n:
+        cand = np.broadcast_to(np.arange(n, dtype=np.int64), (b, n))
+    else:
+        part = np.argpartition(-work, kk - 1, axis=1)[:, :kk]
+        cand_vals = np.take_along_axis(work, part, axis=1)
+        # The k-th largest value; everything strictly above it is in `part`.
+        v = cand_vals.min(axis=1)
+        eq_in_cand = (cand_vals == v[:, None]).sum(axis=1)
+        eq_total = (work == v[:, None]).sum(axis=1)
+        fix = np.flatnonzero(eq_total > eq_in_cand)
+        if fix.size:
+            # Boundary ties straddle the cut: keep the lowest-index ties.
+            sub = work[fix]
+            vf = v[fix][:, None]
+            gt = sub > vf
+            eq = sub == vf
+            need = kk - gt.sum(axis=1)
+            sel = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
+            part[fix] = np.nonzero(sel)[1].reshape(fix.size, kk)
+        cand = part
+    cand = np.sort(cand, axis=1)
+    vals = np.take_along_axis(work, cand, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")  # stable => index order on ties
+    items = np.take_along_axis(cand, order, axis=1).astype(np.int64, copy=False)
+    values = np.take_along_axis(vals, order, axis=1).astype(np.float32)
+    return np.ascontiguousarray(items), values
+
+
+def topk_chunked(
+    score_fn: Callable[[int, int], Any],
+    n_rows: int,
+    k: int,
+    *,
+    chunk_rows: int = 1024,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k over a score matrix produced chunk by chunk to bound memory.
+
+    Parameters
+    ----------
+    score_fn : callable ``(start, stop) -> (stop - start, N)`` scores
+        numpy array or torch tensor (see :func:`topk`); N must be the same
+        for every chunk.
+    n_rows : int, total number of rows B.
+    k : int, as in :func:`topk`.
+    chunk_rows : int > 0, rows per call to ``score_fn``.
+    exclude : optional ``(indptr (B+1,), indices (nnz,))`` for all B rows.
+    progress : show a tqdm progress bar.
+
+    Returns
+    -------
+    items (B, min(k, N)) int64 and values (B, min(k, N)) float32, identical
+    to ``topk(full_scores, k, exclude=exclude)``. When ``n_rows == 0`` the
+    arrays have shape (0, 0).
+    """
+    k = _check_k(k)
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
+        raise ValueError(f"n_rows must be an int >= 0, got {n_rows!r}")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+    n_rows = int(n_rows)
+    if exclude is not None:
+        if not (isinstance(exclude, (tuple, list)) and len(exclude) == 2):
+            raise TypeError("exclude must be a pair (indptr, indices)")
+        ex_ptr = np.asarray(exclude[0]).astype(np.int64, copy=False)
+        ex_idx = np.asarray(exclude[1])
+        if ex_ptr.ndim != 1 or ex_ptr.shape[0] != n_rows + 1:
+            raise ValueError(
+                f"exclude indptr must have shape ({n_rows + 1},), got {ex_ptr.shape}"
+            )
+    from tqdm.auto import tqdm
+
+    items_parts: list[np.ndarray] = []
+    values_parts: list[np.ndarray] = []
+    n_items: int | None = None
+    with tqdm(total=n_rows, unit="rows", disable=not progress, desc="topk") as bar:
+        for start in range(0, n_rows, int(chunk_rows)):
+            stop = min(start + int(chunk_rows), n_rows)
+            chunk = score_fn(start, stop)
+            shape = tuple(chunk.shape)
+            if len(shape) != 2 or shape[0] != stop - start:
+                raise ValueError(
+                    f"score_fn({start}, {stop}) must return shape ({stop - start}, N), got {shape}"
+                )
+            if n_items is None:
+                n_items = shape[1]
+            elif shape[1] != n_items:
+                raise ValueError(
+                    f"score_fn returned N={shape[1]} for rows {start}:{stop}, expected {n_items}"
+                )
+            ex = None
+            if exclude is not None:
+                lo, hi = ex_ptr[start], ex_ptr[stop]
+                ex = (ex_ptr[start : stop + 1] - lo, ex_idx[lo:hi])
+            it, va = topk(chunk, k, exclude=ex)
+            items_parts.append(it)
+            values_parts.append(va)
+            bar.update(stop - start)
+    if not items_parts:
+        return np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
+    return np.concatenate(items_parts), np.concatenate(values_parts)
