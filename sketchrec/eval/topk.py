@@ -137,22 +137,30 @@ def topk(
     if kk == n:
         cand = np.broadcast_to(np.arange(n, dtype=np.int64), (b, n))
     else:
-        part = np.argpartition(-work, kk - 1, axis=1)[:, :kk]
+        part = np.argpartition(-work, kk - 1, axis=1)[:, :kk].copy()
         cand_vals = np.take_along_axis(work, part, axis=1)
         # The k-th largest value; everything strictly above it is in `part`.
         v = cand_vals.min(axis=1)
+        eq_full = work == v[:, None]
+        eq_total = eq_full.sum(axis=1)
         eq_in_cand = (cand_vals == v[:, None]).sum(axis=1)
-        eq_total = (work == v[:, None]).sum(axis=1)
         fix = np.flatnonzero(eq_total > eq_in_cand)
         if fix.size:
-            # Boundary ties straddle the cut: keep the lowest-index ties.
-            sub = work[fix]
-            vf = v[fix][:, None]
-            gt = sub > vf
-            eq = sub == vf
+            # Boundary ties straddle the cut: keep everything above v plus the
+            # lowest-index items equal to v (np.nonzero yields columns ascending).
+            gt = cand_vals[fix] > v[fix, None]
             need = kk - gt.sum(axis=1)
-            sel = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
-            part[fix] = np.nonzero(sel)[1].reshape(fix.size, kk)
+            g_rows, g_pos = np.nonzero(gt)
+            g_cols = part[fix][g_rows, g_pos]
+            e_rows, e_cols = np.nonzero(eq_full[fix])
+            e_start = np.cumsum(eq_total[fix]) - eq_total[fix]
+            n_start = np.cumsum(need) - need
+            take = np.repeat(e_start - n_start, need) + np.arange(need.sum())
+            rows_all = np.concatenate([g_rows, e_rows[take]])
+            cols_all = np.concatenate([g_cols, e_cols[take]])
+            order = np.argsort(rows_all, kind="stable")
+            part[fix] = cols_all[order].reshape(fix.size, kk)
+        del eq_full
         cand = part
     cand = np.sort(cand, axis=1)
     vals = np.take_along_axis(work, cand, axis=1)

@@ -1,0 +1,48 @@
+"""Evaluation: deterministic top-k selection and ranking metrics."""
+
+from sketchrec.eval.metrics import (
+    cmc_accuracy,
+    hit_rate,
+    hit_rate_at_k,
+    hits_at_k,
+    linkpred_ranks,
+    map_at_k,
+    mrr,
+    mrr_at_k,
+    ndcg_at_k,
+    ndcg_single,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+    relevant_counts,
+    retrieval_average_precision,
+    retrieval_map,
+    session_metrics,
+    summarise,
+    target_ranks,
+)
+from sketchrec.eval.topk import topk, topk_chunked
+
+__all__ = [
+    "cmc_accuracy",
+    "hit_rate",
+    "hit_rate_at_k",
+    "hits_at_k",
+    "linkpred_ranks",
+    "map_at_k",
+    "mrr",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "ndcg_single",
+    "precision_at_k",
+    "ranking_metrics",
+    "recall_at_k",
+    "relevant_counts",
+    "retrieval_average_precision",
+    "retrieval_map",
+    "session_metrics",
+    "summarise",
+    "target_ranks",
+    "topk",
+    "topk_chunked",
+]

@@ -1,0 +1,155 @@
+"""The one `Recommender` protocol every model honours.
+
+A recommender is fitted on `Sessions` (rows = training sessions or user
+histories) and scores `Sessions` (rows = session prefixes or user input
+histories) against every item, so evaluation and serving never care which
+model they hold. Following scikit-learn, every hyperparameter is a keyword
+argument of ``__init__`` stored unchanged; learned state lives in attributes
+ending in ``_`` and is saved with ``np.savez`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from sketchrec.data.sessions import Sessions
+
+_REGISTRY: dict[str, type["Recommender"]] = {}
+
+
+class Recommender(ABC):
+    """Base class: history -> scores over all items."""
+
+    #: learned attributes saved by `save` (numpy arrays, scipy CSR matrices or ints)
+    _state: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not inspect.isabstract(cls):
+            _REGISTRY[cls.__name__] = cls
+
+    # -- configuration ------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "Recommender":
+        for name, value in params.items():
+            if name not in self._param_names():
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; "
+                                 f"it has {self._param_names()}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- learning and scoring ----------------------------------------------
+    @abstractmethod
+    def fit(self, train: Sessions) -> "Recommender":
+        """Learn from training rows; returns self."""
+
+    @abstractmethod
+    def score(self, histories: Sessions) -> np.ndarray:
+        """(n_rows, n_items) float32 scores, higher = more likely next / relevant."""
+
+    def recommend(self, histories: Sessions, k: int = 20, exclude_seen: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items per row: (items (B, k) int64, scores (B, k) float32), best first."""
+        from sketchrec.eval.topk import topk
+        self._check_fitted()
+        scores = self.score(histories)
+        exclude = (histories.indptr, histories.items) if exclude_seen else None
+        return topk(scores, k, exclude=exclude)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    def _check_histories(self, histories: Sessions) -> None:
+        self._check_fitted()
+        if histories.n_items > self.n_items_:
+            raise ValueError(f"histories use {histories.n_items} items but the model was fitted "
+                             f"on {self.n_items_}")
+
+    # -- persistence (no pickle) --------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write parameters (JSON) and learned arrays to one .npz file."""
+        self._check_fitted()
+        arrays = {"__class__": np.array(type(self).__name__),
+                  "__params__": np.array(json.dumps(self.get_params())),
+                  "n_items_": np.array(self.n_items_)}
+        for name in self._state:
+            value = getattr(self, name)
+            if sp.issparse(value):
+                value = value.tocsr()
+                arrays[f"{name}.csr_data"] = value.data
+                arrays[f"{name}.csr_indices"] = value.indices
+                arrays[f"{name}.csr_indptr"] = value.indptr
+                arrays[f"{name}.csr_shape"] = np.array(value.shape)
+            else:
+                arrays[name] = np.asarray(value)
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    @staticmethod
+    def load(path: str | Path) -> "Recommender":
+        """Read a model written by `save`; the class is looked up by name."""
+        with np.load(path, allow_pickle=False) as z:
+            cls_name = str(z["__class__"])
+            if cls_name not in _REGISTRY:
+                raise ValueError(f"{path}: unknown model class {cls_name!r}")
+            model = _REGISTRY[cls_name](**json.loads(str(z["__params__"])))
+            model.n_items_ = int(z["n_items_"])
+            for name in model._state:
+                if f"{name}.csr_data" in z:
+                    shape = tuple(z[f"{name}.csr_shape"])
+                    value = sp.csr_matrix((z[f"{name}.csr_data"], z[f"{name}.csr_indices"],
+                                           z[f"{name}.csr_indptr"]), shape=shape)
+                else:
+                    value = z[name]
+                setattr(model, name, value)
+        return model
+
+
+def model_class(name: str) -> type[Recommender]:
+    """Look a model class up by its class name."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def item_popularity(train: Sessions) -> np.ndarray:
+    """(n_items,) float32 share of training rows containing each item, in [0, 1]."""
+    counts = np.bincount(train.to_csr(binary=True).indices, minlength=train.n_items)
+    return (counts / max(counts.max(), 1)).astype(np.float32)
+
+
+def backfill(scores: np.ndarray, popularity: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Break ties (above all among the zero scores of sparse models) by popularity.
+
+    Adds eps·popularity in place: items a neighbourhood model cannot score are
+    ranked by popularity instead of arbitrarily, without reordering scores that
+    differ by more than eps.
+    """
+    scores += eps * popularity
+    return scores
+
+
+def sparse_rows_to_dense(m: sp.csr_matrix) -> np.ndarray:
+    """CSR (B, N) -> dense float32 (B, N) without a float64 detour."""
+    out = np.zeros(m.shape, dtype=np.float32)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    out[rows, m.indices] = m.data
+    return out
