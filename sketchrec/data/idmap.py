@@ -66,17 +66,14 @@ class IdMap:
         """
         if isinstance(values, np.ndarray):
             values = pa.array(values)
+        if isinstance(values, pa.ChunkedArray):
+            # one contiguous array: per-chunk dictionaries would need unifying
+            values = values.combine_chunks()
+        if pa.types.is_large_string(values.type):
+            values = values.cast(pa.string())
         encoded = pc.dictionary_encode(values)
-        if isinstance(encoded, pa.ChunkedArray):
-            # Chunks carry their own dictionaries: unify so codes are global.
-            encoded = encoded.unify_dictionaries()
-            dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], values.type)
-            codes = np.concatenate(
-                [c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]
-            ) if encoded.num_chunks else np.zeros(0, np.int32)
-        else:
-            dictionary = encoded.dictionary
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
+        dictionary = encoded.dictionary
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
         return cls(dictionary, name=name), codes.astype(np.int32, copy=False)
 
     # -- queries ----------------------------------------------------------

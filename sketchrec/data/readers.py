@@ -172,7 +172,7 @@ def read_interactions(
             i = int(bad_idx[0])
             bit = int(bad[i]) & -int(bad[i])  # lowest problem bit of the first bad row
             role, problem = _PROBLEMS[bit]
-            raw = con.sql(f"SELECT * FROM {relation_sql} LIMIT 1 OFFSET {i}").fetchone() if is_text else None
+            raw = con.sql(f"SELECT * FROM {relation_sql} LIMIT 1 OFFSET {i}").fetchall()[0] if is_text else None
             value = raw[list(columns).index(roles[role])] if raw is not None else None
             raise DataValidationError(label, problem, row=i + 1, line=int(lines[0]) if is_text else None,
                                       column=roles[role], value=value, n_bad=len(bad_idx))

@@ -1,0 +1,157 @@
+"""`sketchrec` command line: datasets, data inspection, evaluation, the demo job."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+app = typer.Typer(help="sketchrec: recommendations from massive, multimodal behavioural data.",
+                  no_args_is_help=True, add_completion=False)
+datasets_app = typer.Typer(help="The dataset registry: list, describe, verify.", no_args_is_help=True)
+data_app = typer.Typer(help="Look at your own event files.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
+
+
+# -- datasets -------------------------------------------------------------------
+
+@datasets_app.command("list")
+def datasets_list(family: Optional[str] = typer.Option(None, help="Only this family.")):
+    """Every registered dataset, with whether its files are present."""
+    from sketchrec.data import registry
+    table = Table(title=f"datasets (data dir: {registry.data_dir()})")
+    for col in ("name", "family", "present", "description"):
+        table.add_column(col)
+    for spec in registry.list_datasets(family):
+        present = registry.verify(spec.name, quick=True)
+        table.add_row(spec.name, spec.family, "yes" if all(present.values()) else "no",
+                      spec.description)
+    console.print(table)
+
+
+@datasets_app.command("info")
+def datasets_info(name: str):
+    """Source, licence, citation, files and counts of one dataset."""
+    from sketchrec.data import registry
+    console.print_json(json.dumps(registry.info(name), default=str))
+
+
+@datasets_app.command("verify")
+def datasets_verify(name: str):
+    """Check the sha256 of every file of a dataset."""
+    from sketchrec.data import registry
+    result = registry.verify(name)
+    for rel, ok in result.items():
+        console.print(f"{'[green]ok' if ok else '[red]BAD'}[/] {rel}")
+    if not all(result.values()):
+        raise typer.Exit(1)
+
+
+# -- data -----------------------------------------------------------------------
+
+@data_app.command("inspect")
+def data_inspect(
+    path: str = typer.Argument(..., help="CSV/TSV(.gz), Parquet or JSONL file (or glob)."),
+    user: str = typer.Option(..., help="User or session id column."),
+    item: str = typer.Option(..., help="Item id column."),
+    timestamp: Optional[str] = typer.Option(None, help="Timestamp column."),
+    event: Optional[str] = typer.Option(None, help="Event type column."),
+    weight: Optional[str] = typer.Option(None, help="Weight column."),
+    delimiter: Optional[str] = typer.Option(None, help="CSV delimiter (default: sniffed)."),
+    session_gap: Optional[float] = typer.Option(None, help="Split users into sessions at gaps of this many minutes."),
+    on_bad_rows: str = typer.Option("skip", help="'skip' (report bad rows) or 'raise'."),
+):
+    """Rows, sessions, items and bad rows of an event file."""
+    from sketchrec.data import DataValidationError, read_interactions
+    t0 = time.perf_counter()
+    try:
+        inter = read_interactions(path, user=user, item=item, timestamp=timestamp, event=event,
+                                  weight=weight, delimiter=delimiter, on_bad_rows=on_bad_rows)
+    except (DataValidationError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    seconds = time.perf_counter() - t0
+    sessions = inter.to_sessions(gap_seconds=session_gap * 60 if session_gap else None)
+    lengths = sessions.lengths
+    table = Table(title=path, show_header=False)
+    for k, v in [("rows read", f"{inter.report.rows_read:,}"), ("rows kept", f"{len(inter):,}"),
+                 ("bad rows", f"{inter.report.n_bad:,} {inter.report.counts_by_column() or ''}"),
+                 ("users / session ids", f"{inter.n_users:,}"), ("sessions", f"{len(sessions):,}"),
+                 ("items", f"{inter.n_items:,}"),
+                 ("session length mean / median / max",
+                  f"{lengths.mean():.2f} / {int(median_of(lengths))} / {lengths.max()}"),
+                 ("read seconds", f"{seconds:.2f}")]:
+        table.add_row(k, v)
+    console.print(table)
+    if inter.report.n_bad:
+        console.print(inter.report.summary())
+
+
+def median_of(values):
+    import numpy as np
+    return float(np.median(values)) if len(values) else 0.0
+
+
+# -- evaluate / demo -------------------------------------------------------------
+
+@app.command()
+def evaluate(
+    dataset: str = typer.Option("diginetica", help="A session benchmark from `sketchrec datasets list`."),
+    model: list[str] = typer.Option(["vsknn"], help="Model short name(s): pop, sr, iknn, sknn, vsknn."),
+    tune: bool = typer.Option(True, help="Tune settings on a validation split of train first."),
+    max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
+    output: Optional[Path] = typer.Option(None, help="Also write the table (Markdown) here."),
+):
+    """Fit, (tune on validation,) and evaluate session models on a benchmark."""
+    _run_session_job(dataset, model, tune, max_test_pairs, output)
+
+
+@app.command()
+def demo(
+    dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
+    max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
+    output: Path = typer.Option(Path("runs/demo/results.md"), help="Where to write the results table."),
+):
+    """The main job on real data: ingest a session benchmark, tune and evaluate every baseline."""
+    from sketchrec.pipeline import SESSION_MODELS
+    _run_session_job(dataset, SESSION_MODELS, True, max_test_pairs, output)
+
+
+def _run_session_job(dataset, models, tune, max_test_pairs, output):
+    from sketchrec.eval.report import machine_line, results_markdown, results_rich_table
+    from sketchrec.pipeline import load_session_benchmark, session_baselines
+    t0 = time.perf_counter()
+    bench = load_session_benchmark(dataset)
+    console.print(f"[bold]{bench}[/] loaded in {time.perf_counter() - t0:.1f} s")
+    metrics = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
+    run = session_baselines(
+        bench, models, tune=tune, max_test_pairs=max_test_pairs,
+        on_result=lambda r: console.print(
+            f"  {r.model:6s} HR@20={100 * r.metrics['HR@20']:.2f} MRR@20={100 * r.metrics['MRR@20']:.2f} "
+            f"(fit {r.fit_seconds:.1f} s, score {r.score_seconds:.1f} s) {r.params}"))
+    console.print(results_rich_table(run.results, metrics, title=f"{bench.name}: test, full ranking (%)"))
+    console.print(f"total {time.perf_counter() - t0:.1f} s")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(f"# {bench.name}\n\n{machine_line()}\n\n"
+                          f"{results_markdown(run.results, metrics)}\n")
+        console.print(f"table written to {output}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,148 @@
+"""Evaluation protocols as reusable functions.
+
+- `evaluate_next_item`: session prefix -> next item, full ranking over all items
+  (no sampled negatives), HR/MRR/NDCG@K. Ties are pessimistic by default: a
+  target tied with other items is ranked after all of them.
+- `evaluate_topk`: user input history -> held-out items, seen items excluded,
+  Recall/Precision/NDCG/MAP/HR@K.
+- `grid_search`: model selection on a validation split (never on test).
+- `over_seeds`: repeat a seeded evaluation, report mean ± std.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sketchrec.data.benchmark import SessionBenchmark
+from sketchrec.data.sessions import Sessions
+from sketchrec.eval.metrics import ranking_metrics, session_metrics, summarise, target_ranks
+from sketchrec.eval.topk import topk
+from sketchrec.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one model on one evaluation set, with timings."""
+
+    model: str
+    dataset: str
+    metrics: dict[str, float]
+    n_eval: int
+    fit_seconds: float = float("nan")
+    score_seconds: float = float("nan")
+    params: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.n_eval / self.score_seconds if self.score_seconds > 0 else float("nan")
+
+    def as_row(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, **self.metrics,
+                "fit_s": self.fit_seconds, "score_s": self.score_seconds, "n": self.n_eval}
+
+
+def _batches(n: int, batch_size: int, progress: bool, desc: str):
+    starts = range(0, n, batch_size)
+    return tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress)
+
+
+def evaluate_next_item(model: Recommender, prefixes: Sessions, targets: np.ndarray, *,
+                       ks=(10, 20), batch_size: int = 1000, ties: str = "pessimistic",
+                       progress: bool = True) -> tuple[dict[str, float], float]:
+    """Rank every target among all items; returns (metrics, scoring seconds)."""
+    if len(prefixes) != len(targets):
+        raise ValueError(f"{len(prefixes)} prefixes but {len(targets)} targets")
+    ranks = np.empty(len(targets), dtype=np.float64 if ties == "average" else np.int64)
+    seconds = 0.0
+    for start in _batches(len(targets), batch_size, progress, f"scoring {type(model).__name__}"):
+        rows = np.arange(start, min(start + batch_size, len(targets)))
+        t0 = time.perf_counter()
+        scores = model.score(prefixes.take(rows))
+        seconds += time.perf_counter() - t0
+        ranks[rows] = target_ranks(scores, targets[rows], ties=ties)
+    return session_metrics(ranks, ks=ks), seconds
+
+
+def evaluate_session_benchmark(model: Recommender, bench: SessionBenchmark, *, ks=(10, 20),
+                               max_pairs: int | None = None, seed: int = 0, fit: bool = True,
+                               batch_size: int = 1000, progress: bool = True) -> EvalResult:
+    """Fit on `bench.train` (unless fit=False) and evaluate on its test pairs.
+
+    max_pairs: evaluate a seeded random subset of the pairs (for fast tuning).
+    """
+    fit_seconds = float("nan")
+    if fit:
+        t0 = time.perf_counter()
+        model.fit(bench.train)
+        fit_seconds = time.perf_counter() - t0
+    rows = np.arange(len(bench.test_targets))
+    if max_pairs is not None and max_pairs < len(rows):
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_pairs, replace=False))
+    metrics, seconds = evaluate_next_item(model, bench.test_prefixes.take(rows),
+                                          bench.test_targets[rows], ks=ks,
+                                          batch_size=batch_size, progress=progress)
+    return EvalResult(type(model).__name__, bench.name, metrics, len(rows), fit_seconds, seconds,
+                      model.get_params())
+
+
+def evaluate_topk(model: Recommender, inputs: Sessions, targets: Sessions, *,
+                  ks=(1, 5, 10, 20), batch_size: int = 1000, exclude_input: bool = True,
+                  progress: bool = True) -> tuple[dict[str, float], float]:
+    """Top-k protocol: score each input history, exclude its items, compare with targets."""
+    if len(inputs) != len(targets):
+        raise ValueError(f"{len(inputs)} input rows but {len(targets)} target rows")
+    kmax = max(ks)
+    per_row: dict[str, list] = {}
+    seconds = 0.0
+    for start in _batches(len(inputs), batch_size, progress, f"scoring {type(model).__name__}"):
+        rows = np.arange(start, min(start + batch_size, len(inputs)))
+        batch = inputs.take(rows)
+        t0 = time.perf_counter()
+        scores = model.score(batch)
+        seconds += time.perf_counter() - t0
+        exclude = (batch.indptr, batch.items) if exclude_input else None
+        items, _ = topk(scores, kmax, exclude=exclude)
+        tgt = targets.take(rows)
+        for name, values in ranking_metrics(items, tgt.indptr, tgt.items, ks=ks).items():
+            per_row.setdefault(name, []).append(values)
+    summary = summarise({name: np.concatenate(v) for name, v in per_row.items()})
+    return summary, seconds
+
+
+def grid_search(make_model: Callable[..., Recommender], grid: dict[str, list],
+                evaluate: Callable[[Recommender], dict[str, float]], metric: str,
+                progress: bool = True) -> tuple[dict, list[dict]]:
+    """Try every combination of `grid`; return (best params, all rows).
+
+    `evaluate(model)` must fit and score on a validation split: selection on
+    the test set overstates results and is never done here.
+    """
+    names = list(grid)
+    combos = list(itertools.product(*(grid[n] for n in names)))
+    rows = []
+    for values in tqdm(combos, desc="grid search", leave=False, disable=not progress or len(combos) < 2):
+        params = dict(zip(names, values))
+        metrics = evaluate(make_model(**params))
+        rows.append({**params, **metrics})
+        log.info("validation %s: %s=%.4f", params, metric, metrics[metric])
+    best = max(rows, key=lambda r: r[metric])
+    return {n: best[n] for n in names}, rows
+
+
+def over_seeds(run: Callable[[int], dict[str, float]], seeds=(0, 1, 2)) -> dict[str, tuple[float, float]]:
+    """Run `run(seed)` per seed; returns {metric: (mean, std)} (std with ddof=1 when > 1 seed)."""
+    results = [run(s) for s in seeds]
+    out = {}
+    for name in results[0]:
+        values = np.array([r[name] for r in results], dtype=np.float64)
+        out[name] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+    return out

@@ -1,0 +1,55 @@
+"""Result tables: Markdown for docs/benchmarks, rich tables for the terminal."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+
+from sketchrec.eval.protocols import EvalResult
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def results_markdown(results: list[EvalResult], metrics: list[str], percent: bool = True) -> str:
+    """One row per result: dataset, model, metrics (in % if `percent`), fit and scoring time."""
+    head = ["dataset", "model", *metrics, "fit s", "score s", "prefixes/s", "params"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        vals = [f"{100 * r.metrics[m]:.2f}" if percent else _fmt(r.metrics[m]) for m in metrics]
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items() if k not in ("batch_size",))
+        lines.append("| " + " | ".join([r.dataset, r.model, *vals, f"{r.fit_seconds:.1f}",
+                                         f"{r.score_seconds:.1f}", f"{r.rows_per_second:,.0f}",
+                                         params]) + " |")
+    return "\n".join(lines)
+
+
+def results_rich_table(results: list[EvalResult], metrics: list[str], title: str = ""):
+    from rich.table import Table
+    table = Table(title=title)
+    for col in ["dataset", "model", *metrics, "fit s", "score s", "prefixes/s"]:
+        table.add_column(col, justify="left" if col in ("dataset", "model") else "right")
+    for r in results:
+        table.add_row(r.dataset, r.model, *[f"{100 * r.metrics[m]:.2f}" for m in metrics],
+                      f"{r.fit_seconds:.1f}", f"{r.score_seconds:.1f}", f"{r.rows_per_second:,.0f}")
+    return table
+
+
+def machine_line() -> str:
+    """Machine, Python and library versions, for the header of a results file."""
+    import numpy
+    import scipy
+
+    import sketchrec
+    try:
+        import psutil
+        mem = f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+        cores = psutil.cpu_count(logical=True)
+    except ImportError:  # pragma: no cover
+        mem, cores = "? RAM", "?"
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; {platform.machine()}, {cores} cores, "
+            f"{mem}; Python {platform.python_version()}, numpy {numpy.__version__}, "
+            f"scipy {scipy.__version__}, sketchrec {sketchrec.__version__}")
