@@ -284,7 +284,10 @@ def _parser_error(label, exc) -> DataValidationError:
 
 def _collect_rejects(con, report: IngestReport) -> None:
     try:
-        rows = con.sql("SELECT line, error_message FROM reject_errors ORDER BY line").fetchall()
+        # one entry per line (a line can fail several checks; scans may repeat)
+        rows = con.sql("SELECT line, min(error_message) FROM reject_errors "
+                       "WHERE scan_id = (SELECT max(scan_id) FROM reject_errors) "
+                       "GROUP BY line ORDER BY line").fetchall()
     except duckdb.Error:
         return
     report.malformed = [(int(line), msg) for line, msg in rows]

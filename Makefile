@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Real datasets: the staged copies beside this repository when they exist,
+# else $SKETCHREC_DATA, else the user cache folder (see sketchrec/data/registry.py).
+ifneq ($(wildcard ../shared/datasets/README.md),)
+export SKETCHREC_DATA ?= $(abspath ../shared/datasets)
+endif
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/sketchrec demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/ingest_synthetic.py --rows 10000000
+	$(PY) benchmarks/session_baselines.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
