@@ -71,3 +71,11 @@ def test_user_holdout_is_seeded_disjoint_and_filters():
     assert again[1].to_lists() == targets.to_lists()
     other = user_holdout(h, test_share=0.2, min_items=5, seed=8)
     assert other[1].to_lists() != targets.to_lists()
+
+
+def test_to_csr_leaves_click_order_alone():
+    s = Sessions.from_lists([[3, 1, 2, 1]], n_items=4)
+    s.items.setflags(write=False)  # loaders may hand out read-only arrays
+    m = s.to_csr(binary=False)
+    assert m.toarray().tolist() == [[0, 2, 1, 1]]
+    assert s.to_lists() == [[3, 1, 2, 1]]

@@ -135,7 +135,8 @@ class Sessions:
     def to_csr(self, binary: bool = True) -> sp.csr_matrix:
         """(n_rows, n_items) sparse matrix; repeated items are summed unless binary."""
         data = self.weights if (self.weights is not None and not binary) else np.ones(self.nnz, np.float32)
-        m = sp.csr_matrix((data.astype(np.float32), self.items, self.indptr),
+        # copies: sum_duplicates sorts indices in place, which must not reorder our clicks
+        m = sp.csr_matrix((data.astype(np.float32), self.items.copy(), self.indptr.copy()),
                           shape=(len(self), self.n_items))
         m.sum_duplicates()
         if binary:

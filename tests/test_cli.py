@@ -1,0 +1,64 @@
+"""The `sketchrec` command line, through typer's runner (same code path as the console script)."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sketchrec.cli import app
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+runner = CliRunner()
+needs_data = pytest.mark.skipif(not SHARED.exists(), reason=f"{SHARED} not present")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(monkeypatch):
+    monkeypatch.setenv("SKETCHREC_DATA", str(SHARED))
+
+
+@pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"],
+                                  ["data", "inspect"], ["datasets", "info"]])
+def test_help_everywhere(args):
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_data_inspect_reports_bad_rows(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("sid,item,ts\n1,a,2024-01-01 10:00:00\n1,b,2024-01-01 10:02:00\n"
+                    "2,,2024-01-01 11:00:00\n2,c,2024-01-01 11:01:00\n3,a,garbage\n")
+    result = runner.invoke(app, ["data", "inspect", str(path), "--user", "sid", "--item", "item",
+                                 "--timestamp", "ts"])
+    assert result.exit_code == 0, result.output
+    assert "rows kept" in result.output and "skipped 2 bad rows" in result.output
+    result = runner.invoke(app, ["data", "inspect", str(path), "--user", "sid", "--item", "item",
+                                 "--timestamp", "ts", "--on-bad-rows", "raise"])
+    assert result.exit_code == 2
+    assert "line 4" in result.output and "'item'" in result.output
+
+
+@needs_data
+def test_datasets_list_and_info():
+    result = runner.invoke(app, ["datasets", "list"])
+    assert result.exit_code == 0, result.output
+    for name in ("diginetica", "yoochoose1-64", "retailrocket", "movielens-100k"):
+        assert name in result.output
+    result = runner.invoke(app, ["datasets", "info", "diginetica"])
+    assert result.exit_code == 0 and "GCE-GNN" in result.output
+
+
+@needs_data
+def test_evaluate_on_real_benchmark(tmp_path):
+    out = tmp_path / "table.md"
+    result = runner.invoke(app, ["evaluate", "--dataset", "yoochoose1-64", "--model", "sr",
+                                 "--model", "pop", "--no-tune", "--max-test-pairs", "3000",
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "| yoochoose1-64 | sr |" in text and "| yoochoose1-64 | pop |" in text
+    sr_row = next(line for line in text.splitlines() if "| sr |" in line)
+    pop_row = next(line for line in text.splitlines() if "| pop |" in line)
+    hr20 = lambda row: float(row.split("|")[5])  # noqa: E731  (dataset, model, HR@10, MRR@10, HR@20)
+    assert hr20(sr_row) > 3 * hr20(pop_row) > 0
