@@ -80,3 +80,77 @@ def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *,
         if on_result is not None:
             on_result(result)
     return run
+
+
+# -- top-k recommendation (user histories) ------------------------------------------
+
+TOPK_GRIDS: dict[str, dict[str, list]] = {
+    "pop": {},
+    "iknn": {"neighbours": [50, 200, 0], "alpha": [0.5]},
+    "ease": {"lam": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]},
+}
+TOPK_KS = (1, 5, 10, 20)
+
+
+def topk_split(histories, seed: int, test_share: float = 0.2, min_items: int = 5):
+    """Per-user holdout; users too short to evaluate still train. Returns (train, inputs, targets)."""
+    import numpy as np
+
+    from sketchrec.data.sessions import concat, user_holdout
+    inputs, targets, kept = user_holdout(histories, test_share=test_share, min_items=min_items,
+                                         seed=seed)
+    others = histories.take(np.setdiff1d(np.arange(len(histories)), kept))
+    return concat([inputs, others]), inputs, targets
+
+
+def topk_baselines(histories, name: str, models=tuple(TOPK_GRIDS), *, seeds=(0, 1, 2),
+                   metric: str = "NDCG@20", progress: bool = False) -> dict:
+    """Top-k protocol over seeds: per-user 80/20 split, settings tuned on an inner 80/20 split.
+
+    histories: one row per user (`Sessions`). Returns {model: {"chosen": [...],
+    "metrics": {name: (mean, std)}, "fit_s": ..., "score_s": ...}}.
+    """
+    import time
+
+    import numpy as np
+
+    from sketchrec.eval.protocols import evaluate_topk
+    out = {}
+    for model_name in models:
+        per_seed, chosen, fit_s, score_s = [], [], [], []
+        for seed in seeds:
+            train, inputs, targets = topk_split(histories, seed)
+            params: dict = {}
+            grid = TOPK_GRIDS.get(model_name, {})
+            if grid:
+                # validation: split each evaluated user's inputs again; test targets unseen
+                v_train, v_inputs, v_targets = topk_split(inputs, seed + 1000)
+                def evaluate(model):
+                    model.fit(v_train)
+                    return evaluate_topk(model, v_inputs, v_targets, ks=TOPK_KS, progress=False)[0]
+                params, _ = grid_search(_topk_model(model_name), grid, evaluate, metric,
+                                        progress=progress)
+            model = _topk_model(model_name)(**params)
+            t0 = time.perf_counter()
+            model.fit(train)
+            fit_s.append(time.perf_counter() - t0)
+            metrics, seconds = evaluate_topk(model, inputs, targets, ks=TOPK_KS, progress=progress)
+            per_seed.append(metrics)
+            chosen.append(params)
+            score_s.append(seconds)
+        names = [k for k in per_seed[0] if not k.startswith("n_")]
+        out[model_name] = {
+            "chosen": chosen, "fit_s": float(np.mean(fit_s)), "score_s": float(np.mean(score_s)),
+            "n_users": int(per_seed[0]["n_rows"]),
+            "metrics": {k: (float(np.mean([m[k] for m in per_seed])),
+                            float(np.std([m[k] for m in per_seed], ddof=1)) if len(seeds) > 1 else 0.0)
+                        for k in names}}
+        log.info("%s on %s: %s", model_name, name, out[model_name]["metrics"].get(metric))
+    return out
+
+
+def _topk_model(name: str):
+    """Model factory for the top-k protocol: item-kNN scores from the whole history."""
+    if name == "iknn":
+        return lambda **p: MODELS["iknn"](history="all", **p)
+    return MODELS[name]

@@ -157,7 +157,7 @@ def test_summarise_counts_nan_rows():
     per_row = ranking_metrics(TOP, INDPTR, INDICES, ks=(4,))
     out = summarise(per_row)
     assert out["n_rows"] == 3 and out["n_nan_rows"] == 1
-    assert out["P@4"] == pytest.approx((0.5 + 0) / 2)      # NaN row skipped, not counted as 0
+    assert out["Precision@4"] == pytest.approx((0.5 + 0) / 2)      # NaN row skipped, not counted as 0
     assert out["MAP@4"] == pytest.approx((1 / 3 + 0) / 2)
     assert math.isnan(summarise({"x": np.array([np.nan])})["x"])
 

@@ -296,14 +296,14 @@ def mrr_at_k(hits: Any, n_relevant: Any, k: int | None = None) -> np.ndarray:
 def ranking_metrics(
     topk_items: Any, relevant_indptr: Any, relevant_indices: Any, ks: Sequence[int] = (10, 20)
 ) -> dict[str, np.ndarray]:
-    """Per-row P/R/HR/NDCG/MAP/MRR@K for each K in ``ks`` (keys like "NDCG@10").
+    """Per-row Precision/Recall/HR/NDCG/MAP/MRR@K for each K in ``ks`` (keys like "NDCG@10").
 
     topk_items (B, K') int sorted best first (K' may be < max(ks) if N is small).
     Returns a dict of (B,) float64 arrays; pass it to :func:`summarise`.
     """
     hits = hits_at_k(topk_items, relevant_indptr, relevant_indices)
     n_rel = relevant_counts(relevant_indptr)
-    fns = (("P", precision_at_k), ("R", recall_at_k), ("HR", hit_rate_at_k),
+    fns = (("Precision", precision_at_k), ("Recall", recall_at_k), ("HR", hit_rate_at_k),
            ("NDCG", ndcg_at_k), ("MAP", map_at_k), ("MRR", mrr_at_k))
     return {f"{name}@{k}": fn(hits, n_rel, k) for k in ks for name, fn in fns}
 
