@@ -106,13 +106,14 @@ def raw_url(repo: str, commit: str, path: str) -> str:
 
 def file_table(table: str, *, repo: str | None = None, commit: str | None = None,
                remote_path: Callable[[str], str | None] | dict | None = None, note: str = "",
-               optional: tuple = ()) -> dict[str, FileSpec]:
+               optional: bool | tuple = ()) -> dict[str, FileSpec]:
     """FileSpecs from README checksum lines ("sha256  size  relpath").
 
     With `repo`/`commit`, each file's URL is the raw GitHub URL of
     `remote_path(relpath)` (a callable or dict; default: the file's base name at
     the repository root). A remote path of None, or no repo, gives url=None
-    with `note`. Files whose relpath ends with an entry of `optional` are not required.
+    with `note`. Files whose relpath ends with an entry of `optional` (all
+    files if optional=True) are not required by the loader.
     """
     out = {}
     for line in table.strip().splitlines():
@@ -126,8 +127,8 @@ def file_table(table: str, *, repo: str | None = None, commit: str | None = None
             else:
                 remote = remote_path(rel)
         url = raw_url(repo, commit, remote) if remote is not None else None
-        out[rel] = FileSpec(sha, int(size), url, "" if url else note,
-                            required=not rel.endswith(tuple(optional)) if optional else True)
+        is_optional = optional is True or (bool(optional) and rel.endswith(tuple(optional)))
+        out[rel] = FileSpec(sha, int(size), url, "" if url else note, required=not is_optional)
     return out
 
 

@@ -1,10 +1,15 @@
 """Loaders of the registered datasets, one module per family.
 
 Importing this package registers every built-in dataset with
-`sketchrec.data.registry` (each module declares its datasets' files,
-checksums, provenance and verified counts next to its loader functions).
+`sketchrec.data.registry`: each module declares its datasets' files,
+checksums, provenance and verified counts next to its loader functions.
 Use `sketchrec.data.registry.load(name)` rather than calling loaders directly.
+
+    sessions  session benchmarks (SessionBenchmark) and raw session samples (Interactions)
+    ratings   MovieLens (Interactions), ML-100K knowledge graph, sequential sets
+    graphs    GraphDataset / GraphClassificationDataset
+    text      TextDataset, WildNLP resources, fashion catalogue table
+    images    ImageDataset, FashionImages
 """
 
-from sketchrec.data.loaders import sessions  # noqa: F401  (registration side effect)
-from sketchrec.data.loaders import ratings  # noqa: F401,E402
+from sketchrec.data.loaders import graphs, images, ratings, sessions, text  # noqa: F401  (registration)

@@ -289,7 +289,7 @@ fb4c6381c8e5bc4de51553cb1ed210fb4016c87d2425d58344cd6b19e81c133a  1626198  yooch
     "D. Ben-Shimon et al. RecSys Challenge 2015 and the YOOCHOOSE Dataset. RecSys 2015; "
     "M. Ludewig et al. Empirical analysis of session-based recommendation algorithms. UMUAI 2021",
     "none stated", "rn5l/session-rec@5dcd583cbd8d44703a5248b9a308945f24b91390",
-    {"train_full": (70_278, 17_794, 2_933), "test": (13_568, 3_416, 1_771),
+    {"train_full": (70_278, 17_794, 2_933), "test": (13_568, 3_416, 1_771),  # (rows, sessions, items)
      "train_tr": (53_254, 13_629, 2_873), "train_valid": (16_539, 4_084, 2_029)},
     load_yoochoose_100k))
 
