@@ -110,7 +110,9 @@ def evaluate_topk(model: Recommender, inputs: Sessions, targets: Sessions, *,
         scores = model.score(batch)
         seconds += time.perf_counter() - t0
         exclude = (batch.indptr, batch.items) if exclude_input else None
-        items, _ = topk(scores, kmax, exclude=exclude)
+        items, values = topk(scores, kmax, exclude=exclude)
+        if exclude_input:  # excluded items pad short rows with -inf: never count them as hits
+            items = np.where(np.isneginf(values), -1, items)
         tgt = targets.take(rows)
         for name, values in ranking_metrics(items, tgt.indptr, tgt.items, ks=ks).items():
             per_row.setdefault(name, []).append(values)

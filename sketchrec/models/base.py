@@ -88,7 +88,7 @@ class Recommender(ABC):
         """Write parameters (JSON) and learned arrays to one .npz file."""
         self._check_fitted()
         arrays = {"__class__": np.array(type(self).__name__),
-                  "__params__": np.array(json.dumps(self.get_params())),
+                  "__params__": np.array(json.dumps(self.get_params(), default=_json_scalar)),
                   "n_items_": np.array(self.n_items_)}
         for name in self._state:
             value = getattr(self, name)
@@ -128,6 +128,26 @@ def model_class(name: str) -> type[Recommender]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def _json_scalar(value):
+    """JSON fallback for numpy scalars in parameters (e.g. from a grid over np.arange)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def input_matrix(histories: Sessions, n_items: int) -> sp.csr_matrix:
+    """Binary (B, n_items) CSR of the histories, widened to the model's item count.
+
+    Histories may use fewer items than the model was fitted on (e.g. built with
+    ``Sessions.from_lists(rows)`` without n_items); the product with an
+    (n_items, n_items) model matrix needs the model's width.
+    """
+    x = histories.to_csr(binary=True)
+    if x.shape[1] != n_items:
+        x = sp.csr_matrix((x.data, x.indices, x.indptr), shape=(x.shape[0], n_items))
+    return x
 
 
 def item_popularity(train: Sessions) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.linalg
 
 from sketchrec.data.sessions import Sessions
-from sketchrec.models.base import Recommender
+from sketchrec.models.base import Recommender, input_matrix
 
 
 class EASE(Recommender):
@@ -44,4 +44,4 @@ class EASE(Recommender):
 
     def score(self, histories: Sessions) -> np.ndarray:
         self._check_histories(histories)
-        return np.asarray(histories.to_csr(binary=True) @ self.weights_, dtype=np.float32)
+        return np.asarray(input_matrix(histories, self.n_items_) @ self.weights_, dtype=np.float32)

@@ -7,7 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from sketchrec.data.sessions import Sessions
-from sketchrec.models.base import Recommender, backfill, item_popularity, sparse_rows_to_dense
+from sketchrec.models.base import (Recommender, backfill, input_matrix, item_popularity,
+                                   sparse_rows_to_dense)
 
 
 class ItemKNN(Recommender):
@@ -58,7 +59,7 @@ class ItemKNN(Recommender):
         if self.history == "last":
             scores = sparse_rows_to_dense(self.similarity_[histories.last_items()])
         else:
-            scores = sparse_rows_to_dense((histories.to_csr(binary=True) @ self.similarity_).tocsr())
+            scores = sparse_rows_to_dense((input_matrix(histories, self.n_items_) @ self.similarity_).tocsr())
         return backfill(scores, self.popularity_) if self.backfill else scores
 
 

@@ -118,6 +118,7 @@ class SessionKNN(Recommender):
         return sp.csr_matrix((out_data, out_indices, out_indptr), shape=dots.shape)
 
     def score(self, histories: Sessions) -> np.ndarray:
+        self._check_histories(histories)
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         for start in range(0, len(histories), self.batch_size):
             batch = histories.take(np.arange(start, min(start + self.batch_size, len(histories))))
