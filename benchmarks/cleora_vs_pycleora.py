@@ -1,0 +1,151 @@
+"""Cleora speed and memory: sketchrec vs pycleora 3.2.1, same graph, threads, d and iterations.
+
+pycleora runs in its own virtualenv (never a product dependency):
+    python3 -m venv /work/peers/cleora && /work/peers/cleora/bin/pip install pycleora==3.2.1 numpy
+
+Graphs: a synthetic power-law bipartite graph (users x items, Zipf item
+popularity; synthetic data is for speed only) written as TSV, and the real
+Facebook page-page graph. Both libraries read the same file; each run is a
+fresh subprocess, so its peak RSS (ru_maxrss) is its own. pycleora uses its
+fast path (whiten=False), as the paper's algorithm has no whitening.
+
+    python benchmarks/cleora_vs_pycleora.py --nodes 1000000 --edges 10000000 --dim 256 --iterations 4
+writes docs/benchmarks/cleora_vs_pycleora.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/python"))
+
+OURS = """
+import json, resource, time
+t0 = time.perf_counter()
+from sketchrec.data import read_interactions
+from sketchrec.graph import Cleora, Graph
+inter = read_interactions({path!r}, user="a", item="b", delimiter="\\t", threads={threads})
+graph = Graph.from_interactions(inter)
+t1 = time.perf_counter()
+model = Cleora(dim={dim}, iterations={iterations}, backend={backend!r}, progress=False).fit(graph)
+t2 = time.perf_counter()
+print(json.dumps({{"total_s": t2 - t0, "load_s": t1 - t0, "embed_s": t2 - t1,
+                  "nodes": graph.n_nodes, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+PEER = """
+import json, resource, time
+t0 = time.perf_counter()
+import numpy as np
+from pycleora import SparseMatrix, embed
+def lines():
+    with open({path!r}) as fh:
+        next(fh)
+        for line in fh:
+            yield line.rstrip("\\n")
+graph = SparseMatrix.from_iterator(lines(), "a b")
+t1 = time.perf_counter()
+emb = embed(graph, feature_dim={dim}, num_iterations={iterations}, whiten=False, num_workers={threads})
+t2 = time.perf_counter()
+print(json.dumps({{"total_s": t2 - t0, "load_s": t1 - t0, "embed_s": t2 - t1,
+                  "nodes": graph.num_entities, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def write_powerlaw_tsv(path: Path, nodes: int, edges: int, seed: int = 0) -> None:
+    """Bipartite edges user u<i> - item i<j>: users uniform, items Zipf(1.2); header 'a<TAB>b'."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = nodes // 2, nodes - nodes // 2
+    with open(path, "w") as fh:
+        fh.write("a\tb\n")
+        for start in range(0, edges, 2_000_000):
+            n = min(2_000_000, edges - start)
+            users = rng.integers(0, n_users, n)
+            items = (rng.zipf(1.2, n) - 1) % n_items
+            block = np.char.add(np.char.add(np.char.add("u", users.astype(str)), "\tp"), items.astype(str))
+            fh.write("\n".join(block.tolist()) + "\n")
+
+
+def run(python: Path, code: str, threads: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": str(threads),
+           "OMP_NUM_THREADS": str(threads), "RAYON_NUM_THREADS": str(threads)}
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def facebook_tsv(path: Path) -> None:
+    src = Path(os.environ.get("SKETCHREC_DATA", ROOT.parent / "shared/datasets")) / \
+        "facebook-page-page/musae_facebook_edges.csv"
+    rows = np.loadtxt(src, delimiter=",", skiprows=1, dtype=np.int64)
+    with open(path, "w") as fh:
+        fh.write("a\tb\n")
+        fh.write("\n".join(f"n{a}\tn{b}" for a, b in rows) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1_000_000)
+    parser.add_argument("--edges", type=int, default=10_000_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--facebook-dim", type=int, default=1024)
+    parser.add_argument("--backends", nargs="+", default=["numba", "torch"])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/sketchrec-bench"))
+    parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/cleora_vs_pycleora.md")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    cases = []
+    synth = args.workdir / f"powerlaw_{args.nodes}_{args.edges}.tsv"
+    if not synth.exists():
+        write_powerlaw_tsv(synth, args.nodes, args.edges)
+    cases.append((f"power-law bipartite {args.nodes:,} nodes / {args.edges:,} edges (synthetic)",
+                  synth, args.dim, args.iterations))
+    fb = args.workdir / "facebook.tsv"
+    if not fb.exists():
+        facebook_tsv(fb)
+    cases.append(("Facebook page-page 22,470 nodes / 171,002 edges (real)", fb, args.facebook_dim,
+                  args.iterations))
+    rows = []
+    for label, path, dim, iters in cases:
+        fmt = dict(path=str(path), dim=dim, iterations=iters, threads=args.threads)
+        peer = run(PEER_PYTHON, PEER.format(**fmt), args.threads)
+        print(label, "pycleora", peer, flush=True)
+        for backend in args.backends:
+            ours = run(Path(sys.executable), OURS.format(backend=backend, **fmt), args.threads)
+            print(label, backend, ours, flush=True)
+            rows.append((label, dim, iters, backend, ours, peer))
+    sys.path.insert(0, str(ROOT))
+    from sketchrec.eval.report import machine_line
+    lines = ["| graph | d | iters | ours | total s (ours / pycleora) | speed-up total | embed s (ours / pycleora) "
+             "| speed-up embed | load s (ours / pycleora) | peak RSS MiB (ours / pycleora) |", "|" + "---|" * 10]
+    for label, dim, iters, backend, o, p in rows:
+        lines.append(f"| {label} | {dim} | {iters} | {backend} | {o['total_s']:.1f} / {p['total_s']:.1f} | "
+                     f"{p['total_s'] / o['total_s']:.2f}x | {o['embed_s']:.1f} / {p['embed_s']:.1f} | "
+                     f"{p['embed_s'] / o['embed_s']:.2f}x | {o['load_s']:.1f} / {p['load_s']:.1f} | "
+                     f"{o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f} |")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        "# Cleora: sketchrec vs pycleora 3.2.1\n\n"
+        f"{machine_line()}; {args.threads} threads for both\n\n"
+        f"Command: `python benchmarks/cleora_vs_pycleora.py --nodes {args.nodes} --edges {args.edges} "
+        f"--dim {args.dim} --iterations {args.iterations}`\n\n"
+        "Total = read the TSV + build the graph + embed; both read the same file. pycleora: "
+        "`SparseMatrix.from_iterator(lines, 'a b')` then `embed(..., whiten=False)` (its fast path). "
+        "Ours: `read_interactions` (DuckDB) -> `Graph.from_interactions` -> `Cleora.fit`. "
+        "Speed-up = pycleora time / ours.\n\n" + "\n".join(lines) + "\n")
+    print(f"written {args.output}")
+
+
+if __name__ == "__main__":
+    main()

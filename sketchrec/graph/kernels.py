@@ -1,0 +1,81 @@
+"""Numba kernels of Cleora's propagation. Rows run in parallel and never share
+outputs, so results do not depend on the thread count."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(cache=True, inline="always")
+def _splitmix(x):
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(parallel=True, cache=True)
+def init_uniform(out, row_start, col_start, seed):
+    """out[i, c] = U(-1, 1) drawn from hash(seed, row_start + i, col_start + c).
+
+    A pure function of (seed, row, column): any block of T0 can be made
+    anywhere (another process, a Dask worker) and equals the same block of
+    the whole matrix. Cost O(n·d).
+    """
+    n, d = out.shape
+    s = _splitmix(np.uint64(seed) * _GOLDEN + np.uint64(1))
+    for i in numba.prange(n):
+        r = _splitmix(s ^ (np.uint64(row_start + i) * _MIX1))
+        for c in range(d):
+            x = _splitmix(r + np.uint64(col_start + c) * _GOLDEN)
+            out[i, c] = np.float32((x >> np.uint64(40)) * (1.0 / 16777216.0) * 2.0 - 1.0)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def spmm_rows(indptr, indices, data, dense, out, sq_norm):
+    """out[i] = Σ_k data[k] · dense[indices[k]] for every row i of a CSR matrix,
+    and sq_norm[i] += ||out[i]||² (float64, so blocks of columns can add up).
+
+    Cost O(nnz · d) multiply-adds; reads nnz rows of `dense` (the bandwidth bound).
+    """
+    n = len(indptr) - 1
+    d = dense.shape[1]
+    for i in numba.prange(n):
+        acc = np.zeros(d, dtype=np.float32)
+        for k in range(indptr[i], indptr[i + 1]):
+            w = data[k]
+            row = dense[indices[k]]
+            for c in range(d):
+                acc[c] += w * row[c]
+        s = 0.0
+        for c in range(d):
+            out[i, c] = acc[c]
+            s += np.float64(acc[c]) * np.float64(acc[c])
+        sq_norm[i] += s
+
+
+@numba.njit(parallel=True, cache=True)
+def scale_rows(x, sq_norm):
+    """x[i] /= sqrt(sq_norm[i]) in place (rows with zero norm stay zero)."""
+    n, d = x.shape
+    for i in numba.prange(n):
+        if sq_norm[i] > 0.0:
+            inv = np.float32(1.0 / np.sqrt(sq_norm[i]))
+            for c in range(d):
+                x[i, c] *= inv
+
+
+def propagate(indptr, indices, data, dense, out=None, normalise=True):
+    """out = rownorm_L2(M · dense) for a CSR M given by (indptr, indices, data)."""
+    n = len(indptr) - 1
+    if out is None:
+        out = np.empty((n, dense.shape[1]), dtype=np.float32)
+    sq = np.zeros(n, dtype=np.float64)
+    spmm_rows(indptr, indices, data, dense, out, sq)
+    if normalise:
+        scale_rows(out, sq)
+    return out, sq
