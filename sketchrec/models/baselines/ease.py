@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.base import Recommender, input_matrix
@@ -35,7 +36,12 @@ class EASE(Recommender):
         x = train.to_csr(binary=True)
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += self.lam
-        p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        # gram is symmetric positive definite: Cholesky inverse costs half of LU's
+        chol, info = scipy.linalg.lapack.dpotrf(gram, lower=True, overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info})")
+        p, info = scipy.linalg.lapack.dpotri(chol, lower=True, overwrite_c=True)
+        p = np.tril(p) + np.tril(p, -1).T  # dpotri fills one triangle
         b = p / (-np.diag(p))
         b[np.diag_indices(n)] = 0.0
         self.weights_ = b.astype(np.float32)
