@@ -30,10 +30,8 @@ PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/pyt
 OURS = """
 import json, resource, time
 t0 = time.perf_counter()
-from sketchrec.data import read_interactions
 from sketchrec.graph import Cleora, Graph
-inter = read_interactions({path!r}, user="a", item="b", delimiter="\\t", threads={threads})
-graph = Graph.from_interactions(inter)
+graph = Graph.read_edges({path!r}, src="a", dst="b", delimiter="\\t", threads={threads})
 t1 = time.perf_counter()
 model = Cleora(dim={dim}, iterations={iterations}, backend={backend!r}, progress=False).fit(graph)
 t2 = time.perf_counter()
@@ -142,7 +140,7 @@ def main() -> None:
         f"--dim {args.dim} --iterations {args.iterations}`\n\n"
         "Total = read the TSV + build the graph + embed; both read the same file. pycleora: "
         "`SparseMatrix.from_iterator(lines, 'a b')` then `embed(..., whiten=False)` (its fast path). "
-        "Ours: `read_interactions` (DuckDB) -> `Graph.from_interactions` -> `Cleora.fit`. "
+        "Ours: `Graph.read_edges` (DuckDB + arrow) -> `Cleora.fit`. "
         "Speed-up = pycleora time / ours.\n\n" + "\n".join(lines) + "\n")
     print(f"written {args.output}")
 

@@ -154,3 +154,11 @@ def test_embeddings_save_load_and_similar(tmp_path):
     assert items.shape == (2, 3) and 0 not in items[0] and np.all(np.diff(sims, axis=1) <= 0)
     vecs, unknown = emb.lookup([0, 12345])
     assert unknown == [12345] and not vecs[1].any()
+
+
+def test_read_edges_one_id_space(tmp_path):
+    path = tmp_path / "edges.tsv"
+    path.write_text("a\tb\tw\nx\ty\t1\ny\tz\t2\nz\tx\t0.5\n")
+    g = Graph.read_edges(path, src="a", dst="b", weight="w")
+    assert g.n_nodes == 3 and g.node_ids().to_external([0, 1, 2]) == ["x", "y", "z"]
+    assert g.adjacency[1, 2] == 2 and g.adjacency[2, 1] == 2 and g.adjacency[0, 2] == 0.5

@@ -106,6 +106,17 @@ class Graph:
         return cls(adjacency, np.zeros(n, np.int8), [name], {name: ids}, meta={"directed": directed})
 
     @classmethod
+    def read_edges(cls, source=None, *, src: str, dst: str, weight: str | None = None,
+                   directed: bool = False, name: str = "node", **read_kwargs) -> "Graph":
+        """Edge list from a file or query (see `read_interactions`), both columns one id space."""
+        from sketchrec.data.readers import read_interactions
+        inter = read_interactions(source, user=src, item=dst, weight=weight, **read_kwargs)
+        ids, codes = IdMap.factorize(pa.concat_arrays([inter.user_ids.keys, inter.item_ids.keys]), name=name)
+        to_node_src, to_node_dst = codes[:inter.n_users], codes[inter.n_users:]
+        return cls.from_edges(to_node_src[inter.user], to_node_dst[inter.item], inter.weight,
+                              n_nodes=len(ids), directed=directed, ids=ids, name=name)
+
+    @classmethod
     def from_interactions(cls, interactions, *, weighted: bool = True, events=None) -> "Graph":
         """User-item bipartite graph; `events` keeps only those event types (names)."""
         inter = interactions

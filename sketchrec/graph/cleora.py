@@ -115,7 +115,7 @@ class Cleora:
 
     def _numba_step(self, vectors: np.ndarray) -> np.ndarray:
         m = self.transition_
-        out, _ = kernels.propagate(m.indptr, m.indices, m.data, vectors)
+        out = kernels.propagate(m.indptr, m.indices, m.data, vectors)
         return out
 
     def _torch_step(self):
@@ -167,7 +167,7 @@ class Cleora:
         mix = sp.csr_matrix((w.astype(np.float32), (rows, idx)),
                             shape=(len(indptr) - 1, self.graph_.n_nodes))
         base = self.history_[-2] if self.history_ else self.vectors_
-        out, _ = kernels.propagate(mix.indptr, mix.indices, mix.data, base)
+        out = kernels.propagate(mix.indptr, mix.indices, mix.data, base)
         return out
 
     def update(self, graph: Graph) -> "Cleora":
@@ -195,7 +195,7 @@ class Cleora:
         for i in range(1, self.iterations + 1):
             rows = np.flatnonzero(frontier)
             sub = m_new[rows]
-            out, _ = kernels.propagate(sub.indptr, sub.indices, sub.data, history[i - 1])
+            out = kernels.propagate(sub.indptr, sub.indices, sub.data, history[i - 1])
             history[i][rows] = out
             # rows whose inputs changed this step are needed at the next one
             frontier = frontier | (np.asarray(reach @ frontier.astype(np.float32)).ravel() > 0)

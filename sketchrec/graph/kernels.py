@@ -41,21 +41,44 @@ def spmm_rows(indptr, indices, data, dense, out, sq_norm):
     and sq_norm[i] += ||out[i]||² (float64, so blocks of columns can add up).
 
     Cost O(nnz · d) multiply-adds; reads nnz rows of `dense` (the bandwidth bound).
+    Accumulates straight into out[i] (no per-row allocation).
     """
     n = len(indptr) - 1
     d = dense.shape[1]
     for i in numba.prange(n):
-        acc = np.zeros(d, dtype=np.float32)
+        o = out[i]
+        o[:] = 0.0
         for k in range(indptr[i], indptr[i + 1]):
             w = data[k]
             row = dense[indices[k]]
             for c in range(d):
-                acc[c] += w * row[c]
+                o[c] += w * row[c]
         s = 0.0
         for c in range(d):
-            out[i, c] = acc[c]
-            s += np.float64(acc[c]) * np.float64(acc[c])
+            s += np.float64(o[c]) * np.float64(o[c])
         sq_norm[i] += s
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def propagate_normalised(indptr, indices, data, dense, out):
+    """out[i] = rownorm_L2(Σ_k data[k] · dense[indices[k]]): one pass, normalised in cache."""
+    n = len(indptr) - 1
+    d = dense.shape[1]
+    for i in numba.prange(n):
+        o = out[i]
+        o[:] = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            w = data[k]
+            row = dense[indices[k]]
+            for c in range(d):
+                o[c] += w * row[c]
+        s = 0.0
+        for c in range(d):
+            s += np.float64(o[c]) * np.float64(o[c])
+        if s > 0.0:
+            inv = np.float32(1.0 / np.sqrt(s))
+            for c in range(d):
+                o[c] *= inv
 
 
 @numba.njit(parallel=True, cache=True)
@@ -70,12 +93,13 @@ def scale_rows(x, sq_norm):
 
 
 def propagate(indptr, indices, data, dense, out=None, normalise=True):
-    """out = rownorm_L2(M · dense) for a CSR M given by (indptr, indices, data)."""
+    """out = rownorm_L2(M · dense) (or M · dense) for a CSR M given by (indptr, indices, data)."""
     n = len(indptr) - 1
     if out is None:
         out = np.empty((n, dense.shape[1]), dtype=np.float32)
+    if normalise:
+        propagate_normalised(indptr, indices, data, dense, out)
+        return out
     sq = np.zeros(n, dtype=np.float64)
     spmm_rows(indptr, indices, data, dense, out, sq)
-    if normalise:
-        scale_rows(out, sq)
-    return out, sq
+    return out
