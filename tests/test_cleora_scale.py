@@ -76,8 +76,8 @@ def test_dask_local_cluster_equals_local_path():
     ref = Cleora(dim=48, iterations=3, progress=False).fit(g).vectors_
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        emb = embed_distributed(g, client, dim=48, iterations=3)
+        emb = embed_distributed(g, client, dim=48, iterations=3, timeout=120)
         assert emb.provenance["workers"] == 2 and emb.provenance["block_dims"] == 24
         np.testing.assert_allclose(emb.vectors, ref, atol=1e-6)
-        uneven = embed_distributed(g, client, dim=48, iterations=3, block_dims=20)
+        uneven = embed_distributed(g, client, dim=48, iterations=3, block_dims=20, timeout=120)
         np.testing.assert_allclose(uneven.vectors, ref, atol=1e-6)

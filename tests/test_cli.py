@@ -62,3 +62,23 @@ def test_evaluate_on_real_benchmark(tmp_path):
     pop_row = next(line for line in text.splitlines() if "| pop |" in line)
     hr20 = lambda row: float(row.split("|")[5])  # noqa: E731  (dataset, model, HR@10, MRR@10, HR@20)
     assert hr20(sr_row) > 3 * hr20(pop_row) > 0
+
+
+def test_embed_command_writes_embeddings(tmp_path):
+    path = tmp_path / "baskets.tsv"
+    path.write_text("user\titems\nu1\ta b c\nu2\tb c\nu3\tc d\n")
+    out = tmp_path / "emb"
+    result = runner.invoke(app, ["embed", str(path), "-o", str(out), "-c", "transient::user",
+                                 "-c", "complex::reflexive::items", "--dim", "8", "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    from sketchrec.embeddings import Embeddings
+    emb = Embeddings.load(out)
+    assert sorted(emb.ids.keys.to_pylist()) == ["items:a", "items:b", "items:c", "items:d"]
+    assert emb.dim == 8 and emb.provenance["iterations"] == 2
+
+
+@needs_data
+def test_eval_nodeclf_command():
+    result = runner.invoke(app, ["eval", "nodeclf", "--dataset", "cora", "--dim", "64", "--iterations", "3"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output

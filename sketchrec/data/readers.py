@@ -181,7 +181,34 @@ def read_interactions(
     report.rows_kept = table.num_rows
     if report.n_bad:
         log.warning(report.summary())
+    if connection is None:
+        con.close()  # frees DuckDB's buffers now rather than at garbage collection
     return _to_interactions(table, roles, report)
+
+
+def read_columns(source: str | Path | None = None, *, columns: list[str], sql: str | None = None,
+                 delimiter: str | None = None, threads: int | None = None) -> pa.Table:
+    """Named columns of a file or query as an Arrow table (text formats read as strings).
+
+    For inputs that are not events: entity columns for graphs, item tables, ...
+    Missing columns raise a `DataValidationError` naming the input.
+    """
+    if (source is None) == (sql is None):
+        raise ValueError("give exactly one of source= or sql=")
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    label = str(source) if source is not None else "query"
+    relation_sql, _ = _relation_sql(con, source, sql, delimiter, "raise", IngestReport(source=label))
+    available = [r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]
+    missing = [c for c in columns if c not in available]
+    if missing:
+        raise DataValidationError(label, f"missing column(s) {missing}; the input has {available}")
+    try:
+        table = con.sql(f"SELECT {', '.join(_q(c) for c in columns)} FROM {relation_sql}").arrow()
+    except duckdb.Error as exc:
+        raise _parser_error(label, exc) from None
+    return table.read_all() if isinstance(table, pa.RecordBatchReader) else table
 
 
 # -- helpers ---------------------------------------------------------------------

@@ -31,19 +31,19 @@ def transition_matrix(adjacency: sp.spmatrix, propagation: str = "left") -> sp.c
 
     Edge weights matter: M_ab = w_ab / Σ_b w_ab. Rows of isolated nodes stay zero.
     """
-    a = sp.csr_matrix(adjacency, dtype=np.float32)
-    deg = np.asarray(a.sum(axis=1)).ravel().astype(np.float64)
-    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-    if propagation == "left":
-        m = sp.diags(inv.astype(np.float32)) @ a
-    elif propagation == "symmetric":
-        half = np.sqrt(inv).astype(np.float32)
-        m = sp.diags(half) @ a @ sp.diags(half)
-    else:
+    if propagation not in ("left", "symmetric"):
         raise ValueError(f"propagation must be 'left' or 'symmetric', got {propagation!r}")
-    m = m.tocsr().astype(np.float32)
-    m.sort_indices()
-    return m
+    a = sp.csr_matrix(adjacency, dtype=np.float32)
+    a.sum_duplicates()  # canonical: sorted indices, no duplicates
+    deg = np.add.reduceat(a.data.astype(np.float64), a.indptr[:-1]) if a.nnz else np.zeros(a.shape[0])
+    deg[np.diff(a.indptr) == 0] = 0.0  # reduceat repeats a value on empty rows
+    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
+    row_scale = (inv if propagation == "left" else np.sqrt(inv)).astype(np.float32)
+    data = a.data * np.repeat(row_scale, np.diff(a.indptr))
+    if propagation == "symmetric":
+        data *= row_scale[a.indices]
+    # share the index arrays with the adjacency: only the values are new (memory)
+    return sp.csr_matrix((data, a.indices, a.indptr), shape=a.shape)
 
 
 def initial_vectors(n: int, dim: int, seed: int, row_start: int = 0, col_start: int = 0) -> np.ndarray:

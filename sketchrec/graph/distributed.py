@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+import numba
 import numpy as np
 
 from sketchrec.embeddings import Embeddings
@@ -26,16 +27,24 @@ from sketchrec.graph.cleora import transition_matrix
 from sketchrec.graph.outofcore import block_slices
 
 
-def _init_block(n: int, c0: int, c1: int, seed: int) -> np.ndarray:
+def _task_threads(threads: int) -> None:
+    # A worker runs its own tasks in parallel; numba threads on top would
+    # oversubscribe the cores (and OpenMP spin-waiting starves the event loop).
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _init_block(n: int, c0: int, c1: int, seed: int, threads: int) -> np.ndarray:
+    _task_threads(threads)
     block = np.empty((n, c1 - c0), dtype=np.float32)
     kernels.init_uniform(block, 0, c0, seed)
     return block
 
 
-def _propagate_block(m, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _propagate_block(m, dense: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    _task_threads(threads)
     out = np.empty_like(dense)
     sq = np.zeros(dense.shape[0], dtype=np.float64)
-    kernels.spmm_rows(m.indptr, m.indices, m.data, dense, out, sq)
+    kernels.spmm_rows(kernels.row_chunks(m.indptr), m.indptr, m.indices, m.data, dense, out, sq)
     return out, sq
 
 
@@ -54,18 +63,23 @@ def _sum_norms(*parts: np.ndarray) -> np.ndarray:
     return total
 
 
-def _scale(block: np.ndarray, sq: np.ndarray) -> np.ndarray:
+def _scale(block: np.ndarray, sq: np.ndarray, threads: int) -> np.ndarray:
+    _task_threads(threads)
     kernels.scale_rows(block, sq)
     return block
 
 
 def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4, *,
                       block_dims: int | None = None, seed: int = 0,
-                      propagation: str = "left") -> Embeddings:
+                      propagation: str = "left", threads_per_task: int = 1,
+                      timeout: float | None = None) -> Embeddings:
     """Cleora with T's column blocks spread over the workers of a dask.distributed Client.
 
     block_dims: width of a block (default: dim split evenly over the workers).
+    threads_per_task: numba threads inside one task (workers already run tasks in parallel).
+    timeout: seconds to wait for the result before raising TimeoutError.
     """
+    from dask.distributed import wait
     t0 = time.perf_counter()
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
     block_dims = block_dims or -(-dim // n_workers)
@@ -73,12 +87,13 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
     m = transition_matrix(graph.adjacency, propagation)
     m_future = client.scatter(m, broadcast=True)
     n = graph.n_nodes
-    t_blocks = [client.submit(_init_block, n, c0, c1, seed, pure=False) for c0, c1 in blocks]
+    t_blocks = [client.submit(_init_block, n, c0, c1, seed, threads_per_task, pure=False) for c0, c1 in blocks]
     for _ in range(iterations):
-        pairs = [client.submit(_propagate_block, m_future, t, pure=False) for t in t_blocks]
+        pairs = [client.submit(_propagate_block, m_future, t, threads_per_task, pure=False) for t in t_blocks]
         outs = [client.submit(_first, p) for p in pairs]
         norms = client.submit(_sum_norms, *[client.submit(_second, p) for p in pairs])
-        t_blocks = [client.submit(_scale, o, norms, pure=False) for o in outs]
+        t_blocks = [client.submit(_scale, o, norms, threads_per_task, pure=False) for o in outs]
+    wait(t_blocks, timeout=timeout)
     nodes = graph.embedded_nodes()
     vectors = np.hstack(client.gather(t_blocks))
     if len(nodes) != n:

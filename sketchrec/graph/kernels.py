@@ -18,7 +18,7 @@ def _splitmix(x):
     return x ^ (x >> np.uint64(31))
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def init_uniform(out, row_start, col_start, seed):
     """out[i, c] = U(-1, 1) drawn from hash(seed, row_start + i, col_start + c).
 
@@ -35,53 +35,64 @@ def init_uniform(out, row_start, col_start, seed):
             out[i, c] = np.float32((x >> np.uint64(40)) * (1.0 / 16777216.0) * 2.0 - 1.0)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
-def spmm_rows(indptr, indices, data, dense, out, sq_norm):
+def row_chunks(indptr: np.ndarray, per_thread: int = 64) -> np.ndarray:
+    """Row boundaries splitting a CSR matrix into chunks of about equal nnz.
+
+    Power-law graphs put most edges on few rows: equal-row chunks would leave
+    one thread with most of the work; many small chunks of equal nnz keep
+    every thread busy. Returns (n_chunks + 1,) int64 row indices.
+    """
+    n = len(indptr) - 1
+    n_chunks = max(1, numba.get_num_threads() * per_thread)
+    targets = np.linspace(0.0, float(indptr[-1]), n_chunks + 1)
+    bounds = np.searchsorted(indptr, targets).astype(np.int64)
+    bounds[0], bounds[-1] = 0, n
+    return np.unique(bounds)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _gather_row(indptr, indices, data, dense, i, o):
+    # o = Σ_k data[k] · dense[indices[k]] over row i; returns ||o||² in float64
+    o[:] = 0.0
+    d = dense.shape[1]
+    for k in range(indptr[i], indptr[i + 1]):
+        w = data[k]
+        row = dense[indices[k]]
+        for c in range(d):
+            o[c] += w * row[c]
+    s = 0.0
+    for c in range(d):
+        s += np.float64(o[c]) * np.float64(o[c])
+    return s
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def spmm_rows(bounds, indptr, indices, data, dense, out, sq_norm):
     """out[i] = Σ_k data[k] · dense[indices[k]] for every row i of a CSR matrix,
     and sq_norm[i] += ||out[i]||² (float64, so blocks of columns can add up).
 
-    Cost O(nnz · d) multiply-adds; reads nnz rows of `dense` (the bandwidth bound).
-    Accumulates straight into out[i] (no per-row allocation).
+    Cost O(nnz · d) multiply-adds; reads nnz rows of `dense` (the bandwidth
+    bound). Rows go in nnz-balanced chunks; each row is written by one thread.
     """
-    n = len(indptr) - 1
-    d = dense.shape[1]
-    for i in numba.prange(n):
-        o = out[i]
-        o[:] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            w = data[k]
-            row = dense[indices[k]]
-            for c in range(d):
-                o[c] += w * row[c]
-        s = 0.0
-        for c in range(d):
-            s += np.float64(o[c]) * np.float64(o[c])
-        sq_norm[i] += s
+    for chunk in numba.prange(len(bounds) - 1):
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            sq_norm[i] += _gather_row(indptr, indices, data, dense, i, out[i])
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
-def propagate_normalised(indptr, indices, data, dense, out):
-    """out[i] = rownorm_L2(Σ_k data[k] · dense[indices[k]]): one pass, normalised in cache."""
-    n = len(indptr) - 1
-    d = dense.shape[1]
-    for i in numba.prange(n):
-        o = out[i]
-        o[:] = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            w = data[k]
-            row = dense[indices[k]]
-            for c in range(d):
-                o[c] += w * row[c]
-        s = 0.0
-        for c in range(d):
-            s += np.float64(o[c]) * np.float64(o[c])
-        if s > 0.0:
-            inv = np.float32(1.0 / np.sqrt(s))
-            for c in range(d):
-                o[c] *= inv
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def propagate_normalised(bounds, indptr, indices, data, dense, out):
+    """out[i] = rownorm_L2(Σ_k data[k] · dense[indices[k]]): one pass, normalised while in cache."""
+    for chunk in numba.prange(len(bounds) - 1):
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            o = out[i]
+            s = _gather_row(indptr, indices, data, dense, i, o)
+            if s > 0.0:
+                inv = np.float32(1.0 / np.sqrt(s))
+                for c in range(o.shape[0]):
+                    o[c] *= inv
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def scale_rows(x, sq_norm):
     """x[i] /= sqrt(sq_norm[i]) in place (rows with zero norm stay zero)."""
     n, d = x.shape
@@ -97,9 +108,9 @@ def propagate(indptr, indices, data, dense, out=None, normalise=True):
     n = len(indptr) - 1
     if out is None:
         out = np.empty((n, dense.shape[1]), dtype=np.float32)
+    bounds = row_chunks(indptr)
     if normalise:
-        propagate_normalised(indptr, indices, data, dense, out)
+        propagate_normalised(bounds, indptr, indices, data, dense, out)
         return out
-    sq = np.zeros(n, dtype=np.float64)
-    spmm_rows(indptr, indices, data, dense, out, sq)
+    spmm_rows(bounds, indptr, indices, data, dense, out, np.zeros(n, dtype=np.float64))
     return out

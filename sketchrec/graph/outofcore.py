@@ -59,7 +59,7 @@ def embed_out_of_core(graph: Graph, dim: int, iterations: int, workdir: str | Pa
         for b, (c0, c1) in enumerate(blocks):
             dense = np.fromfile(path(src, b), dtype=np.float32).reshape(n, c1 - c0)
             out = np.empty_like(dense)
-            kernels.spmm_rows(m.indptr, m.indices, m.data, dense, out, sq)
+            kernels.spmm_rows(kernels.row_chunks(m.indptr), m.indptr, m.indices, m.data, dense, out, sq)
             del dense
             out.tofile(path(dst, b))
             del out

@@ -1,0 +1,102 @@
+"""Embedding quality on graphs: link prediction and node classification (the Cleora paper's protocols).
+
+Link prediction: hold out a seeded 10% of the edges; embed the rest; a
+logistic regression on Hadamard products u ⊙ v learns train edges against
+random node pairs; each held-out (u, v) is ranked against u paired with each
+of the 10,000 most popular nodes (by training degree); MRR and HR@1/10/100.
+
+Node classification: logistic regression on the embeddings, with a given
+split (e.g. Planetoid's public one) or seeded stratified 80/20 splits;
+accuracy (single label) or micro/macro F1 (multi-label, one-vs-rest).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.multiclass import OneVsRestClassifier
+
+from sketchrec.eval.metrics import hit_rate, linkpred_ranks, mrr
+
+
+def split_edges(edges: np.ndarray, test_share: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random split of an (E, 2) edge array into (train, test)."""
+    edges = np.asarray(edges)
+    order = np.random.default_rng(seed).permutation(len(edges))
+    n_test = int(round(len(edges) * test_share))
+    return edges[order[n_test:]], edges[order[:n_test]]
+
+
+def linkpred_evaluate(vectors: np.ndarray, train_edges: np.ndarray, test_edges: np.ndarray, *,
+                      n_candidates: int = 10_000, max_train_pairs: int = 200_000, seed: int = 0,
+                      batch_size: int = 512) -> dict[str, float]:
+    """Rank each held-out edge among the most popular candidates; vectors row = node id.
+
+    Returns {"MRR", "HR@1", "HR@10", "HR@100", "n_test"}.
+    """
+    rng = np.random.default_rng(seed)
+    n = vectors.shape[0]
+    x = np.asarray(vectors, dtype=np.float32)
+    pos = train_edges[rng.permutation(len(train_edges))[:max_train_pairs]]
+    neg = rng.integers(0, n, size=(len(pos), 2))
+    feats = np.vstack([x[pos[:, 0]] * x[pos[:, 1]], x[neg[:, 0]] * x[neg[:, 1]]])
+    labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    clf = LogisticRegression(max_iter=1000, C=1.0).fit(feats, labels)
+    w = clf.coef_.ravel().astype(np.float32)
+    degree = np.bincount(train_edges.ravel(), minlength=n)
+    cands = np.argsort(-degree, kind="stable")[:n_candidates]
+    cand_vecs = x[cands]
+    ranks = np.empty(len(test_edges), dtype=np.int64)
+    for start in range(0, len(test_edges), batch_size):
+        batch = test_edges[start:start + batch_size]
+        query = x[batch[:, 0]] * w                       # score(u, c) = (u ⊙ w) · c (+ bias)
+        neg_scores = query @ cand_vecs.T
+        neg_scores[cands[None, :] == batch[:, 1:2]] = -np.inf  # v itself is not its own negative
+        pos_scores = np.einsum("ij,ij->i", query, x[batch[:, 1]])
+        ranks[start:start + len(batch)] = linkpred_ranks(pos_scores, neg_scores)
+    return {"MRR": float(mrr(ranks).mean()), "HR@1": float(hit_rate(ranks, 1).mean()),
+            "HR@10": float(hit_rate(ranks, 10).mean()), "HR@100": float(hit_rate(ranks, 100).mean()),
+            "n_test": int(len(ranks))}
+
+
+def _classifier(multilabel: bool, seed: int):
+    base = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+    return OneVsRestClassifier(base, n_jobs=1) if multilabel else base
+
+
+def nodeclf_evaluate(vectors: np.ndarray, labels, train_idx: np.ndarray, test_idx: np.ndarray,
+                     seed: int = 0) -> dict[str, float]:
+    """Fit on train_idx, score on test_idx. labels: (n,) ints, or (n, L) binary (multi-label)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    multilabel = sp.issparse(labels) or (np.ndim(labels) == 2)
+    y = labels.toarray() if sp.issparse(labels) else np.asarray(labels)
+    clf = _classifier(multilabel, seed).fit(x[train_idx], y[train_idx])
+    pred = clf.predict(x[test_idx])
+    if multilabel:
+        return {"micro_f1": float(f1_score(y[test_idx], pred, average="micro", zero_division=0)),
+                "macro_f1": float(f1_score(y[test_idx], pred, average="macro", zero_division=0))}
+    return {"accuracy": float(accuracy_score(y[test_idx], pred)),
+            "macro_f1": float(f1_score(y[test_idx], pred, average="macro", zero_division=0))}
+
+
+def nodeclf_random_splits(vectors: np.ndarray, labels, seeds=(0, 1, 2, 3, 4),
+                          test_share: float = 0.2) -> dict[str, tuple[float, float]]:
+    """Seeded stratified 80/20 splits (multi-label: plain random); {metric: (mean, std)}."""
+    y = labels.toarray() if sp.issparse(labels) else np.asarray(labels)
+    known = np.flatnonzero(y.sum(axis=1) > 0) if y.ndim == 2 else np.flatnonzero(y >= 0)
+    per_seed = []
+    for seed in seeds:
+        if y.ndim == 2:
+            order = np.random.default_rng(seed).permutation(known)
+            cut = int(round(len(order) * (1 - test_share)))
+            tr, te = order[:cut], order[cut:]
+        else:
+            split = StratifiedShuffleSplit(n_splits=1, test_size=test_share, random_state=seed)
+            tr, te = next(split.split(known, y[known]))
+            tr, te = known[tr], known[te]
+        per_seed.append(nodeclf_evaluate(vectors, y, tr, te, seed=seed))
+    return {k: (float(np.mean([r[k] for r in per_seed])), float(np.std([r[k] for r in per_seed], ddof=1)))
+            for k in per_seed[0]}
