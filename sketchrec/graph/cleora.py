@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from sketchrec._memory import release_free_memory
 from sketchrec.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
@@ -46,6 +47,26 @@ def transition_matrix(adjacency: sp.spmatrix, propagation: str = "left") -> sp.c
     return sp.csr_matrix((data, a.indices, a.indptr), shape=a.shape)
 
 
+def propagation_operator(adjacency: sp.spmatrix, propagation: str = "left") -> sp.csr_matrix:
+    """A matrix P with rownorm(P · T) = rownorm(M · T), cheapest to hold.
+
+    For "left", M = D⁻¹A only rescales each row of A·T by a positive constant,
+    which the L2 row normalisation removes: P = A itself (no copy when A is
+    canonical float32 CSR), so M's values never need memory. Relative edge
+    weights within a row still matter exactly as in M. For "symmetric",
+    P = A D^-½ (the left D^-½ cancels the same way).
+    """
+    a = sp.csr_matrix(adjacency, dtype=np.float32)
+    a.sum_duplicates()
+    if propagation == "left":
+        return a
+    if propagation == "symmetric":
+        deg = np.asarray(a.sum(axis=0)).ravel().astype(np.float64)
+        half = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0).astype(np.float32)
+        return sp.csr_matrix((a.data * half[a.indices], a.indices, a.indptr), shape=a.shape)
+    raise ValueError(f"propagation must be 'left' or 'symmetric', got {propagation!r}")
+
+
 def initial_vectors(n: int, dim: int, seed: int, row_start: int = 0, col_start: int = 0) -> np.ndarray:
     """Rows row_start.. and columns col_start.. of T0 (see `kernels.init_uniform`)."""
     out = np.empty((n, dim), dtype=np.float32)
@@ -62,7 +83,8 @@ class Cleora:
     seed : seed of T0.
     backend : "numba" (fused row kernel) or "torch" (torch.sparse.mm).
     keep_history : keep every T(i), needed by `update` (memory × iterations).
-    callback : optional callable(iteration, T) after every iteration.
+    callback : optional callable(iteration, T) after every iteration (T is a
+        buffer reused two iterations later: copy it to keep it).
     progress : show a progress bar.
     """
 
@@ -89,13 +111,15 @@ class Cleora:
         self._check()
         t0 = time.perf_counter()
         self.graph_ = graph
-        self.transition_ = transition_matrix(graph.adjacency, self.propagation)
+        self.operator_ = propagation_operator(graph.adjacency, self.propagation)
+        release_free_memory()  # before the two (n, d) matrices: the peak is theirs
         vectors = initial_vectors(graph.n_nodes, self.dim, self.seed)
         self.history_ = [vectors] if self.keep_history else None
         step = self._torch_step() if self.backend == "torch" else self._numba_step
+        spare = None  # ping-pong buffer: no fresh (n, d) allocation (and page faults) per iteration
         for i in tqdm(range(self.iterations), desc="cleora", unit="iter", leave=False,
                       disable=not self.progress):
-            vectors = step(vectors)
+            vectors, spare = step(vectors, None if self.keep_history else spare), vectors
             if self.keep_history:
                 self.history_.append(vectors)
             if self.callback is not None:
@@ -113,16 +137,15 @@ class Cleora:
         return {"dim": self.dim, "iterations": self.iterations, "propagation": self.propagation,
                 "seed": self.seed, "backend": self.backend}
 
-    def _numba_step(self, vectors: np.ndarray) -> np.ndarray:
-        m = self.transition_
-        out = kernels.propagate(m.indptr, m.indices, m.data, vectors)
-        return out
+    def _numba_step(self, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        m = self.operator_
+        return kernels.propagate(m.indptr, m.indices, m.data, vectors, out=out)
 
     def _torch_step(self):
         import warnings
 
         import torch
-        m = self.transition_
+        m = self.operator_
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
             mt = torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
@@ -130,7 +153,7 @@ class Cleora:
                                          torch.from_numpy(m.data), size=m.shape,
                                          check_invariants=False)
 
-        def step(vectors):
+        def step(vectors, out=None):
             out = torch.sparse.mm(mt, torch.from_numpy(vectors))
             return torch.nn.functional.normalize(out, dim=1).numpy()
         return step
@@ -183,8 +206,8 @@ class Cleora:
         n = graph.n_nodes
         if n < old_n:
             raise ValueError(f"the new graph has {n} nodes, fewer than the fitted {old_n}")
-        m_new = transition_matrix(graph.adjacency, self.propagation)
-        m_old = self.transition_.copy()
+        m_new = propagation_operator(graph.adjacency, self.propagation)
+        m_old = self.operator_.copy()
         m_old.resize((n, n))
         changed_rows = np.flatnonzero(np.asarray(abs(m_new - m_old).sum(axis=1)).ravel() > 0)
         reach = sp.csr_matrix(graph.adjacency, dtype=bool)
@@ -199,7 +222,7 @@ class Cleora:
             history[i][rows] = out
             # rows whose inputs changed this step are needed at the next one
             frontier = frontier | (np.asarray(reach @ frontier.astype(np.float32)).ravel() > 0)
-        self.graph_, self.transition_, self.history_ = graph, m_new, history
+        self.graph_, self.operator_, self.history_ = graph, m_new, history
         self.vectors_ = history[-1]
         nodes = graph.embedded_nodes()
         self.embeddings_ = Embeddings(self.vectors_[nodes], graph.node_ids(nodes),

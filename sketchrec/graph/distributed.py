@@ -23,7 +23,7 @@ import numpy as np
 from sketchrec.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
-from sketchrec.graph.cleora import transition_matrix
+from sketchrec.graph.cleora import propagation_operator
 from sketchrec.graph.outofcore import block_slices
 
 
@@ -84,7 +84,7 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
     block_dims = block_dims or -(-dim // n_workers)
     blocks = block_slices(dim, block_dims)
-    m = transition_matrix(graph.adjacency, propagation)
+    m = propagation_operator(graph.adjacency, propagation)
     m_future = client.scatter(m, broadcast=True)
     n = graph.n_nodes
     t_blocks = [client.submit(_init_block, n, c0, c1, seed, threads_per_task, pure=False) for c0, c1 in blocks]

@@ -92,6 +92,55 @@ def propagate_normalised(bounds, indptr, indices, data, dense, out):
                     o[c] *= inv
 
 
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def spmm_columns(bounds, indptr, indices, data, dense, c0, out, sq_norm):
+    """out[i, :] = Σ_k data[k] · dense[indices[k], c0:c0 + w] (w = out.shape[1]) and
+    sq_norm[i] += ||out[i]||²: one column block of M · dense, for in-place
+    propagation (columns of M·T depend only on the same columns of T).
+    """
+    w_cols = out.shape[1]
+    for chunk in numba.prange(len(bounds) - 1):
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            o = out[i]
+            o[:] = 0.0
+            for k in range(indptr[i], indptr[i + 1]):
+                w = data[k]
+                row = dense[indices[k]]
+                for c in range(w_cols):
+                    o[c] += w * row[c0 + c]
+            s = 0.0
+            for c in range(w_cols):
+                s += np.float64(o[c]) * np.float64(o[c])
+            sq_norm[i] += s
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def copy_columns(src, dst, c0):
+    """dst[:, c0:c0 + src.shape[1]] = src, rows in parallel."""
+    n, w = src.shape
+    for i in numba.prange(n):
+        for c in range(w):
+            dst[i, c0 + c] = src[i, c]
+
+
+def propagate_in_place(indptr, indices, data, dense, block_dims):
+    """dense <- rownorm_L2(M · dense) using one (n, block_dims) buffer instead of a second matrix.
+
+    Memory n·(d + block_dims) floats instead of 2·n·d; reads M once per column block.
+    """
+    n, d = dense.shape
+    bounds = row_chunks(indptr)
+    buffer = np.empty((n, min(block_dims, d)), dtype=np.float32)
+    sq = np.zeros(n, dtype=np.float64)
+    for c0 in range(0, d, block_dims):
+        width = min(block_dims, d - c0)
+        out = buffer[:, :width] if width == buffer.shape[1] else np.empty((n, width), np.float32)
+        spmm_columns(bounds, indptr, indices, data, dense, c0, out, sq)
+        copy_columns(out, dense, c0)
+    scale_rows(dense, sq)
+    return dense
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def scale_rows(x, sq_norm):
     """x[i] /= sqrt(sq_norm[i]) in place (rows with zero norm stay zero)."""

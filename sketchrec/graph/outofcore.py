@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from sketchrec.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
-from sketchrec.graph.cleora import transition_matrix
+from sketchrec.graph.cleora import propagation_operator
 
 
 def block_slices(dim: int, block_dims: int) -> list[tuple[int, int]]:
@@ -44,7 +44,7 @@ def embed_out_of_core(graph: Graph, dim: int, iterations: int, workdir: str | Pa
     t0 = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    m = transition_matrix(graph.adjacency, propagation)
+    m = propagation_operator(graph.adjacency, propagation)
     n = graph.n_nodes
     blocks = block_slices(dim, block_dims)
     row_chunk = max(1, chunk_bytes // (4 * dim))
