@@ -162,3 +162,21 @@ def test_read_edges_one_id_space(tmp_path):
     g = Graph.read_edges(path, src="a", dst="b", weight="w")
     assert g.n_nodes == 3 and g.node_ids().to_external([0, 1, 2]) == ["x", "y", "z"]
     assert g.adjacency[1, 2] == 2 and g.adjacency[2, 1] == 2 and g.adjacency[0, 2] == 0.5
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_adjacency_kernel_matches_scipy(directed):
+    from sketchrec.graph.build import _adjacency
+    rng = np.random.default_rng(0)
+    n, e = 500, 8000
+    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
+    w = rng.random(e).astype(np.float32)
+    got = _adjacency(src, dst, w, n, directed)
+    if not directed:
+        loop = src == dst
+        src, dst, w = np.r_[src, dst[~loop]], np.r_[dst, src[~loop]], np.r_[w, w[~loop]]
+    ref = sp.csr_matrix((w, (src, dst)), shape=(n, n))
+    ref.sum_duplicates()
+    np.testing.assert_array_equal(got.indptr, ref.indptr)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    np.testing.assert_allclose(got.data, ref.data, rtol=1e-6)

@@ -8,6 +8,8 @@ crashed on.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+
+def _parallel_dictionary_encode(values: pa.Array, min_slice: int = 1_000_000) -> list:
+    """Dictionary-encode slices of `values` in threads (arrow releases the GIL)."""
+    n_slices = max(1, min(os.cpu_count() or 1, len(values) // min_slice))
+    if n_slices == 1:
+        return [pc.dictionary_encode(values)]
+    bounds = np.linspace(0, len(values), n_slices + 1).astype(int)
+    slices = [values.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(n_slices) as pool:
+        return list(pool.map(pc.dictionary_encode, slices))
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,8 @@ class IdMap:
         """Encode `values` (arrow array / numpy array) into internal ids.
 
         Returns the map and the (n,) int32 codes, first appearance = 0.
-        Hash-based (arrow dictionary encoding): O(n), no sort.
+        Hash-based (arrow dictionary encoding, one slice per core, then the
+        slices' dictionaries unified in order): O(n), no sort.
         """
         if isinstance(values, np.ndarray):
             values = pa.array(values)
@@ -71,9 +85,14 @@ class IdMap:
             values = values.combine_chunks()
         if pa.types.is_large_string(values.type):
             values = values.cast(pa.string())
-        encoded = pc.dictionary_encode(values)
-        dictionary = encoded.dictionary
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        parts = _parallel_dictionary_encode(values)
+        if len(parts) == 1:
+            dictionary = parts[0].dictionary
+            codes = parts[0].indices.to_numpy(zero_copy_only=False)
+        else:
+            unified = pa.chunked_array(parts).unify_dictionaries()
+            dictionary = unified.chunk(0).dictionary
+            codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in unified.chunks])
         return cls(dictionary, name=name), codes.astype(np.int32, copy=False)
 
     # -- queries ----------------------------------------------------------

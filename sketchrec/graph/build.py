@@ -205,12 +205,11 @@ class Graph:
 
 
 def _adjacency(src, dst, w, n, directed) -> sp.csr_matrix:
-    if not directed:
-        loops = src == dst
-        src, dst, w = (np.concatenate([src, dst[~loops]]), np.concatenate([dst, src[~loops]]),
-                       np.concatenate([w, w[~loops]]))
-    m = sp.csr_matrix((w.astype(np.float32), (src, dst)), shape=(n, n))
-    m.sum_duplicates()
+    """(n, n) canonical CSR; undirected edges stored both ways (self-loops once), duplicates summed."""
+    from sketchrec.graph.kernels import edges_to_csr
+    indptr, indices, data = edges_to_csr(src, dst, w, n, symmetric=not directed)
+    m = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    m.has_canonical_format = True
     return m
 
 

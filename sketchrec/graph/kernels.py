@@ -35,6 +35,93 @@ def init_uniform(out, row_start, col_start, seed):
             out[i, c] = np.float32((x >> np.uint64(40)) * (1.0 / 16777216.0) * 2.0 - 1.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _fill_csr(src, dst, w, symmetric, indptr, indices, data):
+    # counting-sort placement: entry e goes to the next free slot of its row;
+    # a symmetric edge (not a self-loop) is placed in both rows. O(E).
+    cursor = indptr[:-1].copy()
+    for e in range(len(src)):
+        a, b = src[e], dst[e]
+        p = cursor[a]
+        indices[p] = b
+        data[p] = w[e]
+        cursor[a] = p + 1
+        if symmetric and a != b:
+            p = cursor[b]
+            indices[p] = a
+            data[p] = w[e]
+            cursor[b] = p + 1
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _sort_sum_rows(bounds, indptr, indices, data, new_len):
+    # per row (nnz-balanced chunks in parallel): sort by column, add up
+    # duplicates in place; new_len[r] = kept entries
+    for chunk in numba.prange(len(bounds) - 1):
+        for r in range(bounds[chunk], bounds[chunk + 1]):
+            _sort_sum_row(indptr, indices, data, new_len, r)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sort_sum_row(indptr, indices, data, new_len, r):
+    lo, hi = indptr[r], indptr[r + 1]
+    if hi - lo == 0:
+        new_len[r] = 0
+        return
+    order = np.argsort(indices[lo:hi], kind="mergesort")
+    cols = indices[lo:hi][order]
+    vals = data[lo:hi][order]
+    k = 0
+    for t in range(hi - lo):
+        if t > 0 and cols[t] == cols[t - 1]:
+            vals[k - 1] += vals[t]
+        else:
+            cols[k] = cols[t]
+            vals[k] = vals[t]
+            k += 1
+    indices[lo:lo + k] = cols[:k]
+    data[lo:lo + k] = vals[:k]
+    new_len[r] = k
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _compact(indptr, indices, data, new_indptr, out_indices, out_data):
+    for r in numba.prange(len(indptr) - 1):
+        lo, k = indptr[r], new_indptr[r + 1] - new_indptr[r]
+        out_indices[new_indptr[r]:new_indptr[r] + k] = indices[lo:lo + k]
+        out_data[new_indptr[r]:new_indptr[r] + k] = data[lo:lo + k]
+
+
+def edges_to_csr(src, dst, weight, n: int, symmetric: bool):
+    """Canonical CSR (sorted columns, duplicates summed) of an edge list.
+
+    src, dst: (E,) int node ids < n; weight: (E,) float32. symmetric adds
+    each non-loop edge in both directions. Returns (indptr int64, indices
+    int32, data float32). Counting sort + parallel per-row sort: O(E log deg).
+    """
+    src = np.ascontiguousarray(src, dtype=np.int64)
+    dst = np.ascontiguousarray(dst, dtype=np.int64)
+    counts = np.bincount(src, minlength=n)
+    if symmetric:
+        off = src != dst
+        counts = counts + np.bincount(dst[off], minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float32)
+    _fill_csr(src, dst, np.ascontiguousarray(weight, dtype=np.float32), symmetric, indptr, indices, data)
+    new_len = np.empty(n, dtype=np.int64)
+    _sort_sum_rows(row_chunks(indptr), indptr, indices, data, new_len)
+    new_indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(new_len, out=new_indptr[1:])
+    if new_indptr[-1] == indptr[-1]:
+        return indptr, indices, data
+    out_indices = np.empty(new_indptr[-1], dtype=np.int32)
+    out_data = np.empty(new_indptr[-1], dtype=np.float32)
+    _compact(indptr, indices, data, new_indptr, out_indices, out_data)
+    return new_indptr, out_indices, out_data
+
+
 def row_chunks(indptr: np.ndarray, per_thread: int = 64) -> np.ndarray:
     """Row boundaries splitting a CSR matrix into chunks of about equal nnz.
 
