@@ -29,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
+    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.eval.graph_tasks import (linkpred_evaluate, nodeclf_evaluate,  # noqa: E402
@@ -42,12 +44,15 @@ import sys, numpy as np
 from pycleora import SparseMatrix, embed
 edges = np.load(sys.argv[1]); n = int(sys.argv[2]); dim = int(sys.argv[3])
 iterations = [int(x) for x in sys.argv[4].split(",")]
-lines = [f"n{a} n{b}" for a, b in edges]
-graph = SparseMatrix.from_iterator(iter(lines), "complex::reflexive::node")
-order = np.array(graph.get_entity_indices([f"n{i}" for i in range(n)]))
+lines = [f"n{a}\\tn{b}" for a, b in edges]
+graph = SparseMatrix.from_iterator(iter(lines), "a b")
+index = {e: i for i, e in enumerate(graph.entity_ids)}
+order = np.array([index.get(f"n{i}", -1) for i in range(n)])  # -1: node without edges
 for it in iterations:
     emb = embed(graph, feature_dim=dim, num_iterations=it, whiten=False)
-    np.save(f"{sys.argv[5]}_{it}.npy", emb[order])
+    out = np.zeros((n, dim), dtype=np.float32)   # like ours: no edges -> zero vector
+    out[order >= 0] = emb[order[order >= 0]]
+    np.save(f"{sys.argv[5]}_{it}.npy", out)
 """
 
 

@@ -13,6 +13,7 @@ writes docs/benchmarks/session_baselines.md (+ .json with validation rows).
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
+    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
 
 from sketchrec.eval.report import machine_line, results_markdown  # noqa: E402
 from sketchrec.pipeline import SESSION_GRIDS, SESSION_MODELS, session_baselines  # noqa: E402

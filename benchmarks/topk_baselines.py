@@ -12,12 +12,15 @@ writes docs/benchmarks/topk_baselines.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
+    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.eval.report import machine_line  # noqa: E402
