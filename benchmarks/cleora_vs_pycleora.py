@@ -9,7 +9,7 @@ Facebook page-page graph. Both libraries read the same file; each run is a
 fresh subprocess, so its peak RSS (ru_maxrss) is its own. pycleora uses its
 fast path (whiten=False), as the paper's algorithm has no whitening.
 
-    python benchmarks/cleora_vs_pycleora.py --nodes 1000000 --edges 10000000 --dim 256 --iterations 4
+    python benchmarks/cleora_vs_pycleora.py --sizes 1000000:10000000 3000000:30000000 --dim 256 --iterations 4
 writes docs/benchmarks/cleora_vs_pycleora.md.
 """
 
@@ -106,8 +106,8 @@ def facebook_tsv(path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=1_000_000)
-    parser.add_argument("--edges", type=int, default=10_000_000)
+    parser.add_argument("--sizes", nargs="+", default=["1000000:10000000"],
+                        help="synthetic graphs as NODES:EDGES (e.g. 1000000:10000000 3000000:30000000)")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -118,11 +118,13 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cases = []
-    synth = args.workdir / f"powerlaw_{args.nodes}_{args.edges}.tsv"
-    if not synth.exists():
-        write_powerlaw_tsv(synth, args.nodes, args.edges)
-    cases.append((f"power-law bipartite {args.nodes:,} nodes / {args.edges:,} edges (synthetic)",
-                  synth, args.dim, args.iterations))
+    for size in args.sizes:
+        nodes, edges = (int(x) for x in size.split(":"))
+        synth = args.workdir / f"powerlaw_{nodes}_{edges}.tsv"
+        if not synth.exists():
+            write_powerlaw_tsv(synth, nodes, edges)
+        cases.append((f"power-law bipartite {nodes:,} nodes / {edges:,} edges (synthetic)",
+                      synth, args.dim, args.iterations))
     fb = args.workdir / "facebook.tsv"
     if not fb.exists():
         facebook_tsv(fb)
@@ -153,7 +155,7 @@ def main() -> None:
     args.output.write_text(
         "# Cleora: sketchrec vs pycleora 3.2.1\n\n"
         f"{machine_line()}; {args.threads} threads for both\n\n"
-        f"Command: `python benchmarks/cleora_vs_pycleora.py --nodes {args.nodes} --edges {args.edges} "
+        f"Command: `python benchmarks/cleora_vs_pycleora.py --sizes {' '.join(args.sizes)} "
         f"--dim {args.dim} --iterations {args.iterations}`\n\n"
         "Total = read the TSV + build the graph + embed; both read the same file. pycleora: "
         "`SparseMatrix.from_iterator(lines, 'a b')` then `embed(..., whiten=False)` (its fast path). "
