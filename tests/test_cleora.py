@@ -180,3 +180,10 @@ def test_adjacency_kernel_matches_scipy(directed):
     np.testing.assert_array_equal(got.indptr, ref.indptr)
     np.testing.assert_array_equal(got.indices, ref.indices)
     np.testing.assert_allclose(got.data, ref.data, rtol=1e-6)
+
+
+def test_self_loops_option_is_a_lazy_walk():
+    g = Graph.from_edges([0, 1], [1, 2])
+    lazy = Cleora(dim=8, iterations=2, self_loops=1.0, progress=False).fit(g).vectors_
+    ref = dense_reference(g.adjacency + sp.identity(3, format="csr"), 8, 2)
+    np.testing.assert_allclose(lazy, ref, atol=1e-6)

@@ -47,16 +47,21 @@ def transition_matrix(adjacency: sp.spmatrix, propagation: str = "left") -> sp.c
     return sp.csr_matrix((data, a.indices, a.indptr), shape=a.shape)
 
 
-def propagation_operator(adjacency: sp.spmatrix, propagation: str = "left") -> sp.csr_matrix:
+def propagation_operator(adjacency: sp.spmatrix, propagation: str = "left",
+                         self_loops: float = 0.0) -> sp.csr_matrix:
     """A matrix P with rownorm(P · T) = rownorm(M · T), cheapest to hold.
 
     For "left", M = D⁻¹A only rescales each row of A·T by a positive constant,
     which the L2 row normalisation removes: P = A itself (no copy when A is
     canonical float32 CSR), so M's values never need memory. Relative edge
     weights within a row still matter exactly as in M. For "symmetric",
-    P = A D^-½ (the left D^-½ cancels the same way).
+    P = A D^-½ (the left D^-½ cancels the same way). self_loops > 0 adds that
+    weight to every node's own edge first (a lazy walk: damps the odd/even
+    oscillation of near-bipartite graphs).
     """
     a = sp.csr_matrix(adjacency, dtype=np.float32)
+    if self_loops:
+        a = (a + sp.identity(a.shape[0], dtype=np.float32, format="csr") * np.float32(self_loops)).tocsr()
     a.sum_duplicates()
     if propagation == "left":
         return a
@@ -82,6 +87,7 @@ class Cleora:
     propagation : "left" (D⁻¹A, default) or "symmetric" (D^-½ A D^-½).
     seed : seed of T0.
     backend : "numba" (fused row kernel) or "torch" (torch.sparse.mm).
+    self_loops : weight of an added self-loop on every node (0 = the paper's graph).
     keep_history : keep every T(i), needed by `update` (memory × iterations).
     callback : optional callable(iteration, T) after every iteration (T is a
         buffer reused two iterations later: copy it to keep it).
@@ -89,9 +95,10 @@ class Cleora:
     """
 
     def __init__(self, dim: int = 256, iterations: int = 4, propagation: str = "left", seed: int = 0,
-                 backend: str = "numba", keep_history: bool = False, callback=None,
-                 progress: bool = True):
+                 backend: str = "numba", self_loops: float = 0.0, keep_history: bool = False,
+                 callback=None, progress: bool = True):
         self.dim = dim
+        self.self_loops = self_loops
         self.iterations = iterations
         self.propagation = propagation
         self.seed = seed
@@ -111,7 +118,7 @@ class Cleora:
         self._check()
         t0 = time.perf_counter()
         self.graph_ = graph
-        self.operator_ = propagation_operator(graph.adjacency, self.propagation)
+        self.operator_ = propagation_operator(graph.adjacency, self.propagation, self.self_loops)
         release_free_memory()  # before the two (n, d) matrices: the peak is theirs
         vectors = initial_vectors(graph.n_nodes, self.dim, self.seed)
         self.history_ = [vectors] if self.keep_history else None
@@ -135,7 +142,7 @@ class Cleora:
 
     def get_params(self) -> dict:
         return {"dim": self.dim, "iterations": self.iterations, "propagation": self.propagation,
-                "seed": self.seed, "backend": self.backend}
+                "seed": self.seed, "backend": self.backend, "self_loops": self.self_loops}
 
     def _numba_step(self, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         m = self.operator_
@@ -206,7 +213,7 @@ class Cleora:
         n = graph.n_nodes
         if n < old_n:
             raise ValueError(f"the new graph has {n} nodes, fewer than the fitted {old_n}")
-        m_new = propagation_operator(graph.adjacency, self.propagation)
+        m_new = propagation_operator(graph.adjacency, self.propagation, self.self_loops)
         m_old = self.operator_.copy()
         m_old.resize((n, n))
         changed_rows = np.flatnonzero(np.asarray(abs(m_new - m_old).sum(axis=1)).ravel() > 0)
