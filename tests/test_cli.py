@@ -82,3 +82,11 @@ def test_eval_nodeclf_command():
     result = runner.invoke(app, ["eval", "nodeclf", "--dataset", "cora", "--dim", "64", "--iterations", "3"])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
+
+
+@needs_data
+def test_eval_linkpred_command():
+    result = runner.invoke(app, ["eval", "linkpred", "--dataset", "email-eu-core", "--dim", "32",
+                                 "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert "MRR" in result.output and "HR@10" in result.output
