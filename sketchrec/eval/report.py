@@ -29,11 +29,11 @@ def results_markdown(results: list[EvalResult], metrics: list[str], percent: boo
 
 def results_rich_table(results: list[EvalResult], metrics: list[str], title: str = ""):
     from rich.table import Table
-    table = Table(title=title)
-    for col in ["dataset", "model", *metrics, "fit s", "score s", "prefixes/s"]:
-        table.add_column(col, justify="left" if col in ("dataset", "model") else "right")
+    table = Table(title=title)  # one dataset per table: its name is in the title
+    for col in ["model", *metrics, "fit s", "score s", "prefixes/s"]:
+        table.add_column(col, justify="left" if col == "model" else "right")
     for r in results:
-        table.add_row(r.dataset, r.model, *[f"{100 * r.metrics[m]:.2f}" for m in metrics],
+        table.add_row(r.model, *[f"{100 * r.metrics[m]:.2f}" for m in metrics],
                       f"{r.fit_seconds:.1f}", f"{r.score_seconds:.1f}", f"{r.rows_per_second:,.0f}")
     return table
 
