@@ -1,0 +1,127 @@
+"""EMDE sketches: a weighted set of items as a normalised histogram over DLSH buckets.
+
+A history (session, user) becomes an (N, 2^K) array: sketch[j, code[i, j]] += w_i
+for each of its items i, then every depth row is divided by Σ w (so each row
+is a distribution). Several modalities (codes from different embeddings) are
+concatenated. The readout turns a predicted sketch back into item scores:
+score(i) = geometric mean over depth of p[j, code[i, j]] (count-min style).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from sketchrec.data.sessions import Sessions
+
+
+def click_weights(histories: Sessions, decay: float | None = None) -> np.ndarray:
+    """(nnz,) float32 weights: the histories' own (or 1), times decay^(steps back) if given."""
+    w = (histories.weights.astype(np.float32, copy=True) if histories.weights is not None
+         else np.ones(histories.nnz, dtype=np.float32))
+    if decay is not None:
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        back = histories.lengths[histories.row_of_click()] - 1 - histories.position_of_click()
+        w *= np.power(np.float32(decay), back.astype(np.float32))
+    return w
+
+
+def sketch_histories(histories: Sessions, codes: np.ndarray, width: int, *, decay: float | None = None,
+                     sparse: bool = False):
+    """Sketch every row of `histories`.
+
+    codes: (n_items, N) int32 bucket ids from a `DLSHCoder`; width: 2^K.
+    Returns (B, N, width) float32 (dense) or a (B, N·width) CSR (sparse=True);
+    every depth row of a non-empty history sums to 1, empty histories are zero.
+    Vectorised: one bincount (dense) or one COO build (sparse) over all clicks × depths.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or len(codes) < histories.n_items:
+        raise ValueError(f"codes must be (n_items >= {histories.n_items}, N), got shape {codes.shape}")
+    n_rows, depth = len(histories), codes.shape[1]
+    w = click_weights(histories, decay)
+    total = np.bincount(histories.row_of_click(), weights=w, minlength=n_rows)
+    inv = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    w = (w * inv[histories.row_of_click()]).astype(np.float32)
+    rows = histories.row_of_click()
+    cols = (np.arange(depth, dtype=np.int64) * width)[None, :] + codes[histories.items]   # (nnz, N)
+    if sparse:
+        m = sp.csr_matrix((np.repeat(w, depth), (np.repeat(rows, depth), cols.ravel())),
+                          shape=(n_rows, depth * width), dtype=np.float32)
+        m.sum_duplicates()
+        return m
+    flat = rows[:, None] * (depth * width) + cols
+    out = np.bincount(flat.ravel(), weights=np.repeat(w, depth), minlength=n_rows * depth * width)
+    return out.astype(np.float32).reshape(n_rows, depth, width)
+
+
+def concat_modalities(sketches: list) -> np.ndarray | sp.csr_matrix:
+    """Join per-modality sketches of the same rows along the feature axis: (B, Σ N_m·width_m)."""
+    if all(sp.issparse(s) for s in sketches):
+        return sp.hstack(sketches, format="csr")
+    return np.concatenate([np.asarray(s).reshape(len(s), -1) for s in sketches], axis=1)
+
+
+class StreamingSketch:
+    """One history's sketch kept up to date event by event (O(N) per event).
+
+    With decay γ, every new event first multiplies the past by γ, so an item
+    seen s steps ago weighs γ^s — the same weights as `sketch_histories(decay=γ)`.
+    """
+
+    def __init__(self, codes: np.ndarray, width: int, decay: float | None = None):
+        self.codes = np.asarray(codes)
+        self.width = width
+        self.decay = decay
+        self.counts = np.zeros((self.codes.shape[1], width), dtype=np.float64)
+        self.total = 0.0
+
+    def update(self, item: int, weight: float = 1.0) -> "StreamingSketch":
+        if self.decay is not None:
+            self.counts *= self.decay
+            self.total *= self.decay
+        self.counts[np.arange(self.codes.shape[1]), self.codes[item]] += weight
+        self.total += weight
+        return self
+
+    def value(self) -> np.ndarray:
+        """(N, width) float32, rows summing to 1 (zeros before any event)."""
+        if self.total <= 0:
+            return np.zeros_like(self.counts, dtype=np.float32)
+        return (self.counts / self.total).astype(np.float32)
+
+
+def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Item scores from predicted sketches: mean over depth of log p[j, code[i, j]].
+
+    probabilities: (B, N, width) non-negative (e.g. per-depth softmax outputs);
+    codes: (n_items, N). Returns (B, n_items) float32 log of the geometric mean
+    (same ranking as the geometric mean, no underflow). Numba kernel: for each
+    (row, depth) the width-long log row sits in cache while all items are read.
+    Cost O(B · N · n_items).
+    """
+    p = np.asarray(probabilities, dtype=np.float32)
+    if p.ndim != 3 or p.shape[1] != codes.shape[1]:
+        raise ValueError(f"probabilities must be (B, {codes.shape[1]}, width), got shape {p.shape}")
+    log_p = np.log(np.maximum(p, eps)).astype(np.float32)
+    out = np.zeros((p.shape[0], codes.shape[0]), dtype=np.float32)
+    _readout_kernel(log_p, np.ascontiguousarray(codes.T.astype(np.int32)), out)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _readout_kernel(log_p, codes_t, out):
+    depth = codes_t.shape[0]
+    n_items = codes_t.shape[1]
+    inv = np.float32(1.0 / depth)
+    for b in numba.prange(log_p.shape[0]):
+        row = out[b]
+        for j in range(depth):
+            table = log_p[b, j]
+            code = codes_t[j]
+            for i in range(n_items):
+                row[i] += table[code[i]]
+        for i in range(n_items):
+            row[i] *= inv
