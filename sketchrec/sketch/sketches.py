@@ -93,32 +93,61 @@ class StreamingSketch:
         return (self.counts / self.total).astype(np.float32)
 
 
-def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Item scores from predicted sketches: mean over depth of log p[j, code[i, j]].
+class Readout:
+    """Item scores from predicted sketches, for a fixed item coding (reused across batches).
 
-    probabilities: (B, N, width) non-negative (e.g. per-depth softmax outputs);
-    codes: (n_items, N). Returns (B, n_items) float32 log of the geometric mean
-    (same ranking as the geometric mean, no underflow). Numba kernel: for each
-    (row, depth) the width-long log row sits in cache while all items are read.
-    Cost O(B · N · n_items).
+    codes: (n_items, N) bucket ids; stored transposed and as uint8 when the
+    width allows, so a scoring pass streams 1 byte per (item, depth).
     """
-    p = np.asarray(probabilities, dtype=np.float32)
-    if p.ndim != 3 or p.shape[1] != codes.shape[1]:
-        raise ValueError(f"probabilities must be (B, {codes.shape[1]}, width), got shape {p.shape}")
-    log_p = np.log(np.maximum(p, eps)).astype(np.float32)
-    out = np.zeros((p.shape[0], codes.shape[0]), dtype=np.float32)
-    _readout_kernel(log_p, np.ascontiguousarray(codes.T.astype(np.int32)), out)
-    return out
+
+    def __init__(self, codes: np.ndarray, width: int):
+        codes = np.asarray(codes)
+        dtype = np.uint8 if width <= 256 else (np.uint16 if width <= 65536 else np.int32)
+        self.codes_t = np.ascontiguousarray(codes.T.astype(dtype))
+        self.width = width
+
+    @property
+    def n_items(self) -> int:
+        return self.codes_t.shape[1]
+
+    def __call__(self, probabilities: np.ndarray, out: np.ndarray | None = None, eps: float = 1e-12
+                 ) -> np.ndarray:
+        """(B, N, width) probabilities -> (B, n_items) float32 mean over depth of log p[j, code[i, j]].
+
+        The log of the geometric mean: same ranking, no underflow. `out` may be
+        a reused (B, n_items) float32 buffer. Cost O(B · N · n_items).
+        """
+        p = np.asarray(probabilities, dtype=np.float32)
+        if p.ndim != 3 or p.shape[1:] != (self.codes_t.shape[0], self.width):
+            raise ValueError(f"probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
+                             f"got shape {p.shape}")
+        log_p = np.log(np.maximum(p, np.float32(eps)))
+        if out is None:
+            out = np.empty((p.shape[0], self.n_items), dtype=np.float32)
+        _readout_kernel(log_p, self.codes_t, out)
+        return out
+
+
+def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """One-off `Readout`: (B, N, width) probabilities and (n_items, N) codes -> (B, n_items) scores."""
+    p = np.asarray(probabilities)
+    return Readout(codes, p.shape[2])(p, eps=eps)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _readout_kernel(log_p, codes_t, out):
+    # per row b (in parallel), per depth j: the width-long log row stays in L1
+    # while every item's code is streamed; the first depth assigns, others add
     depth = codes_t.shape[0]
     n_items = codes_t.shape[1]
     inv = np.float32(1.0 / depth)
     for b in numba.prange(log_p.shape[0]):
         row = out[b]
-        for j in range(depth):
+        table = log_p[b, 0]
+        code = codes_t[0]
+        for i in range(n_items):
+            row[i] = table[code[i]]
+        for j in range(1, depth):
             table = log_p[b, j]
             code = codes_t[j]
             for i in range(n_items):
