@@ -4,7 +4,7 @@ glibc keeps freed blocks of large temporary arrays (edge lists, CSR
 building) in its arenas, and Arrow's allocator keeps the pages of freed
 columns (ids read from files), so a process's resident size stays at its
 load-time peak. Releasing both after such a phase returns them to the OS
-(measured: -230 MiB after reading a 10M-edge TSV); a no-op elsewhere.
+(measured: resident size 634 -> 420 MiB after reading a 10M-edge TSV); a no-op elsewhere.
 """
 
 from __future__ import annotations

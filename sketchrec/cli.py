@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -96,17 +97,13 @@ def data_inspect(
                  ("users / session ids", f"{inter.n_users:,}"), ("sessions", f"{len(sessions):,}"),
                  ("items", f"{inter.n_items:,}"),
                  ("session length mean / median / max",
-                  f"{lengths.mean():.2f} / {int(median_of(lengths))} / {lengths.max()}"),
+                  f"{lengths.mean():.2f} / {int(np.median(lengths))} / {lengths.max()}"
+                  if len(lengths) else "-"),
                  ("read seconds", f"{seconds:.2f}")]:
         table.add_row(k, v)
     console.print(table)
     if inter.report.n_bad:
         console.print(inter.report.summary())
-
-
-def median_of(values):
-    import numpy as np
-    return float(np.median(values)) if len(values) else 0.0
 
 
 # -- embeddings ---------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Cleora on a Dask cluster: embedding dimensions split across workers.
 
-Each worker holds the transition matrix (scattered once) and some column
-blocks of T. One iteration is: every block computes M·T_b and its squared row
-norms (on its worker); the norms of all blocks are summed (a reduction of n
-float64 per block, in a fixed block order); every block divides by the root
-of the sum. Only the norms travel per iteration; T never leaves the workers
-until the end. T0 blocks are made on the workers from the same hash as the
-local path, so the result equals `Cleora.fit` to float rounding.
+Each worker holds the propagation matrix (sent once from the client) and
+some column blocks of T, pinned to it. One iteration is: every block
+computes M·T_b and its squared row norms (on its worker); the client sums the
+norms of all blocks (n float64 per block, in a fixed block order) and sends
+the sum back; every block divides by its root. Only the norms travel per
+iteration; T never leaves the workers until the end. T0 blocks are made on
+the workers from the same hash as the local path, so the result equals
+`Cleora.fit` to float rounding.
 
     from dask.distributed import Client
     client = Client("tcp://scheduler:8786")      # or LocalCluster() on one machine
@@ -81,18 +82,26 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
     """
     from dask.distributed import wait
     t0 = time.perf_counter()
-    n_workers = max(len(client.scheduler_info()["workers"]), 1)
+    workers = sorted(client.scheduler_info()["workers"])
+    n_workers = max(len(workers), 1)
     block_dims = block_dims or -(-dim // n_workers)
     blocks = block_slices(dim, block_dims)
     m = propagation_operator(graph.adjacency, propagation)
-    m_future = client.scatter(m, broadcast=True)
     n = graph.n_nodes
-    t_blocks = [client.submit(_init_block, n, c0, c1, seed, threads_per_task, pure=False) for c0, c1 in blocks]
+    # Every block is pinned to one worker, and the graph is sent to each worker
+    # from the client: no worker-to-worker transfers (measured here: broadcast
+    # scatters and peer fetches could stall under full CPU load).
+    home = [workers[b % n_workers] for b in range(len(blocks))]
+    m_on = {w: client.scatter(m, workers=[w]) for w in set(home)}
+    submit = lambda fn, b, *args: client.submit(fn, *args, workers=[home[b]], pure=False)  # noqa: E731
+    t_blocks = [submit(_init_block, b, n, c0, c1, seed, threads_per_task) for b, (c0, c1) in enumerate(blocks)]
     for _ in range(iterations):
-        pairs = [client.submit(_propagate_block, m_future, t, threads_per_task, pure=False) for t in t_blocks]
-        outs = [client.submit(_first, p) for p in pairs]
-        norms = client.submit(_sum_norms, *[client.submit(_second, p) for p in pairs])
-        t_blocks = [client.submit(_scale, o, norms, threads_per_task, pure=False) for o in outs]
+        pairs = [submit(_propagate_block, b, m_on[home[b]], t, threads_per_task) for b, t in enumerate(t_blocks)]
+        outs = [submit(_first, b, p) for b, p in enumerate(pairs)]
+        # the reduction of row norms happens on the client, in block order
+        norms = _sum_norms(*client.gather([submit(_second, b, p) for b, p in enumerate(pairs)]))
+        norms_on = {w: client.scatter(norms, workers=[w]) for w in set(home)}
+        t_blocks = [submit(_scale, b, o, norms_on[home[b]], threads_per_task) for b, o in enumerate(outs)]
     wait(t_blocks, timeout=timeout)
     nodes = graph.embedded_nodes()
     vectors = np.hstack(client.gather(t_blocks))

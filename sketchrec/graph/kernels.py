@@ -239,14 +239,9 @@ def scale_rows(x, sq_norm):
                 x[i, c] *= inv
 
 
-def propagate(indptr, indices, data, dense, out=None, normalise=True):
-    """out = rownorm_L2(M · dense) (or M · dense) for a CSR M given by (indptr, indices, data)."""
-    n = len(indptr) - 1
+def propagate(indptr, indices, data, dense, out=None):
+    """out = rownorm_L2(M · dense) for a CSR M given by (indptr, indices, data)."""
     if out is None:
-        out = np.empty((n, dense.shape[1]), dtype=np.float32)
-    bounds = row_chunks(indptr)
-    if normalise:
-        propagate_normalised(bounds, indptr, indices, data, dense, out)
-        return out
-    spmm_rows(bounds, indptr, indices, data, dense, out, np.zeros(n, dtype=np.float64))
+        out = np.empty((len(indptr) - 1, dense.shape[1]), dtype=np.float32)
+    propagate_normalised(row_chunks(indptr), indptr, indices, data, dense, out)
     return out
