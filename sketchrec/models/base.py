@@ -100,6 +100,7 @@ class Recommender(ABC):
                 arrays[f"{name}.csr_shape"] = np.array(value.shape)
             else:
                 arrays[name] = np.asarray(value)
+        arrays.update(self._save_extra())
         with open(path, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -120,7 +121,15 @@ class Recommender(ABC):
                 else:
                     value = z[name]
                 setattr(model, name, value)
+            model._load_extra(z)
         return model
+
+    def _save_extra(self) -> dict[str, np.ndarray]:
+        """Further named arrays to save (models whose state is not plain attributes)."""
+        return {}
+
+    def _load_extra(self, arrays) -> None:
+        """Restore what `_save_extra` wrote; `arrays` maps names to arrays."""
 
 
 def model_class(name: str) -> type[Recommender]:

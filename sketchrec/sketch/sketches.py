@@ -42,7 +42,7 @@ def sketch_histories(histories: Sessions, codes: np.ndarray, width: int, *, deca
         raise ValueError(f"codes must be (n_items >= {histories.n_items}, N), got shape {codes.shape}")
     n_rows, depth = len(histories), codes.shape[1]
     w = click_weights(histories, decay)
-    total = np.bincount(histories.row_of_click(), weights=w, minlength=n_rows)
+    total = np.bincount(histories.row_of_click(), weights=w, minlength=n_rows).astype(np.float64)
     inv = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
     w = (w * inv[histories.row_of_click()]).astype(np.float32)
     rows = histories.row_of_click()
@@ -121,9 +121,16 @@ class Readout:
         if p.ndim != 3 or p.shape[1:] != (self.codes_t.shape[0], self.width):
             raise ValueError(f"probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
                              f"got shape {p.shape}")
-        log_p = np.log(np.maximum(p, np.float32(eps)))
+        return self.from_log(np.log(np.maximum(p, np.float32(eps))), out)
+
+    def from_log(self, log_p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The same from (B, N, width) log-probabilities (e.g. a network's log-softmax)."""
+        log_p = np.ascontiguousarray(log_p, dtype=np.float32)
+        if log_p.ndim != 3 or log_p.shape[1:] != (self.codes_t.shape[0], self.width):
+            raise ValueError(f"log-probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
+                             f"got shape {log_p.shape}")
         if out is None:
-            out = np.empty((p.shape[0], self.n_items), dtype=np.float32)
+            out = np.empty((log_p.shape[0], self.n_items), dtype=np.float32)
         _readout_kernel(log_p, self.codes_t, out)
         return out
 
