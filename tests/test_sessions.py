@@ -79,3 +79,16 @@ def test_to_csr_leaves_click_order_alone():
     m = s.to_csr(binary=False)
     assert m.toarray().tolist() == [[0, 2, 1, 1]]
     assert s.to_lists() == [[3, 1, 2, 1]]
+
+
+def test_merge_rows_keeps_row_alignment_and_order():
+    from sketchrec.data.sessions import merge_rows
+    a = Sessions.from_lists([[1, 2], [], [3]], n_items=10)
+    b = Sessions.from_lists([[4], [5, 6], []], n_items=10)
+    a.weights = np.array([5, 5, 4], np.float32)
+    b.weights = np.array([1, 2, 1], np.float32)
+    m = merge_rows([a, b])
+    assert m.to_lists() == [[1, 2, 4], [5, 6], [3]]
+    assert m.weights.tolist() == [5, 5, 1, 2, 1, 4]
+    with pytest.raises(ValueError, match="different row counts"):
+        merge_rows([a, Sessions.from_lists([[1]], n_items=10)])

@@ -96,8 +96,14 @@ def evaluate_session_benchmark(model: Recommender, bench: SessionBenchmark, *, k
 
 def evaluate_topk(model: Recommender, inputs: Sessions, targets: Sessions, *,
                   ks=(1, 5, 10, 20), batch_size: int = 1000, exclude_input: bool = True,
-                  progress: bool = True) -> tuple[dict[str, float], float]:
-    """Top-k protocol: score each input history, exclude its items, compare with targets."""
+                  exclude: Sessions | None = None, progress: bool = True) -> tuple[dict[str, float], float]:
+    """Top-k protocol: score each input history, exclude its items, compare with targets.
+
+    exclude: the rows whose items are removed from the ranking, when they differ
+    from `inputs` (e.g. inputs carry extra modalities such as disliked items
+    that other models do not see; excluding only the shared inputs keeps the
+    comparison fair).
+    """
     if len(inputs) != len(targets):
         raise ValueError(f"{len(inputs)} input rows but {len(targets)} target rows")
     kmax = max(ks)
@@ -109,8 +115,8 @@ def evaluate_topk(model: Recommender, inputs: Sessions, targets: Sessions, *,
         t0 = time.perf_counter()
         scores = model.score(batch)
         seconds += time.perf_counter() - t0
-        exclude = (batch.indptr, batch.items) if exclude_input else None
-        items, values = topk(scores, kmax, exclude=exclude)
+        seen = batch if exclude is None else exclude.take(rows)
+        items, values = topk(scores, kmax, exclude=(seen.indptr, seen.items) if exclude_input else None)
         if exclude_input:  # excluded items pad short rows with -inf: never count them as hits
             items = np.where(np.isneginf(values), -1, items)
         tgt = targets.take(rows)

@@ -2,6 +2,7 @@
 
 from sketchrec.models.base import Recommender, model_class
 from sketchrec.models.baselines import EASE, VSKNN, ItemKNN, Popularity, SequentialRules, SessionKNN
+from sketchrec.models.emde import EMDE
 
 #: short names used by the CLI and configuration files
 MODELS = {
@@ -11,7 +12,8 @@ MODELS = {
     "vsknn": VSKNN,
     "iknn": ItemKNN,
     "ease": EASE,
+    "emde": EMDE,
 }
 
-__all__ = ["MODELS", "Recommender", "model_class", "EASE", "VSKNN", "ItemKNN", "Popularity",
+__all__ = ["MODELS", "Recommender", "model_class", "EASE", "EMDE", "VSKNN", "ItemKNN", "Popularity",
            "SequentialRules", "SessionKNN"]
