@@ -142,3 +142,28 @@ def test_l2_per_depth_and_readout_from_log():
     p = np.random.default_rng(0).dirichlet(np.ones(4), size=(3, 2)).astype(np.float32)
     r = Readout(codes, 4)
     np.testing.assert_allclose(r.from_log(np.log(p)), r(p), rtol=1e-6)
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
+    """Stopping after epoch 2 and resuming gives the same weights as 4 epochs in one go."""
+    train = cycle_sessions(n_sessions=200)
+    full = small_emde(epochs=4).fit(train)
+    ckpt = tmp_path / "emde.ckpt.npz"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(epoch, model, row):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        small_emde(epochs=4).fit(train, callback=stop_after_two, checkpoint=ckpt)
+    resumed = small_emde(epochs=4).fit(train, checkpoint=ckpt)
+    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
+    q = Sessions.from_lists([[1, 2, 3], [7]], n_items=train.n_items)
+    np.testing.assert_allclose(resumed.score(q), full.score(q), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="other settings"):
+        small_emde(epochs=4, hidden=32).fit(train, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="other training rows"):
+        small_emde(epochs=4).fit(cycle_sessions(n_sessions=100), checkpoint=ckpt)

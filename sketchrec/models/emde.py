@@ -30,6 +30,7 @@ sketch size.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -248,25 +249,29 @@ class EMDE(Recommender):
     def _output_codes(self) -> np.ndarray:
         return np.concatenate([self.codes_[s] for s in self.outputs], axis=1)
 
-    def fit(self, train: Sessions, validation=None, callback=None) -> "EMDE":
+    def fit(self, train: Sessions, validation=None, callback=None, checkpoint=None) -> "EMDE":
         """Learn codes and the network from training rows.
 
         validation : optional (prefixes Sessions, targets array) for target="next", or
             (inputs Sessions, targets Sessions[, excluded Sessions]) for target="holdout": evaluated after every
             epoch into `history_` (MRR@20 / NDCG@20); the best epoch's weights are kept.
         callback : optional callable(epoch, model, history_row) after every epoch.
+        checkpoint : optional path of an .npz written atomically after every epoch (weights,
+            optimiser, random states, history). If it exists and was written for the same
+            settings and training rows, training resumes after its last epoch: a killed run
+            loses at most the epoch in progress.
 
         A fit that fails (bad input, interrupt) leaves a fitted model as it was.
         """
         before = dict(self.__dict__)
         try:
-            return self._fit(train, validation, callback)
+            return self._fit(train, validation, callback, checkpoint)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
 
-    def _fit(self, train: Sessions, validation, callback) -> "EMDE":
+    def _fit(self, train: Sessions, validation, callback, checkpoint) -> "EMDE":
         mods = self._modalities()
         if train.weights is None and (self.target_view == "liked"
                                       or any(m.view in ("liked", "disliked") for m in mods)):
@@ -295,7 +300,12 @@ class EMDE(Recommender):
             n_examples = len(train)
         self.codes_setup_s_ = time.perf_counter() - t0
         self.history_, best, best_state = [], -np.inf, None
-        for epoch in range(self.epochs):
+        first_epoch = 0
+        fingerprint = _fingerprint(train)
+        if checkpoint is not None and os.path.exists(checkpoint):
+            first_epoch, best, best_state = self._resume(checkpoint, fingerprint, optimiser, scheduler, rng)
+            log.info("EMDE: resumed from %s after epoch %d", checkpoint, first_epoch)
+        for epoch in range(first_epoch, self.epochs):
             self.net_.train()
             t_epoch, total, seen = time.perf_counter(), 0.0, 0
             order = rng.permutation(n_examples)
@@ -339,6 +349,8 @@ class EMDE(Recommender):
                     self.best_epoch_ = epoch + 1
             self.history_.append(row)
             log.info("EMDE epoch %s", row)
+            if checkpoint is not None:
+                self._checkpoint(checkpoint, fingerprint, epoch + 1, optimiser, scheduler, rng, best, best_state)
             if callback is not None:
                 callback(epoch + 1, self, row)
         if best_state is not None:
@@ -347,6 +359,58 @@ class EMDE(Recommender):
         self.fit_seconds_ = time.perf_counter() - t0
         self._readout = None
         return self
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint(self, path, fingerprint, epoch, optimiser, scheduler, rng, best, best_state) -> None:
+        arrays = {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
+        if best_state is not None:
+            arrays.update({f"best.{k}": v.numpy() for k, v in best_state.items()})
+        opt = optimiser.state_dict()
+        for i, state in opt["state"].items():
+            for key, value in state.items():
+                arrays[f"opt.{i}.{key}"] = value.detach().numpy() if torch.is_tensor(value) else np.asarray(value)
+        arrays["torch_rng"] = torch.get_rng_state().numpy()
+        meta = {"params": json.dumps(self.get_params(), sort_keys=True, default=str), "fingerprint": fingerprint,
+                "epoch": epoch, "scheduler": scheduler.state_dict(),
+                "lr": [g["lr"] for g in optimiser.param_groups], "rng": rng.bit_generator.state,
+                "history": self.history_, "best": best if np.isfinite(best) else None,
+                "best_epoch": getattr(self, "best_epoch_", None)}
+        arrays["meta"] = np.array(json.dumps(meta, default=float))
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)      # atomic: a kill mid-write leaves the previous checkpoint
+
+    def _resume(self, path, fingerprint, optimiser, scheduler, rng):
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["params"] != json.dumps(self.get_params(), sort_keys=True, default=str):
+                raise ValueError(f"checkpoint {path} was written with other settings; delete it or "
+                                 f"train with the same settings")
+            if meta["fingerprint"] != fingerprint:
+                raise ValueError(f"checkpoint {path} was written for other training rows")
+            self.net_.load_state_dict({k[4:]: torch.from_numpy(z[k].copy()) for k in z.files
+                                       if k.startswith("net.")})
+            opt = optimiser.state_dict()
+            for key in z.files:
+                if key.startswith("opt."):
+                    _, i, name = key.split(".", 2)
+                    opt["state"].setdefault(int(i), {})[name] = torch.from_numpy(z[key].copy())
+            for group, lr in zip(opt["param_groups"], meta["lr"]):
+                group["lr"] = lr
+            optimiser.load_state_dict(opt)
+            scheduler.load_state_dict(meta["scheduler"])
+            rng.bit_generator.state = meta["rng"]
+            torch.set_rng_state(torch.from_numpy(z["torch_rng"].copy()))
+            best_state = ({k[5:]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith("best.")}
+                          or None)
+        self.history_ = meta["history"]
+        if meta["best_epoch"] is not None:
+            self.best_epoch_ = meta["best_epoch"]
+        best = meta["best"] if meta["best"] is not None else -np.inf
+        return meta["epoch"], best, best_state
 
     def _holdout_split(self, train: Sessions, rng) -> tuple[Sessions, Sessions]:
         if self.target_view == "all":
@@ -465,6 +529,16 @@ class EMDE(Recommender):
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+def _fingerprint(rows: Sessions) -> str:
+    """A cheap identity of training rows, so a checkpoint is only resumed on the same data."""
+    import hashlib
+    h = hashlib.sha256()
+    for a in (rows.indptr, rows.items, rows.weights):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
 
 def _view(histories: Sessions, view: str, like_threshold: float) -> Sessions:
     if view == "all":
