@@ -22,6 +22,8 @@ app.add_typer(datasets_app, name="datasets")
 eval_app = typer.Typer(help="Embedding quality on graph benchmarks.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(help="Train recommenders.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 console = Console()
 
 
@@ -188,6 +190,64 @@ def evaluate(
 ):
     """Fit, (tune on validation,) and evaluate session models on a benchmark."""
     _run_session_job(dataset, model, tune, max_test_pairs, output)
+
+
+@train_app.command("emde")
+def train_emde(
+    dataset: str = typer.Option("diginetica", help="A session benchmark from `sketchrec datasets list`."),
+    output: Path = typer.Option(Path("runs/emde/model.npz"), "--output", "-o", help="Where to save the model."),
+    inputs: list[str] = typer.Option(["all:cleora:1", "all:cleora:3", "last:cleora:1"], "--input",
+                                     help="Input modality VIEW:SOURCE, repeatable (views: all, last, liked, "
+                                          "disliked; sources: cleora:STEPS)."),
+    outputs: list[str] = typer.Option(["cleora:1", "cleora:3"], "--output-source",
+                                      help="Source of the output sketch, repeatable."),
+    epochs: int = typer.Option(5, help="Training epochs (the maximum, with --validate)."),
+    hidden: int = typer.Option(1024, help="Hidden width."),
+    n_blocks: int = typer.Option(1, help="Residual blocks."),
+    n_sketches: int = typer.Option(10, help="Sketch depth N per source."),
+    n_bits: int = typer.Option(7, help="Bits per partition K (width 2^K)."),
+    lr: float = typer.Option(0.004, help="Adam learning rate."),
+    lr_decay: float = typer.Option(0.5, help="Learning-rate factor per epoch."),
+    batch_size: int = typer.Option(512, help="Batch size."),
+    validate: bool = typer.Option(True, help="Pick the epoch count on a validation split of train "
+                                             "(last 10%), then retrain on all of train."),
+    resume: bool = typer.Option(True, help="Resume from the checkpoint beside --output if one exists."),
+    max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
+    seed: int = typer.Option(0, help="Seed."),
+):
+    """Train EMDE on a session benchmark, evaluate on its test pairs, save the model (npz, no pickle)."""
+    from sketchrec.eval.protocols import evaluate_next_item
+    from sketchrec.models import EMDE
+    from sketchrec.pipeline import load_session_benchmark
+    bench = load_session_benchmark(dataset)
+    console.print(f"[bold]{bench}[/]")
+    params = dict(inputs=tuple(inputs), outputs=tuple(outputs), hidden=hidden, n_blocks=n_blocks,
+                  n_sketches=n_sketches, n_bits=n_bits, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
+                  seed=seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    show = lambda e, m, r: console.print(  # noqa: E731
+        f"  epoch {e}: loss {r['loss']:.4f} ({r['seconds']:.0f} s)"
+        + (f", validation MRR@20 {100 * r['MRR@20']:.2f} HR@20 {100 * r['HR@20']:.2f}" if "MRR@20" in r else ""))
+    if validate:
+        valid = bench.validation(0.1)
+        rows = np.random.default_rng(0).choice(len(valid.test_targets), min(10_000, len(valid.test_targets)),
+                                               replace=False)
+        console.print("choosing the epoch count on the validation split")
+        probe = EMDE(**params, epochs=epochs).fit(
+            valid.train, validation=(valid.test_prefixes.take(rows), valid.test_targets[rows]), callback=show,
+            checkpoint=output.with_suffix(".validation.ckpt.npz") if resume else None)
+        epochs = probe.best_epoch_
+        console.print(f"best epoch on validation: {epochs}")
+    model = EMDE(**params, epochs=epochs).fit(
+        bench.train, callback=show, checkpoint=output.with_suffix(".ckpt.npz") if resume else None)
+    rows = np.arange(len(bench.test_targets))
+    if max_test_pairs is not None and max_test_pairs < len(rows):
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_test_pairs, replace=False))
+    metrics, seconds = evaluate_next_item(model, bench.test_prefixes.take(rows), bench.test_targets[rows])
+    model.save(output)
+    console.print(" ".join(f"{k}={100 * v:.2f}" for k, v in metrics.items() if "@" in k)
+                  + f"  ({len(rows) / seconds:,.0f} prefixes/s)")
+    console.print(f"model written to {output}")
 
 
 @app.command()

@@ -17,7 +17,7 @@ def data_dir(monkeypatch):
     monkeypatch.setenv("SKETCHREC_DATA", str(SHARED))
 
 
-@pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"],
+@pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"], ["train", "emde"],
                                   ["data", "inspect"], ["datasets", "info"]])
 def test_help_everywhere(args):
     result = runner.invoke(app, [*args, "--help"])
@@ -90,3 +90,18 @@ def test_eval_linkpred_command():
                                  "--iterations", "2"])
     assert result.exit_code == 0, result.output
     assert "MRR" in result.output and "HR@10" in result.output
+
+
+@needs_data
+def test_train_emde_saves_a_loadable_model(tmp_path):
+    from sketchrec.models import EMDE, Recommender
+    out = tmp_path / "emde.npz"
+    result = runner.invoke(app, ["train", "emde", "--dataset", "yoochoose1-64", "-o", str(out), "--epochs", "1",
+                                 "--hidden", "64", "--n-sketches", "4", "--no-validate", "--max-test-pairs",
+                                 "2000", "--input", "last:cleora:1", "--output-source", "cleora:1"])
+    assert result.exit_code == 0, result.output
+    hr20 = float(result.output.split("HR@20=")[1].split()[0])
+    assert hr20 > 20, result.output          # popularity reaches ~7% here
+    model = Recommender.load(out)
+    assert isinstance(model, EMDE) and model.inputs == ("last:cleora:1",)
+    assert out.with_suffix(".ckpt.npz").exists()
