@@ -88,3 +88,16 @@ def test_readout_is_geometric_mean_over_depth():
     p = rng.random((7, 6, 32)).astype(np.float32)
     ref = np.log(p)[np.arange(7)[:, None, None], np.arange(6)[None, None, :], codes[None]].mean(axis=2)
     np.testing.assert_allclose(readout(p, codes), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 6])
+def test_readout_pairs_equals_direct(depth):
+    from sketchrec.sketch import Readout
+    rng = np.random.default_rng(depth)
+    codes = rng.integers(0, 16, (700, depth))
+    log_p = np.log(rng.dirichlet(np.ones(16), size=(9, depth))).astype(np.float32)
+    direct = Readout(codes, 16, method="direct").from_log(log_p)
+    pairs = Readout(codes, 16, method="pairs").from_log(log_p)
+    np.testing.assert_allclose(pairs, direct, rtol=1e-5, atol=1e-5)
+    assert Readout(codes, 16).method == "pairs"          # 700 items >= 2 * 16²
+    assert Readout(codes[:100], 16).method == "direct"
