@@ -147,6 +147,8 @@ class EMDE(Recommender):
     target_view : "all" or "liked": which clicks are held out as targets (target="holdout");
         with "liked", clicks below `like_threshold` always stay in the input (as at test time,
         when a user's disliked items are all known and only liked items are to be found).
+    reconstruct : target="holdout" only: the target sketch is the whole row (input and held-out
+        items, as a denoising autoencoder's), not just the held-out part.
     hidden, n_blocks, batch_norm, dropout : network shape.
     l2_input : L2-normalise every depth row of the input sketches.
     epochs, batch_size, lr, weight_decay, lr_decay : Adam training; lr x lr_decay per epoch.
@@ -166,7 +168,7 @@ class EMDE(Recommender):
     def __init__(self, inputs=("all:cleora:1", "all:cleora:3"), outputs=("cleora:1", "cleora:3"),
                  n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile", decay: float | None = 0.9,
                  like_threshold: float = 4.0, cleora_dim: int = 256, target: str = "next",
-                 holdout_share: float = 0.2, target_view: str = "all", hidden: int = 1024, n_blocks: int = 1, batch_norm: bool = True,
+                 holdout_share: float = 0.2, target_view: str = "all", reconstruct: bool = False, hidden: int = 1024, n_blocks: int = 1, batch_norm: bool = True,
                  dropout: float = 0.0, l2_input: bool = True, epochs: int = 5, batch_size: int = 512,
                  lr: float = 1e-3, weight_decay: float = 0.0, lr_decay: float = 0.7, max_prefix: int = 50,
                  readout: str = "bayes", prior: float = 1.0, bf16: bool = True, seed: int = 0, threads: int | None = None, progress: bool = True):
@@ -181,6 +183,7 @@ class EMDE(Recommender):
         self.target = target
         self.holdout_share = holdout_share
         self.target_view = target_view
+        self.reconstruct = reconstruct
         self.hidden = hidden
         self.n_blocks = n_blocks
         self.batch_norm = batch_norm
@@ -311,6 +314,10 @@ class EMDE(Recommender):
             order = rng.permutation(n_examples)
             if self.target == "holdout":
                 inputs_all, targets_all = self._holdout_split(train, rng)
+                if self.reconstruct:
+                    targets_all = merge_rows([inputs_all, targets_all])
+                    if self.target_view == "liked":
+                        targets_all = targets_all.filter_clicks(targets_all.weights >= self.like_threshold)
             bar = tqdm(range(0, n_examples, self.batch_size), desc=f"emde epoch {epoch + 1}",
                        unit="batch", leave=False, disable=not self.progress)
             for start in bar:
