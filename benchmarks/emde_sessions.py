@@ -38,17 +38,18 @@ from sketchrec.pipeline import load_session_benchmark  # noqa: E402
 
 METRICS = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
 
-#: validated baseline settings (docs/benchmarks/session_baselines.md)
-BASELINES = {
-    "diginetica": {"sr": dict(steps=10, weighting="linear"), "sknn": dict(k=100, sample_size=500),
-                   "vsknn": dict(k=100, sample_size=500, decay="div")},
-    "yoochoose1-64": {"sr": dict(steps=5, weighting="div"), "sknn": dict(k=200, sample_size=1000),
-                      "vsknn": dict(k=100, sample_size=1000, decay="div")},
-    "retailrocket": {"sr": dict(steps=5, weighting="linear"), "sknn": dict(k=100, sample_size=500),
-                     "vsknn": dict(k=50, sample_size=500, decay="linear")},
-    "nowplaying": {"sr": dict(steps=10, weighting="linear"), "sknn": dict(k=100, sample_size=500),
-                   "vsknn": dict(k=100, sample_size=500, decay="div")},
-}
+#: the strongest baselines, with the settings chosen on validation by `benchmarks/session_baselines.py`
+BASELINE_MODELS = ("sr", "sknn", "vsknn")
+
+
+def validated_baselines(name: str) -> dict[str, dict]:
+    path = ROOT / "docs/benchmarks/session_baselines.json"
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    if name not in chosen:
+        raise SystemExit(f"no validated baseline settings for {name} in {path}: run "
+                         f"`python benchmarks/session_baselines.py --datasets ... {name}` first")
+    return {m: chosen[name]["chosen"][m] for m in BASELINE_MODELS}
+
 
 #: the EMDE configuration (inputs: the session decayed and its last item; two Cleora sources)
 EMDE_PARAMS = dict(inputs=("all:cleora:1", "all:cleora:3", "last:cleora:1"), outputs=("cleora:1", "cleora:3"),
@@ -83,7 +84,7 @@ def main() -> None:
     for name in args.datasets:
         bench = load_session_benchmark(name)
         res = results[name] = {"baselines": {}, "emde": {}}
-        for model_name, p in BASELINES[name].items():
+        for model_name, p in validated_baselines(name).items():
             r = evaluate_session_benchmark(MODELS[model_name](**p), bench, progress=False)
             res["baselines"][model_name] = {"metrics": r.metrics, "fit_s": r.fit_seconds,
                                             "score_s": r.score_seconds, "params": p}

@@ -52,12 +52,23 @@ VARIANTS = {
     "EMDE liked+disliked+genres": dict(inputs=("liked:cleora:1", "liked:cleora:3", "disliked:cleora:1",
                                                "liked:genres"),
                                        outputs=("cleora:1", "cleora:3")),
+    "EMDE liked+disliked+genres+titles": dict(inputs=("liked:cleora:1", "liked:cleora:3", "disliked:cleora:1",
+                                                      "liked:genres", "liked:titles"),
+                                              outputs=("cleora:1", "cleora:3")),
 }
 
 
 def load(name: str):
-    """All ratings as weighted user rows, plus the item genre multi-hot matrix."""
+    """All ratings as weighted user rows, the item genre multi-hot matrix, MiniLM title vectors."""
     inter = registry.load(name)
+    cache = ROOT / f"runs/emde_topk/{name}.titles.npy"
+    if cache.exists():
+        titles = np.load(cache)
+    else:
+        from sketchrec.embedders import TextEncoder
+        titles = TextEncoder(threads=1, progress=False).encode(inter.items.column("title").to_pylist())
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, titles)
     rows = inter.to_sessions()
     if "genre_matrix" in inter.meta:
         genres = inter.meta["genre_matrix"].astype(np.float32)
@@ -69,7 +80,7 @@ def load(name: str):
         r = np.repeat(np.arange(len(names)), [len(g or []) for g in names])
         c = np.array([index[g] for gs in names for g in (gs or [])], dtype=np.int64)
         genres[r, c] = 1.0
-    return rows, genres
+    return rows, {"genres": genres, "titles": titles}
 
 
 def split(rows, seed: int, like: float = 4.0):
@@ -82,10 +93,11 @@ def split(rows, seed: int, like: float = 4.0):
     return train, inputs, targets, disliked.take(kept)
 
 
-def run_emde(params, genres, train, inputs, targets, disliked, validation=None):
+def run_emde(params, sources, train, inputs, targets, disliked, validation=None):
     model = EMDE(**{**COMMON, **params})
-    if any(s.endswith(":genres") for s in params["inputs"]):
-        model.add_embeddings("genres", genres)
+    for name, vectors in sources.items():
+        if any(s.endswith(":" + name) for s in params["inputs"]):
+            model.add_embeddings(name, vectors)
     uses_disliked = any(s.startswith("disliked:") for s in params["inputs"])
     if not uses_disliked:
         train = train.filter_clicks(train.weights >= 4.0)
@@ -98,7 +110,7 @@ def run_emde(params, genres, train, inputs, targets, disliked, validation=None):
     return model, metrics, fit_s, score_s
 
 
-def choose_epochs(params, genres, rows, max_epochs: int) -> tuple[int, list]:
+def choose_epochs(params, sources, rows, max_epochs: int) -> tuple[int, list]:
     """Best epoch count on an inner split of seed 0's inputs (test targets untouched)."""
     train, inputs, targets, disliked = split(rows, 0)
     # inner split: the evaluated users' inputs split again; their disliked items stay input
@@ -107,7 +119,7 @@ def choose_epochs(params, genres, rows, max_epochs: int) -> tuple[int, list]:
     v_train = concat([merge_rows([v_in, disliked.take(v_kept)]), train.take(others)])
     uses_disliked = any(s.startswith("disliked:") for s in params["inputs"])
     query = merge_rows([v_in, disliked.take(v_kept)]) if uses_disliked else v_in
-    model, *_ = run_emde({**params, "epochs": max_epochs}, genres, v_train, v_in, v_tgt,
+    model, *_ = run_emde({**params, "epochs": max_epochs}, sources, v_train, v_in, v_tgt,
                          disliked.take(v_kept), validation=(query, v_tgt, v_in))
     return model.best_epoch_, model.history_
 
@@ -125,7 +137,7 @@ def main() -> None:
     t_start = time.perf_counter()
     results: dict = {}
     for name in args.datasets:
-        rows, genres = load(name)
+        rows, sources = load(name)
         res = results[name] = {}
         # baselines with the settings chosen on validation in docs/benchmarks/topk_baselines.md
         baselines = {"pop": lambda: Popularity(), "iknn": lambda: ItemKNN(neighbours=0, alpha=0.5, history="all"),
@@ -133,7 +145,7 @@ def main() -> None:
         for variant in [*baselines, *args.variants]:
             per_seed, fit_s, score_s, chosen = [], [], [], {}
             if variant in VARIANTS:
-                epochs, history = choose_epochs(VARIANTS[variant], genres, rows, args.max_epochs)
+                epochs, history = choose_epochs(VARIANTS[variant], sources, rows, args.max_epochs)
                 chosen = {"epochs": epochs, "validation_ndcg20": round(max(r["NDCG@20"] for r in history), 4)}
             for seed in args.seeds:
                 train, inputs, targets, disliked = split(rows, seed)
@@ -145,7 +157,7 @@ def main() -> None:
                     m, s = evaluate_topk(model, inputs, targets, ks=KS, progress=False)
                 else:
                     params = {**VARIANTS[variant], "epochs": chosen["epochs"], "seed": seed}
-                    _, m, f, s = run_emde(params, genres, train, inputs, targets, disliked)
+                    _, m, f, s = run_emde(params, sources, train, inputs, targets, disliked)
                     fit_s.append(f)
                 per_seed.append(m)
                 score_s.append(s)
