@@ -133,7 +133,10 @@ class SketchNet(nn.Module):
 # -- the recommender ------------------------------------------------------------------
 
 class EMDE(Recommender):
-    """Parameters
+    """The defaults are the session-based setting chosen on Diginetica's validation split
+    (`benchmarks/emde_sessions.py`); top-k settings are in `benchmarks/emde_topk.py`.
+
+    Parameters
     ----------
     inputs : input modalities ("view:source", see the module docstring).
     outputs : embedding sources whose codes make the output sketch (depths concatenated).
@@ -165,13 +168,15 @@ class EMDE(Recommender):
     threads : torch threads (default: all cores).
     """
 
-    def __init__(self, inputs=("all:cleora:1", "all:cleora:3"), outputs=("cleora:1", "cleora:3"),
-                 n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile", decay: float | None = 0.9,
-                 like_threshold: float = 4.0, cleora_dim: int = 256, target: str = "next",
-                 holdout_share: float = 0.2, target_view: str = "all", reconstruct: bool = False, hidden: int = 1024, n_blocks: int = 1, batch_norm: bool = True,
-                 dropout: float = 0.0, l2_input: bool = True, epochs: int = 5, batch_size: int = 512,
-                 lr: float = 1e-3, weight_decay: float = 0.0, lr_decay: float = 0.7, max_prefix: int = 50,
-                 readout: str = "bayes", prior: float = 1.0, bf16: bool = True, seed: int = 0, threads: int | None = None, progress: bool = True):
+    def __init__(self, inputs=("all:cleora:1", "all:cleora:3", "last:cleora:1"),
+                 outputs=("cleora:1", "cleora:3"), n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile",
+                 decay: float | None = 0.9, like_threshold: float = 4.0, cleora_dim: int = 256,
+                 target: str = "next", holdout_share: float = 0.2, target_view: str = "all",
+                 reconstruct: bool = False, hidden: int = 1024, n_blocks: int = 1, batch_norm: bool = True,
+                 dropout: float = 0.0, l2_input: bool = True, epochs: int = 3, batch_size: int = 512,
+                 lr: float = 4e-3, weight_decay: float = 0.0, lr_decay: float = 0.5, max_prefix: int = 50,
+                 readout: str = "bayes", prior: float = 1.0, bf16: bool = True, seed: int = 0,
+                 threads: int | None = None, progress: bool = True):
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
         self.n_sketches = n_sketches
