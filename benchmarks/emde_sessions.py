@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-epochs", type=int, default=5)
     parser.add_argument("--params", type=json.loads, default={}, help="JSON overrides of EMDE settings")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="Report the cached EMDE runs only (train nothing; seeds not cached are skipped)")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs/emde_sessions")
     parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/emde_sessions.md")
     args = parser.parse_args()
@@ -92,6 +94,8 @@ def main() -> None:
         key = json.dumps(params, sort_keys=True)
         chosen_file = args.cache / f"{name}.epochs.json"
         chosen = json.loads(chosen_file.read_text()) if chosen_file.exists() else None
+        if args.cached_only and (chosen is None or chosen["params"] != key):
+            raise SystemExit(f"{name}: no cached validation run for these settings in {args.cache}")
         if chosen is None or chosen["params"] != key:
             epochs, history = choose_epochs(bench, args.max_epochs, params)
             chosen = {"params": key, "epochs": epochs, "history": history}
@@ -103,6 +107,8 @@ def main() -> None:
             done = args.cache / f"{name}.seed{seed}.json"
             if done.exists() and json.loads(done.read_text())["params"] == key:
                 runs.append(json.loads(done.read_text()))
+                continue
+            if args.cached_only:
                 continue
             model = EMDE(**{**params, "epochs": chosen["epochs"], "seed": seed})
             t0 = time.perf_counter()
@@ -116,6 +122,8 @@ def main() -> None:
             runs.append(run)
             print(name, "EMDE seed", seed, {k: round(100 * metrics[k], 2) for k in METRICS},
                   f"fit {fit_s:.0f} s", flush=True)
+        if not runs:
+            raise SystemExit(f"{name}: no cached EMDE run for seeds {args.seeds}")
         res["emde"]["runs"] = runs
     write(args, params, results, time.perf_counter() - t_start)
 
