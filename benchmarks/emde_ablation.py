@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="yoochoose1-64")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
     bench = load_session_benchmark(args.dataset)
     valid = bench.validation(0.1)
@@ -53,7 +54,7 @@ def main() -> None:
     pairs = (valid.test_prefixes.take(rows), valid.test_targets[rows])
     t_start, results = time.perf_counter(), {}
     for name in args.variants:
-        params = {**EMDE_PARAMS, "progress": False, **VARIANTS[name], "epochs": args.epochs}
+        params = {**EMDE_PARAMS, "progress": False, **VARIANTS[name], "epochs": args.epochs, "threads": args.threads}
         if name.endswith("mean readout"):
             # same network as the default: only the readout differs, so score the default model both ways
             continue

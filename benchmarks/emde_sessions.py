@@ -140,8 +140,9 @@ def write(args, params, results, seconds) -> None:
                  f"{r['score_s']:.1f}", f"{n / r['score_s']:,.0f}",
                  ", ".join(f"{k}={v}" for k, v in r["params"].items())]) + " |")
         runs = res["emde"]["runs"]
-        cell = lambda m: (f"{100 * np.mean([r['metrics'][m] for r in runs]):.2f} ± "  # noqa: E731
-                          f"{100 * np.std([r['metrics'][m] for r in runs], ddof=1 if len(runs) > 1 else 0):.2f}")
+        def cell(m):
+            values = [100 * r["metrics"][m] for r in runs]
+            return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
         score_s = np.mean([r["score_s"] for r in runs])
         lines.append("| " + " | ".join(
             ["**EMDE**", *[cell(m) for m in METRICS], f"{np.mean([r['fit_s'] for r in runs]):.0f}",
