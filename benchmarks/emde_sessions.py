@@ -160,7 +160,9 @@ def write(args, params, results, seconds) -> None:
         "Protocol: SR-GNN splits, every test prefix ranked against all items, pessimistic ties; "
         "metrics in % (EMDE: mean ± std over seeds). EMDE's epoch count chosen on the validation "
         "split (last 10% of training sessions, 10,000 pairs, MRR@20, seed 0); baselines with their "
-        "validated settings from `session_baselines.md`.\n\n"
+        "validated settings from `session_baselines.md`, re-run here. EMDE fit / score seconds are "
+        "from the cached runs (`runs/emde_sessions/`): with `threads=1` they were measured with 2-3 "
+        "runs sharing the 2 cores, so they are upper bounds.\n\n"
         f"EMDE settings: `{params}`\n\n" + "\n".join(parts))
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
     print(f"written {args.output}")
