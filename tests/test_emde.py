@@ -6,7 +6,8 @@ import pytest
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
 from sketchrec.models import Recommender
-from sketchrec.models.emde import EMDE, Modality, _l2_per_depth, _random_holdout
+from sketchrec.data.sessions import random_holdout
+from sketchrec.models.emde import EMDE, Modality, _l2_per_depth
 from sketchrec.sketch import Readout, sketch_histories
 
 
@@ -127,7 +128,7 @@ def test_extra_embeddings_and_unknown_source():
 
 def test_random_holdout_keeps_both_sides():
     h = Sessions.from_lists([[1, 2, 3, 4, 5], [6, 7], [8]], n_items=10)
-    inputs, targets = _random_holdout(h, 0.2, np.random.default_rng(0))
+    inputs, targets = random_holdout(h, 0.2, np.random.default_rng(0))
     assert inputs.lengths.tolist() == [4, 1, 1] and targets.lengths.tolist() == [1, 1, 0]
     assert sorted(inputs.items.tolist() + targets.items.tolist()) == list(range(1, 9))
 

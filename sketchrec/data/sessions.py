@@ -132,6 +132,12 @@ class Sessions:
         return replace(self, indptr=indptr, items=self.items[keep],
                        timestamps=pick(self.timestamps), weights=pick(self.weights))
 
+    def tail(self, n: int) -> "Sessions":
+        """Keep the last `n` clicks of every row (rows already shorter are unchanged)."""
+        if self.nnz == 0 or self.lengths.max() <= n:
+            return self
+        return self.filter_clicks(self.position_of_click() >= (self.lengths - n)[self.row_of_click()])
+
     def to_csr(self, binary: bool = True) -> sp.csr_matrix:
         """(n_rows, n_items) sparse matrix; repeated items are summed unless binary."""
         data = self.weights if (self.weights is not None and not binary) else np.ones(self.nnz, np.float32)
@@ -273,18 +279,25 @@ def user_holdout(histories: Sessions, test_share: float = 0.2, min_items: int = 
     (inputs, targets, kept_rows) with rows aligned; every kept user has at
     least one input and one target item. Vectorised over all clicks.
     """
-    rng = np.random.default_rng(seed)
     dedup = _dedupe_rows(histories)
     kept = np.flatnonzero(dedup.lengths >= min_items)
-    h = dedup.take(kept)
-    rows = h.row_of_click()
-    order = np.lexsort((rng.random(h.nnz), rows))       # random order within each row
-    rank = np.empty(h.nnz, dtype=np.int64)
-    rank[order] = h.position_of_click()
-    n_test = np.maximum(1, np.round(h.lengths * test_share)).astype(np.int64)
-    n_test = np.minimum(n_test, h.lengths - 1)
+    inputs, targets = random_holdout(dedup.take(kept), test_share, np.random.default_rng(seed))
+    return inputs, targets, kept
+
+
+def random_holdout(histories: Sessions, share: float, rng: np.random.Generator
+                   ) -> tuple[Sessions, Sessions]:
+    """Every row's clicks split at random: round(share · length) to the target, at least one
+    click on each side where the row has two or more (rows stay aligned; a one-click row
+    gives an empty target). Vectorised: one lexsort of random keys within rows."""
+    rows = histories.row_of_click()
+    order = np.lexsort((rng.random(histories.nnz), rows))       # random order within each row
+    rank = np.empty(histories.nnz, dtype=np.int64)
+    rank[order] = histories.position_of_click()
+    lengths = histories.lengths
+    n_test = np.minimum(np.maximum(1, np.round(lengths * share)), lengths - 1).astype(np.int64)
     is_test = rank < n_test[rows]
-    return h.filter_clicks(~is_test), h.filter_clicks(is_test), kept
+    return histories.filter_clicks(~is_test), histories.filter_clicks(is_test)
 
 
 def _dedupe_rows(s: Sessions) -> Sessions:

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sketchrec.data.sessions import Sessions, expand_prefixes, merge_rows
+from sketchrec.data.sessions import Sessions, expand_prefixes, merge_rows, random_holdout
 from sketchrec.models.base import Recommender
 from sketchrec.sketch.dlsh import DLSHCoder
 from sketchrec.sketch.sketches import Readout, sketch_histories
@@ -298,11 +298,12 @@ class EMDE(Recommender):
                               self.batch_norm, self.dropout)
         optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=self.lr_decay)
-        out_codes = torch.from_numpy(self._output_codes().astype(np.int64))
+        out_codes_np = self._output_codes()
+        out_codes = torch.from_numpy(out_codes_np.astype(np.int64))
         if self.target == "next":
             prefixes, targets = expand_prefixes(train)
             if self.max_prefix:
-                prefixes = _last_clicks(prefixes, self.max_prefix)
+                prefixes = prefixes.tail(self.max_prefix)
             n_examples = len(targets)
         else:
             n_examples = len(train)
@@ -334,8 +335,7 @@ class EMDE(Recommender):
                     t = out_codes[torch.from_numpy(targets[rows].astype(np.int64))]
                 else:
                     batch_in = inputs_all.take(rows)
-                    t = torch.from_numpy(sketch_histories(targets_all.take(rows), self._output_codes(),
-                                                          self.width))
+                    t = torch.from_numpy(sketch_histories(targets_all.take(rows), out_codes_np, self.width))
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     log_p = self.net_(*self._encode(batch_in))
                 if self.target == "next":
@@ -426,9 +426,9 @@ class EMDE(Recommender):
 
     def _holdout_split(self, train: Sessions, rng) -> tuple[Sessions, Sessions]:
         if self.target_view == "all":
-            return _random_holdout(train, self.holdout_share, rng)
+            return random_holdout(train, self.holdout_share, rng)
         liked = train.weights >= self.like_threshold
-        inputs, targets = _random_holdout(train.filter_clicks(liked), self.holdout_share, rng)
+        inputs, targets = random_holdout(train.filter_clicks(liked), self.holdout_share, rng)
         return merge_rows([inputs, train.filter_clicks(~liked)]), targets
 
     def _validate(self, validation) -> dict:
@@ -464,7 +464,7 @@ class EMDE(Recommender):
     def _log_sketch(self, histories: Sessions, batch_size: int = 4096) -> np.ndarray:
         self._check_histories(histories)
         if self.max_prefix and self.target == "next":
-            histories = _last_clicks(histories, self.max_prefix)
+            histories = histories.tail(self.max_prefix)
         self.net_.eval()
         out = []
         with torch.inference_mode():
@@ -556,19 +556,11 @@ def _view(histories: Sessions, view: str, like_threshold: float) -> Sessions:
     if view == "all":
         return histories
     if view == "last":
-        return _last_clicks(histories, 1)
+        return histories.tail(1)
     if histories.weights is None:
         raise ValueError(f"view {view!r} needs click weights (e.g. ratings) in the histories")
     liked = histories.weights >= like_threshold
     return histories.filter_clicks(liked if view == "liked" else ~liked)
-
-
-def _last_clicks(histories: Sessions, n: int) -> Sessions:
-    """Keep the last `n` clicks of every row."""
-    if histories.nnz == 0 or histories.lengths.max() <= n:
-        return histories
-    keep = histories.position_of_click() >= (histories.lengths - n)[histories.row_of_click()]
-    return histories.filter_clicks(keep)
 
 
 def _l2_per_depth(m: sp.csr_matrix, width: int) -> None:
@@ -578,17 +570,3 @@ def _l2_per_depth(m: sp.csr_matrix, width: int) -> None:
     key = rows * n_depth + m.indices // width
     norms = np.sqrt(np.bincount(key, weights=m.data.astype(np.float64) ** 2, minlength=m.shape[0] * n_depth))
     m.data /= np.maximum(norms[key], 1e-12).astype(np.float32)
-
-
-def _random_holdout(histories: Sessions, share: float, rng: np.random.Generator
-                    ) -> tuple[Sessions, Sessions]:
-    """Every row's clicks split at random: ~share to the target, at least one click on each side
-    where the row has two or more (rows stay aligned; one-click rows give an empty target)."""
-    rows = histories.row_of_click()
-    order = np.lexsort((rng.random(histories.nnz), rows))
-    rank = np.empty(histories.nnz, dtype=np.int64)
-    rank[order] = histories.position_of_click()
-    lengths = histories.lengths
-    n_target = np.minimum(np.maximum(1, np.round(lengths * share)), lengths - 1).astype(np.int64)
-    is_target = rank < n_target[rows]
-    return histories.filter_clicks(~is_target), histories.filter_clicks(is_target)

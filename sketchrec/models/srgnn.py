@@ -27,10 +27,7 @@ from sketchrec.models.base import Recommender
 def session_graphs(histories: Sessions, max_len: int | None = None):
     """(node_items (B, n) int64 [pad = n_items], alias (B, L) int64 [pad = 0], click_mask (B, L) bool,
     adjacency (B, n, 2n) float32 = [A_in | A_out]) for a batch of non-empty sessions."""
-    h = histories
-    if max_len is not None and h.lengths.max(initial=0) > max_len:
-        keep = h.position_of_click() >= (h.lengths - max_len)[h.row_of_click()]
-        h = h.filter_clicks(keep)
+    h = histories if max_len is None else histories.tail(max_len)
     n_rows, lengths = len(h), h.lengths
     if np.any(lengths == 0):
         raise ValueError("SR-GNN needs non-empty sessions")
