@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="yoochoose1-64")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--params", type=json.loads, default={}, help="JSON overrides of EMDE settings")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = parser.parse_args()
     bench = load_session_benchmark(args.dataset)
@@ -54,7 +55,8 @@ def main() -> None:
     pairs = (valid.test_prefixes.take(rows), valid.test_targets[rows])
     t_start, results = time.perf_counter(), {}
     for name in args.variants:
-        params = {**EMDE_PARAMS, "progress": False, **VARIANTS[name], "epochs": args.epochs, "threads": args.threads}
+        params = {**EMDE_PARAMS, "progress": False, **VARIANTS[name], "epochs": args.epochs, "threads": args.threads,
+                  **args.params}
         if name.endswith("mean readout"):
             # same network as the default: only the readout differs, so score the default model both ways
             continue
