@@ -1,10 +1,14 @@
-"""SR-GNN: vectorised session graphs against a per-session reference, and learning a rule."""
+"""SR-GNN / TAGNN: vectorised session graphs against a per-session reference, learning a rule,
+checkpoint resume, persistence."""
 
 import numpy as np
+import pytest
+import torch
 
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
-from sketchrec.models.srgnn import SRGNN, session_graphs
+from sketchrec.models.base import Recommender
+from sketchrec.models.srgnn import SRGNN, TAGNN, GatedGraphNet, session_graphs
 
 
 def reference_graph(seq):
@@ -22,26 +26,96 @@ def reference_graph(seq):
 
 def test_session_graphs_match_reference():
     rows = [[3, 5, 3, 7], [2], [9, 9, 1, 5, 1]]
-    node_items, alias, mask, adj = session_graphs(Sessions.from_lists(rows, n_items=10))
+    g = session_graphs(Sessions.from_lists(rows, n_items=10))
     for b, seq in enumerate(rows):
         nodes, ref_alias, ref_adj = reference_graph(seq)
         n = len(nodes)
-        assert node_items[b, :n].tolist() == nodes and np.all(node_items[b, n:] == 10)
-        assert alias[b, :len(seq)].tolist() == ref_alias and mask[b].sum() == len(seq)
-        w = node_items.shape[1]
-        np.testing.assert_allclose(adj[b][:n, :n], ref_adj[:, :n])
-        np.testing.assert_allclose(adj[b][:n, w:w + n], ref_adj[:, n:])
-        assert np.all(adj[b][n:] == 0)
+        assert g.node_items[b, :n].tolist() == nodes and np.all(g.node_items[b, n:] == 10)
+        assert g.alias[b, :len(seq)].tolist() == ref_alias and g.click_mask[b].sum() == len(seq)
+        assert g.node_clicks[b, :n].tolist() == [seq.count(i) for i in nodes]
+        w = g.node_items.shape[1]
+        np.testing.assert_allclose(g.adjacency[b][:n, :n], ref_adj[:, :n])
+        np.testing.assert_allclose(g.adjacency[b][:n, w:w + n], ref_adj[:, n:])
+        assert np.all(g.adjacency[b][n:] == 0)
 
 
-def test_srgnn_learns_next_item_rule():
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, 30, 400)
-    rows = ((starts[:, None] + np.arange(5)[None, :]) % 30).tolist()
-    train = Sessions.from_lists(rows, n_items=30)
+def rule_data(n_items=30, n=400, seed=0):
+    starts = np.random.default_rng(seed).integers(0, n_items, n)
+    rows = ((starts[:, None] + np.arange(5)[None, :]) % n_items).tolist()
+    return Sessions.from_lists(rows, n_items=n_items)
+
+
+@pytest.mark.parametrize("cls", [SRGNN, TAGNN])
+def test_learns_next_item_rule(cls):
     prefixes = Sessions.from_lists([[4, 5, 6], [28, 29], [12]], n_items=30)
     targets = np.array([7, 0, 13])
-    model = SRGNN(hidden=32, epochs=8, batch_size=50, lr=5e-3, progress=False, threads=1).fit(train)
+    model = cls(hidden=32, epochs=8, batch_size=50, lr=5e-3, progress=False, threads=1).fit(rule_data())
     metrics, _ = evaluate_next_item(model, prefixes, targets, ks=(1,), progress=False)
     assert metrics["HR@1"] == 1.0
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+    assert set(model.history_[0]) >= {"graphs_s", "forward_backward_s", "optimiser_s"}
+
+
+def test_tagnn_node_attention_equals_click_attention():
+    """Softmax over a session's clicks == softmax over its nodes with log(click count) added."""
+    torch.manual_seed(0)
+    net = GatedGraphNet(12, hidden=8, target_aware=True).eval()
+    seq = [3, 5, 3, 3, 7]
+    g = session_graphs(Sessions.from_lists([seq], n_items=12)).tensors()
+    with torch.no_grad():
+        scores = net(*g)[0]
+        h = net.node_states(g[0], g[3])[0]
+        s = net.session_vectors(*g)[0]
+        clicks = h[g[1][0]]                                    # (L, d): one state per click
+        items = net.embedding.weight[:-1]
+        beta = torch.softmax(net.target_att(clicks) @ items.T, dim=0)   # (L, N)
+        expected = s @ items.T + (beta * (clicks @ items.T)).sum(0)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_validation_keeps_best_epoch_and_stops_early():
+    train = rule_data()
+    valid = (Sessions.from_lists([[4, 5, 6], [10, 11]], n_items=30), np.array([7, 12]))
+    model = SRGNN(hidden=16, epochs=30, batch_size=50, lr=1e-2, patience=2, progress=False,
+                  threads=1).fit(train, validation=valid)
+    mrr = [r["valid_MRR@20"] for r in model.history_]
+    assert len(mrr) < 30                                       # stopped early once MRR stayed flat
+    assert model.best_epoch_ == int(np.argmax(mrr)) + 1
+    got, _ = evaluate_next_item(model, *valid, progress=False)
+    assert got["MRR@20"] == pytest.approx(max(mrr))
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
+    train = rule_data()
+    kw = dict(hidden=16, epochs=3, batch_size=64, lr=5e-3, progress=False, threads=1)
+    full = SRGNN(**kw).fit(train)
+    path = tmp_path / "srgnn.ckpt.npz"
+
+    class Stop(Exception):
+        pass
+
+    def kill_after_first(epoch, model, row):
+        if epoch == 1:
+            raise Stop
+    with pytest.raises(Stop):
+        SRGNN(**kw).fit(train, checkpoint=str(path), callback=kill_after_first)
+    resumed = SRGNN(**kw).fit(train, checkpoint=str(path))
+    assert [r["loss"] for r in resumed.history_] == pytest.approx([r["loss"] for r in full.history_])
+    np.testing.assert_allclose(resumed.item_vectors(), full.item_vectors(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="other settings"):
+        SRGNN(**{**kw, "hidden": 8}).fit(train, checkpoint=str(path))
+
+
+def test_save_load_round_trip(tmp_path):
+    model = TAGNN(hidden=8, epochs=1, progress=False, threads=1).fit(rule_data())
+    model.save(tmp_path / "m.npz")
+    back = Recommender.load(tmp_path / "m.npz")
+    assert isinstance(back, TAGNN)
+    rows = Sessions.from_lists([[1, 2], [5]], n_items=30)
+    np.testing.assert_allclose(back.score(rows), model.score(rows), rtol=1e-6)
+    assert back.session_vectors(rows).shape == (2, 8)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="two or more"):
+        SRGNN(progress=False).fit(Sessions.from_lists([[1], [2]], n_items=3))

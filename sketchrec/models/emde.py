@@ -30,7 +30,6 @@ sketch size.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -43,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sketchrec.data.sessions import Sessions, expand_prefixes, merge_rows, random_holdout
+from sketchrec.models._checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from sketchrec.models.base import Recommender
 from sketchrec.sketch.dlsh import DLSHCoder
 from sketchrec.sketch.sketches import Readout, sketch_histories
@@ -310,9 +310,13 @@ class EMDE(Recommender):
         self.codes_setup_s_ = time.perf_counter() - t0
         self.history_, best, best_state = [], -np.inf, None
         first_epoch = 0
-        fingerprint = _fingerprint(train)
+        rows_id = fingerprint(train)
         if checkpoint is not None and os.path.exists(checkpoint):
-            first_epoch, best, best_state = self._resume(checkpoint, fingerprint, optimiser, scheduler, rng)
+            first_epoch, self.history_, best, best_state, extra = load_checkpoint(
+                checkpoint, params=self.get_params(), fingerprint=rows_id, net=self.net_,
+                optimiser=optimiser, scheduler=scheduler, rng=rng)
+            if extra.get("best_epoch") is not None:
+                self.best_epoch_ = extra["best_epoch"]
             log.info("EMDE: resumed from %s after epoch %d", checkpoint, first_epoch)
         for epoch in range(first_epoch, self.epochs):
             self.net_.train()
@@ -362,7 +366,10 @@ class EMDE(Recommender):
             self.history_.append(row)
             log.info("EMDE epoch %s", row)
             if checkpoint is not None:
-                self._checkpoint(checkpoint, fingerprint, epoch + 1, optimiser, scheduler, rng, best, best_state)
+                save_checkpoint(checkpoint, params=self.get_params(), fingerprint=rows_id, epoch=epoch + 1,
+                                net=self.net_, optimiser=optimiser, scheduler=scheduler, rng=rng,
+                                history=self.history_, best=best, best_state=best_state,
+                                extra={"best_epoch": getattr(self, "best_epoch_", None)})
             if callback is not None:
                 callback(epoch + 1, self, row)
         if best_state is not None:
@@ -371,58 +378,6 @@ class EMDE(Recommender):
         self.fit_seconds_ = time.perf_counter() - t0
         self._readout = None
         return self
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def _checkpoint(self, path, fingerprint, epoch, optimiser, scheduler, rng, best, best_state) -> None:
-        arrays = {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
-        if best_state is not None:
-            arrays.update({f"best.{k}": v.numpy() for k, v in best_state.items()})
-        opt = optimiser.state_dict()
-        for i, state in opt["state"].items():
-            for key, value in state.items():
-                arrays[f"opt.{i}.{key}"] = value.detach().numpy() if torch.is_tensor(value) else np.asarray(value)
-        arrays["torch_rng"] = torch.get_rng_state().numpy()
-        meta = {"params": json.dumps(self.get_params(), sort_keys=True, default=str), "fingerprint": fingerprint,
-                "epoch": epoch, "scheduler": scheduler.state_dict(),
-                "lr": [g["lr"] for g in optimiser.param_groups], "rng": rng.bit_generator.state,
-                "history": self.history_, "best": best if np.isfinite(best) else None,
-                "best_epoch": getattr(self, "best_epoch_", None)}
-        arrays["meta"] = np.array(json.dumps(meta, default=float))
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)      # atomic: a kill mid-write leaves the previous checkpoint
-
-    def _resume(self, path, fingerprint, optimiser, scheduler, rng):
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta["params"] != json.dumps(self.get_params(), sort_keys=True, default=str):
-                raise ValueError(f"checkpoint {path} was written with other settings; delete it or "
-                                 f"train with the same settings")
-            if meta["fingerprint"] != fingerprint:
-                raise ValueError(f"checkpoint {path} was written for other training rows")
-            self.net_.load_state_dict({k[4:]: torch.from_numpy(z[k].copy()) for k in z.files
-                                       if k.startswith("net.")})
-            opt = optimiser.state_dict()
-            for key in z.files:
-                if key.startswith("opt."):
-                    _, i, name = key.split(".", 2)
-                    opt["state"].setdefault(int(i), {})[name] = torch.from_numpy(z[key].copy())
-            for group, lr in zip(opt["param_groups"], meta["lr"]):
-                group["lr"] = lr
-            optimiser.load_state_dict(opt)
-            scheduler.load_state_dict(meta["scheduler"])
-            rng.bit_generator.state = meta["rng"]
-            torch.set_rng_state(torch.from_numpy(z["torch_rng"].copy()))
-            best_state = ({k[5:]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith("best.")}
-                          or None)
-        self.history_ = meta["history"]
-        if meta["best_epoch"] is not None:
-            self.best_epoch_ = meta["best_epoch"]
-        best = meta["best"] if meta["best"] is not None else -np.inf
-        return meta["epoch"], best, best_state
 
     def _holdout_split(self, train: Sessions, rng) -> tuple[Sessions, Sessions]:
         if self.target_view == "all":
@@ -541,16 +496,6 @@ class EMDE(Recommender):
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-def _fingerprint(rows: Sessions) -> str:
-    """A cheap identity of training rows, so a checkpoint is only resumed on the same data."""
-    import hashlib
-    h = hashlib.sha256()
-    for a in (rows.indptr, rows.items, rows.weights):
-        if a is not None:
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
-
 
 def _view(histories: Sessions, view: str, like_threshold: float) -> Sessions:
     if view == "all":

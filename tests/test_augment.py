@@ -1,0 +1,93 @@
+"""Adjacency augmentation: edge weights by the thesis's rules, blur only on real nodes, training only."""
+
+import numpy as np
+import pytest
+
+from sketchrec.augment import AdjacencyAugmentation
+from sketchrec.data.sessions import Sessions
+from sketchrec.models.srgnn import SRGNN, session_graphs
+
+
+def edges(aug, session, src, dst, n_sessions):
+    return aug.edge_weights(np.array(session), np.array(src), np.array(dst), n_sessions,
+                            np.random.default_rng(0))
+
+
+def test_i2i_weights_are_inverse_distances_and_self_edges_get_twice_the_max():
+    vectors = np.array([[0, 0], [3, 4], [0, 2], [1, 1]], dtype=np.float32)
+    aug = AdjacencyAugmentation("i2i", vectors, p_edge=1.0)
+    w = edges(aug, [0, 0, 0, 1], [0, 0, 1, 3], [1, 2, 1, 3], 2)
+    # 0->1: 1/5; 0->2: 1/2; session 0's self-edge 1->1: max(1, 2 * 0.5) = 1; session 1 has no cross edge
+    np.testing.assert_allclose(w, [0.2, 0.5, 1.0, 1.0])
+    far = AdjacencyAugmentation("i2i", vectors * 0.1, p_edge=1.0)
+    w = edges(far, [0, 0], [0, 1], [2, 1], 1)
+    np.testing.assert_allclose(w, [5.0, 10.0])                # 1/0.2, then max(1, 2 * 5)
+
+
+def test_cluster_rule_uses_centre_distance():
+    vectors = 1 + np.array([[0, 0], [0.1, 0], [10, 0], [10.1, 0], [0, 20], [0.1, 20]], dtype=np.float32)
+    vectors = np.vstack([vectors, [[0, 0]]]).astype(np.float32)    # an item absent from the source
+    aug = AdjacencyAugmentation("kmeans", vectors, n_clusters=3, p_edge=1.0).fit()
+    c = aug.cluster_
+    assert c[0] == c[1] and c[2] == c[3] and len(set(c[[0, 2, 4]])) == 3 and c[6] == -1
+    w = edges(aug, [0, 0, 0], [0, 0, 6], [2, 1, 0], 1)
+    np.testing.assert_allclose(w, [1 / 10.0, max(1.0, 2 / 10.0), 1.0], rtol=1e-5)
+
+
+def test_categories_unknown_items_keep_weight_one():
+    vectors = np.array([[0, 0], [2, 0], [0, 4], [9, 9]], dtype=np.float32)
+    aug = AdjacencyAugmentation("categories", vectors, categories=np.array([0, 0, 1, -1]), p_edge=1.0)
+    w = edges(aug, [0, 0, 0], [0, 0, 3], [2, 1, 0], 1)
+    # centres (1, 0) and (0, 4): 1/sqrt(17); same category: max(1, 2/sqrt(17)) = 1; unknown: 1
+    np.testing.assert_allclose(w, [1 / np.sqrt(17), 1.0, 1.0], rtol=1e-5)
+
+
+def test_p_edge_zero_is_identity_and_half_mixes():
+    vectors = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    src, dst = rng.integers(0, 50, 2000), rng.integers(0, 50, 2000)
+    session = np.zeros(2000, dtype=np.int64)
+    assert np.all(edges(AdjacencyAugmentation("i2i", vectors, p_edge=0.0), session, src, dst, 1) == 1)
+    w = edges(AdjacencyAugmentation("i2i", vectors, p_edge=0.5), session, src, dst, 1)
+    plain = np.mean(w == 1.0)
+    assert 0.4 < plain < 0.6
+
+
+def test_blur_touches_only_real_nodes_of_chosen_sessions():
+    rows = Sessions.from_lists([[1, 2, 3, 4], [5, 6]] * 50, n_items=8)
+    plain = session_graphs(rows)
+    aug = AdjacencyAugmentation("blur", p_blur=0.5)
+    blurred = session_graphs(rows, augment=aug, rng=np.random.default_rng(0))
+    diff = blurred.adjacency - plain.adjacency
+    changed = np.any(diff != 0, axis=(1, 2))
+    assert 30 < changed.sum() < 70                             # about half the sessions
+    short = np.arange(100) % 2 == 1                            # 2 real nodes of 4
+    assert np.all(diff[short][:, 2:, :] == 0) and np.all(diff[short][:, :, 2:4] == 0)
+    assert np.all(diff[short][:, :, 6:] == 0)
+    noise = diff[changed & ~short][:, :4, :]
+    assert abs(noise.mean() - 0.01) < 0.002 and abs(noise.std() - 0.01) < 0.002
+
+
+def test_none_kind_leaves_graphs_unchanged():
+    rows = Sessions.from_lists([[1, 2, 1, 3]], n_items=5)
+    g = session_graphs(rows, augment=AdjacencyAugmentation("none", blur=False), rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(g.adjacency, session_graphs(rows).adjacency)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="one of"):
+        AdjacencyAugmentation("cosine")
+    with pytest.raises(ValueError, match="needs item vectors"):
+        AdjacencyAugmentation("i2i")
+    with pytest.raises(ValueError, match="category per item"):
+        AdjacencyAugmentation("categories", np.zeros((3, 2)), categories=np.zeros(2))
+
+
+def test_augmented_training_runs_and_scoring_ignores_it():
+    rows = Sessions.from_lists(((np.arange(5)[None, :] + np.arange(40)[:, None]) % 20).tolist(), n_items=20)
+    vectors = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    aug = AdjacencyAugmentation("gmm", vectors, n_clusters=3)
+    model = SRGNN(hidden=8, epochs=2, progress=False, threads=1).fit(rows, augmentation=aug)
+    assert aug.name == "GMM+Blur" and aug.cluster_ is not None
+    prefix = Sessions.from_lists([[1, 2, 3]], n_items=20)
+    np.testing.assert_array_equal(model.score(prefix), model.score(prefix))    # deterministic at test time
