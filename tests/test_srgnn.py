@@ -119,3 +119,28 @@ def test_save_load_round_trip(tmp_path):
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="two or more"):
         SRGNN(progress=False).fit(Sessions.from_lists([[1], [2]], n_items=3))
+
+
+def test_clustered_sessions_route_and_fine_tune():
+    from sketchrec.models.session_clusters import ClusteredSessions, _pairs_as_sessions
+    pairs = _pairs_as_sessions(Sessions.from_lists([[1, 2], [3]], n_items=5), np.array([4, 0]))
+    assert pairs.to_lists() == [[1, 2, 4], [3, 0]]
+    train = rule_data()
+    base = SRGNN(hidden=16, epochs=3, batch_size=50, lr=5e-3, progress=False, threads=1).fit(train)
+    valid_rows = rule_data(n=60, seed=1)
+    from sketchrec.data.sessions import expand_prefixes
+    valid = expand_prefixes(valid_rows)
+    model = ClusteredSessions(n_clusters=2, min_cluster_prefixes=10, fine_tune_lr=1e-3,
+                              progress=False).fit(train, base=base, validation=valid)
+    assert len(model.models_) == 2 and model.cluster_sizes_.sum() == 1600
+    route = model.route(valid[0])
+    assert set(np.unique(route)) <= {0, 1}
+    scores = model.score(valid[0].take(np.arange(5)))
+    for r in range(5):
+        np.testing.assert_allclose(scores[r], model.models_[route[r]].score(valid[0].take([r]))[0], rtol=1e-4, atol=1e-5)
+
+
+def test_padding_embedding_stays_exactly_zero():
+    """A non-zero padding row decays under weight decay into denormals that slow every matmul."""
+    model = SRGNN(hidden=8, epochs=2, progress=False, threads=1).fit(rule_data())
+    assert torch.count_nonzero(model.net_.embedding.weight[-1]) == 0

@@ -3,6 +3,8 @@
 from sketchrec.models.base import Recommender, model_class
 from sketchrec.models.baselines import EASE, VSKNN, ItemKNN, Popularity, SequentialRules, SessionKNN
 from sketchrec.models.emde import EMDE
+from sketchrec.models.session_clusters import ClusteredSessions
+from sketchrec.models.srgnn import SRGNN, TAGNN
 
 #: short names used by the CLI and configuration files
 MODELS = {
@@ -13,7 +15,9 @@ MODELS = {
     "iknn": ItemKNN,
     "ease": EASE,
     "emde": EMDE,
+    "srgnn": SRGNN,
+    "tagnn": TAGNN,
 }
 
-__all__ = ["MODELS", "Recommender", "model_class", "EASE", "EMDE", "VSKNN", "ItemKNN", "Popularity",
+__all__ = ["MODELS", "Recommender", "model_class", "ClusteredSessions", "EASE", "EMDE", "SRGNN", "TAGNN", "VSKNN", "ItemKNN", "Popularity",
            "SequentialRules", "SessionKNN"]

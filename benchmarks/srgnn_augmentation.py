@@ -1,0 +1,204 @@
+"""SR-GNN / TAGNN with adjacency-matrix augmentation on a session benchmark (thesis Tables 7.1 / 7.6).
+
+Every run trains on the training sessions minus the last 10% (by time), keeps the epoch with the
+best validation MRR@20 on those held-out sessions (early stopping; the test set is never looked
+at for selection), and is then evaluated once on all test prefixes with full ranking.
+
+Variants: base (plain matrix), blur, i2i, gmm, kmeans, categories (each "+Blur"). Their item
+vectors come from the Base run of the same model and seed (the thesis's two-stage scheme,
+--source model) or from Cleora over the training click graph (--source cleora, no base model).
+
+Runs are resumable: each writes an epoch checkpoint under --runs-dir and, when done, a JSON
+result under docs/benchmarks/srgnn_runs/ that later invocations skip. `--report` (re)writes
+docs/benchmarks/srgnn_augmentation.md from every result there: mean ± std over seeds, and a
+paired test against Base (per seed when there are several, per test prefix on reciprocal ranks).
+
+    python benchmarks/srgnn_augmentation.py --model srgnn --variants base --seeds 0
+    python benchmarks/srgnn_augmentation.py --model srgnn --variants i2i kmeans --seeds 0
+    python benchmarks/srgnn_augmentation.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sketchrec.augment import AdjacencyAugmentation  # noqa: E402
+from sketchrec.data import registry  # noqa: E402
+from sketchrec.eval.metrics import session_metrics, target_ranks  # noqa: E402
+from sketchrec.models.base import Recommender  # noqa: E402
+from sketchrec.models.srgnn import SRGNN, TAGNN  # noqa: E402
+
+RESULTS = ROOT / "docs" / "benchmarks" / "srgnn_runs"
+MODELS = {"srgnn": SRGNN, "tagnn": TAGNN}
+LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
+          "categories": "Categories+Blur"}
+PUBLISHED = {  # HR@20 / MRR@20 on Diginetica: thesis Tables 7.1 / 7.6 and the original papers
+    ("srgnn", "base"): (50.71, 17.75), ("srgnn", "i2i"): (51.18, 18.05), ("srgnn", "kmeans"): (51.12, 18.06),
+    ("tagnn", "base"): (50.34, 17.66), ("tagnn", "gmm"): (51.13, 18.05)}
+log = logging.getLogger("srgnn_augmentation")
+
+
+def run_name(model: str, variant: str, source: str, seed: int, dataset: str) -> str:
+    src = "" if variant in ("base", "blur") else f"-{source}"
+    return f"{dataset}-{model}-{variant}{src}-s{seed}"
+
+
+def item_categories(bench) -> np.ndarray:
+    from sketchrec.data.align import diginetica_categories
+    return diginetica_categories(bench, registry.data_dir())
+
+
+def source_vectors(args, bench_valid, seed: int) -> np.ndarray:
+    if args.source == "cleora":
+        from sketchrec.models.emde import row_item_embeddings
+        return row_item_embeddings(bench_valid.train, steps=args.cleora_steps, dim=args.cleora_dim, seed=seed)
+    base = Path(args.runs_dir) / f"{run_name(args.model, 'base', '', seed, args.dataset)}.model.npz"
+    if not base.exists():
+        raise SystemExit(f"variant needs the Base model of seed {seed}: run --variants base --seeds {seed} first "
+                         f"({base} is missing)")
+    return Recommender.load(base).item_vectors()
+
+
+def run(args, variant: str, seed: int, bench, bench_valid) -> None:
+    name = run_name(args.model, variant, args.source, seed, args.dataset)
+    out = RESULTS / f"{name}.json"
+    if out.exists():
+        log.info("%s: done already (%s)", name, out)
+        return
+    runs = Path(args.runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    augmentation = None
+    if variant != "base":
+        vectors = None if variant == "blur" else source_vectors(args, bench_valid, seed)
+        cats = item_categories(bench) if variant == "categories" else None
+        augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed).fit()
+    model = MODELS[args.model](epochs=args.epochs, patience=args.patience, seed=seed, bf16=args.bf16,
+                               threads=args.threads, lr_decay_every=args.lr_decay_every)
+    t0 = time.perf_counter()
+    model.fit(bench_valid.train, validation=(bench_valid.test_prefixes, bench_valid.test_targets),
+              augmentation=augmentation, checkpoint=str(runs / f"{name}.ckpt.npz"))
+    fit_s = time.perf_counter() - t0
+    model.save(runs / f"{name}.model.npz")
+    t0 = time.perf_counter()
+    ranks = np.concatenate([target_ranks(model.score(bench.test_prefixes.take(np.arange(s, min(s + 1000, n)))),
+                                         bench.test_targets[s:s + 1000])
+                            for n in [len(bench.test_targets)] for s in range(0, n, 1000)])
+    score_s = time.perf_counter() - t0
+    np.save(runs / f"{name}.ranks.npy", ranks.astype(np.int32))
+    metrics = session_metrics(ranks, ks=(10, 20))
+    result = {"model": args.model, "variant": variant, "source": args.source if augmentation is not None
+              and variant != "blur" else None, "seed": seed, "dataset": args.dataset,
+              "test": {k: v for k, v in metrics.items() if "@" in k}, "best_epoch": model.best_epoch_,
+              "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
+              "n_test": int(len(ranks)), "params": model.get_params(),
+              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                             time.gmtime())}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    log.info("%s: test %s", name, result["test"])
+
+
+def report(runs_dir: str) -> None:
+    from scipy import stats
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    lines = ["# SR-GNN / TAGNN adjacency augmentation", "",
+             "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ...`, "
+             "then `--report`. Training sessions minus the last 10% (by time) train; those 10% select the "
+             "epoch (best validation MRR@20, early stopping); all test prefixes are ranked against every item.",
+             ""]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        lines += [f"## {dataset}", "",
+                  "| model | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
+                  "s/epoch | published HR@20 / MRR@20 | Δ MRR@20 vs Base (p, per prefix) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        groups: dict = {}
+        for r in rows:
+            if r["dataset"] == dataset:
+                groups.setdefault((r["model"], r["variant"], r["source"]), []).append(r)
+        for (model, variant, source), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], list(LABELS).index(kv[0][1]), str(kv[0][2]))):
+            def cell(metric):
+                v = np.array([r["test"][metric] for r in rs]) * 100
+                return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+            epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
+            sec = np.mean([np.mean([h["seconds"] for h in r["history"]]) for r in rs])
+            pub = PUBLISHED.get((model, variant)) if dataset == "diginetica" else None
+            delta = "—"
+            base = {r["seed"]: r for r in groups.get((model, "base", None), [])}
+            paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
+            if paired:
+                d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
+                ps = []
+                for r, b in paired:     # per-prefix paired test on reciprocal ranks (0 beyond 20)
+                    fa = Path(runs_dir) / f"{run_name(model, variant, source or '', r['seed'], dataset)}.ranks.npy"
+                    fb = Path(runs_dir) / f"{run_name(model, 'base', '', b['seed'], dataset)}.ranks.npy"
+                    if fa.exists() and fb.exists():
+                        ra, rb = np.load(fa), np.load(fb)
+                        rr = lambda x: np.where(x <= 20, 1.0 / x, 0.0)  # noqa: E731
+                        ps.append(stats.wilcoxon(rr(ra), rr(rb)).pvalue)
+                delta = f"{np.mean(d):+.2f}"
+                if len(d) > 1:
+                    delta += f" (seeds: t-test p={stats.ttest_rel([r['test']['MRR@20'] for r, _ in paired], [b['test']['MRR@20'] for _, b in paired]).pvalue:.2g})"
+                if ps:
+                    delta += " (per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
+            lines.append(f"| {model} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {cell('HR@20')} | "
+                         f"{cell('MRR@20')} | {cell('HR@10')} | {cell('MRR@10')} | {epochs} | {sec:.0f} | "
+                         f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
+        lines.append("")
+    (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="diginetica")
+    parser.add_argument("--model", choices=sorted(MODELS), default="srgnn")
+    parser.add_argument("--variants", nargs="+", default=["base"], choices=list(LABELS))
+    parser.add_argument("--source", choices=("model", "cleora"), default="model")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--lr-decay-every", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cleora-steps", type=int, default=2)
+    parser.add_argument("--cleora-dim", type=int, default=100)
+    parser.add_argument("--runs-dir", default=os.environ.get("SKETCHREC_RUNS",
+                                                             str(Path.home() / ".cache" / "sketchrec" / "runs")))
+    parser.add_argument("--max-train-sessions", type=int, default=None,
+                        help="smoke test: keep only the last N training sessions and 2,000 test pairs")
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.report:
+        report(args.runs_dir)
+        return
+    bench = registry.load(args.dataset)
+    if args.max_train_sessions:
+        from sketchrec.data.benchmark import SessionBenchmark
+        keep = np.arange(2000)
+        bench = SessionBenchmark(f"{bench.name}-smoke", bench.train.take(np.arange(len(bench.train))[-args.max_train_sessions:]),
+                                 bench.test_prefixes.take(keep), bench.test_targets[keep], bench.item_ids)
+        args.dataset = bench.name
+    bench_valid = bench.validation(0.1)
+    log.info("%s; validation %s", bench, bench_valid)
+    for seed in args.seeds:
+        for variant in args.variants:
+            run(args, variant, seed, bench, bench_valid)
+
+
+if __name__ == "__main__":
+    main()
