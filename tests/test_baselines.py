@@ -500,7 +500,7 @@ def test_save_accepts_numpy_scalar_params(tmp_path):
 
 
 def test_model_short_names():
-    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "emde"}
+    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "emde", "srgnn", "tagnn"}
     assert MODELS["vsknn"] is VSKNN
 
 
