@@ -20,7 +20,9 @@ own remapping, that it holds exactly our 43,097 items and exactly our train / te
 
 Both models: hidden 100, step 1, batch 100, Adam lr 1e-3, weight decay 1e-5, CE over all items,
 at most 50 clicks per prefix, the same number of torch threads. Each runs in a fresh subprocess of
-its own venv (peak RSS = ru_maxrss of that process), back to back.
+its own venv (peak RSS = ru_maxrss of that process), back to back. RecBole is timed twice: as
+shipped (importing its sequential models turns on torch's autograd anomaly detection, see sine.py)
+and with anomaly detection turned off again after import.
 
     python benchmarks/srgnn_vs_recbole.py --batches 500            # speed: s / batch -> s / epoch
     python benchmarks/srgnn_vs_recbole.py --epochs 3               # + HR@20 / MRR@20 after 3 epochs (hours)
@@ -86,7 +88,8 @@ if a["mode"] == "speed":
     seconds = model.history_[-1]["seconds"]
     n_batches = math.ceil(n_pairs / a["batch_size"])
     out.update(batches=n_batches, pairs=n_pairs, seconds=seconds, s_per_batch=seconds / n_batches,
-               missing_params=missing)
+               missing_params=missing,
+               breakdown={k: v for k, v in model.history_[-1].items() if k.endswith("_s")})
 else:
     from sketchrec.eval.protocols import evaluate_session_benchmark
     model, missing = make(a["epochs"])
@@ -118,6 +121,12 @@ from recbole.data.utils import get_dataloader
 from recbole.model.sequential_recommender import SRGNN
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
+
+# recbole/model/sequential_recommender/sine.py calls torch.autograd.set_detect_anomaly(True) at import,
+# so importing any RecBole sequential model turns anomaly detection on for the whole process
+anomaly_as_shipped = torch.is_anomaly_enabled()
+if a["anomaly_off"]:
+    torch.autograd.set_detect_anomaly(False)
 
 logging.getLogger().setLevel(logging.ERROR)
 config = Config(model="SRGNN", dataset=a["name"], config_dict={
@@ -178,14 +187,25 @@ class Batches:               # RecBole's own train loader, cut after n batches
         return self.n
 
 out = {"load_seconds": load_s, "check": check, "threads": torch.get_num_threads(),
+       "anomaly_detection": torch.is_anomaly_enabled(), "anomaly_detection_as_shipped": anomaly_as_shipped,
        "torch": torch.__version__, "n_items_model": int(model.n_items)}
 if a["mode"] == "speed":
     trainer._train_epoch(Batches(train_data, a["warmup"]), 0)
+    slice_s = [0.0]           # time in SRGNN._get_slice: its per-session Python graph building
+    get_slice = model._get_slice
+    def timed_slice(item_seq):
+        t = time.perf_counter()
+        try:
+            return get_slice(item_seq)
+        finally:
+            slice_s[0] += time.perf_counter() - t
+    model._get_slice = timed_slice
     timed = Batches(train_data, a["batches"])
     t0 = time.perf_counter()
     trainer._train_epoch(timed, 1)
     seconds = time.perf_counter() - t0
-    out.update(batches=timed.seen, seconds=seconds, s_per_batch=seconds / timed.seen)
+    out.update(batches=timed.seen, seconds=seconds, s_per_batch=seconds / timed.seen,
+               breakdown={"get_slice_s": slice_s[0]})
 else:
     t0 = time.perf_counter()
     trainer.fit(train_data, valid_data=None, saved=False, show_progress=False)
@@ -279,6 +299,9 @@ def main() -> None:
                         help="--epochs mode on the first N training sessions only (smoke test)")
     parser.add_argument("--lr-decay", type=float, default=1.0,
                         help="ours: lr factor every lr_decay_every epochs (1.0 = constant, as RecBole)")
+    parser.add_argument("--recbole-anomaly-detection", action="store_true",
+                        help="--epochs mode: keep RecBole's autograd anomaly detection on, as shipped "
+                             "(the speed mode times RecBole both ways)")
     parser.add_argument("--workdir", type=Path, default=Path("/work/peers/data"))
     parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/srgnn_vs_recbole.md")
     args = parser.parse_args()
@@ -299,7 +322,7 @@ def main() -> None:
                   epochs=args.epochs, lr_decay=args.lr_decay)
     ours_args = dict(common, dataset=NAME, max_train_sessions=args.max_train_sessions)
     peer_args = dict(common, name=NAME, data_path=str(args.workdir), run_dir=str(args.workdir / "run"),
-                     expected=str(data_dir / "expected.npz"), max_train_pairs=max_pairs)
+                     expected=str(data_dir / "expected.npz"), max_train_pairs=max_pairs, anomaly_off=False)
     run_dir = args.workdir / "run"
     results = {"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}}
 
@@ -310,6 +333,10 @@ def main() -> None:
     results["speed"]["recbole"] = p = run(PEER_PYTHON, PEER, dict(peer_args, mode="speed"),
                                           args.threads, run_dir)
     print("recbole ", p, flush=True)
+    results["speed"]["recbole_anomaly_off"] = pf = run(PEER_PYTHON, PEER, dict(peer_args, mode="speed",
+                                                                            anomaly_off=True),
+                                                       args.threads, run_dir)
+    print("recbole (anomaly detection off)", pf, flush=True)
     check = p["check"]
     if not (check["same_universe"] and check["same_train"] and check["same_test"]
             and check["n_items"] == bench.n_items and check["n_test"] == len(bench.test_targets)):
@@ -319,19 +346,26 @@ def main() -> None:
         results["quality"]["ours"] = qo = run(Path(sys.executable), OURS, dict(ours_args, mode="quality"),
                                               args.threads, run_dir)
         print("ours    ", qo, flush=True)
-        results["quality"]["recbole"] = qp = run(PEER_PYTHON, PEER, dict(peer_args, mode="quality"),
-                                                 args.threads, run_dir)
+        results["quality"]["recbole"] = qp = run(
+            PEER_PYTHON, PEER, dict(peer_args, mode="quality", anomaly_off=not args.recbole_anomaly_detection),
+            args.threads, run_dir)
         print("recbole ", qp, flush=True)
 
     n_pairs, bs = meta["n_train"], HP["batch_size"]
     per_epoch = math.ceil(n_pairs / bs)
-    lines = ["| | s / batch | s / epoch (extrapolated, "
-             f"{per_epoch:,} batches) | timed batches | peak RSS MiB |", "|---|---|---|---|---|"]
-    for who, r in (("sketchrec", o), (f"RecBole {p['recbole']}", p)):
-        lines.append(f"| {who} | {r['s_per_batch'] * 1e3:.1f} ms | {r['s_per_batch'] * per_epoch:,.0f} | "
-                     f"{r['batches']} | {r['peak_rss_mb']:,.0f} |")
-    ratio = p["s_per_batch"] / o["s_per_batch"]
+    lines = ["| | time / batch | of which session graphs | s / epoch (extrapolated, "
+             f"{per_epoch:,} batches) | timed batches | peak RSS MiB |", "|---|---|---|---|---|---|"]
+    rows = (("sketchrec", o, "graphs_s"),
+            (f"RecBole {p['recbole']} as shipped (autograd anomaly detection on)", p, "get_slice_s"),
+            (f"RecBole {p['recbole']}, anomaly detection turned off", pf, "get_slice_s"))
+    for who, r, graph_key in rows:
+        graphs = r.get("breakdown", {}).get(graph_key)
+        graphs = "?" if graphs is None else f"{graphs / r['batches'] * 1e3:.1f} ms"
+        lines.append(f"| {who} | {r['s_per_batch'] * 1e3:.1f} ms | {graphs} | "
+                     f"{r['s_per_batch'] * per_epoch:,.0f} | {r['batches']} | {r['peak_rss_mb']:,.0f} |")
+    ratio, ratio_off = p["s_per_batch"] / o["s_per_batch"], pf["s_per_batch"] / o["s_per_batch"]
     results["speed_ratio_recbole_over_ours"] = ratio
+    results["speed_ratio_recbole_anomaly_off_over_ours"] = ratio_off
     text = ["# SR-GNN training: sketchrec vs RecBole 1.2.1", "",
             f"{machine_line()}; torch {p['torch']}; {args.threads} threads for both "
             "(torch.set_num_threads, OMP/MKL_NUM_THREADS)", "",
@@ -347,11 +381,20 @@ def main() -> None:
             f"Speed: {args.warmup} warm-up batches, then {args.batches} timed batches (RecBole: its dataloader "
             "+ `Trainer._train_epoch`; ours: `SRGNN.fit` with epochs=1 on a seeded random set of whole "
             "training sessions giving that many batches, its `history_[-1]['seconds']`), extrapolated to "
-            "an epoch. Peak RSS: ru_maxrss of each fresh process (RecBole holds its whole dataset; ours "
+            "an epoch. Session graphs: ours `session_graphs` (vectorised over the batch, padded to the "
+            "batch's longest prefix); RecBole `SRGNN._get_slice` (a Python loop over the batch's "
+            "sessions and their clicks, padded to the dataset's longest prefix, 50, on every batch). "
+            "RecBole 1.2.1's `sequential_recommender/sine.py` calls `torch.autograd.set_detect_anomaly(True)` "
+            "when imported, i.e. whenever any of its sequential models is imported, which checks every "
+            "backward result for NaN; RecBole is timed as shipped and with it turned off after import. "
+            "Optimiser: ours whatever `SRGNN.fit` builds (a fused Adam when this was written); RecBole's "
+            "trainer torch's default (per-tensor) Adam. "
+            "Peak RSS: ru_maxrss of each fresh process (RecBole holds its whole dataset; ours "
             "loads the benchmark and trains on the subset). The machine may be running other jobs: "
             "timings are noisy.", "",
             *lines, "",
-            f"RecBole / ours time per batch: **{ratio:.2f}x**.", ""]
+            f"RecBole / ours time per batch: **{ratio:.2f}x** as shipped, **{ratio_off:.2f}x** with "
+            "anomaly detection off.", ""]
     if args.epochs:
         qlines = ["| | epochs | training pairs | fit s | HR@20 | MRR@20 | peak RSS MiB |",
                   "|---|---|---|---|---|---|---|"]
@@ -361,7 +404,9 @@ def main() -> None:
         text += [f"Accuracy after {args.epochs} epoch(s), full ranking of all items on the same test "
                  "prefixes (ours: `evaluate_session_benchmark(fit=False)`, pessimistic ties; RecBole: "
                  f"`Trainer.evaluate`, torch.topk). Ours with lr decay {args.lr_decay} "
-                 "(1.0 = constant lr, as RecBole).", "", *qlines, ""]
+                 "(1.0 = constant lr, as RecBole); RecBole with autograd anomaly detection "
+                 f"{'on' if qp['anomaly_detection'] else 'off'} (it does not change the results).", "",
+                 *qlines, ""]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(text))
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -67,7 +67,7 @@ def test_tagnn_node_attention_equals_click_attention():
         h = net.node_states(g[0], g[3])[0]
         s = net.session_vectors(*g)[0]
         clicks = h[g[1][0]]                                    # (L, d): one state per click
-        items = net.embedding.weight[:-1]
+        items = net.embedding.weight
         beta = torch.softmax(net.target_att(clicks) @ items.T, dim=0)   # (L, N)
         expected = s @ items.T + (beta * (clicks @ items.T)).sum(0)
     torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
@@ -140,7 +140,15 @@ def test_clustered_sessions_route_and_fine_tune():
         np.testing.assert_allclose(scores[r], model.models_[route[r]].score(valid[0].take([r]))[0], rtol=1e-4, atol=1e-5)
 
 
-def test_padding_embedding_stays_exactly_zero():
-    """A non-zero padding row decays under weight decay into denormals that slow every matmul."""
+def test_padded_nodes_start_as_exact_zeros():
+    """Padding must not reach the network as anything but zeros (no padding row to decay into
+    denormals), and padding a batch must not change a session's scores."""
     model = SRGNN(hidden=8, epochs=2, progress=False, threads=1).fit(rule_data())
-    assert torch.count_nonzero(model.net_.embedding.weight[-1]) == 0
+    net = model.net_
+    assert net.embedding.weight.shape[0] == model.n_items_
+    short, long_ = [4, 5], [1, 2, 3, 1, 6, 7, 8]
+    g = session_graphs(Sessions.from_lists([short, long_], n_items=model.n_items_)).tensors()
+    with torch.no_grad():
+        alone = net(*session_graphs(Sessions.from_lists([short], n_items=model.n_items_)).tensors())[0]
+        padded = net(*g)[0]
+    torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
