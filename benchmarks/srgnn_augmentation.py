@@ -16,7 +16,8 @@ anything — to show what the official script's "best epoch on the test set" wou
 Refit variants take their item vectors from the refit Base model.
 
 Runs are resumable: each writes an epoch checkpoint under --runs-dir and, when done, a JSON
-result under docs/benchmarks/srgnn_runs/ that later invocations skip. `--report` (re)writes
+result (and the per-prefix test ranks, .ranks.npz) under docs/benchmarks/srgnn_runs/ that later
+invocations skip. `--report` (re)writes
 docs/benchmarks/srgnn_augmentation.md from every result there: mean ± std over seeds, and a
 paired test against Base (per seed when there are several, per test prefix on reciprocal ranks).
 
@@ -129,7 +130,8 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     t0 = time.perf_counter()
     ranks = test_ranks(model, bench)
     score_s = time.perf_counter() - t0
-    np.save(runs / f"{name}.ranks.npy", ranks.astype(np.int32))
+    RESULTS.mkdir(parents=True, exist_ok=True)     # per-prefix ranks, kept for the paired tests (~100 KB)
+    np.savez_compressed(RESULTS / f"{name}.ranks.npz", ranks=ranks.astype(np.uint16 if ranks.max() < 65536 else np.int32))
     metrics = session_metrics(ranks, ks=(10, 20))
     result = {"protocol": args.protocol, "epochs_from": selected[0].name if curve is not None else None, "model": args.model, "variant": variant, "source": args.source if augmentation is not None
               and variant != "blur" else None, "seed": seed, "dataset": args.dataset,
@@ -144,50 +146,62 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     log.info("%s: test %s", name, result["test"])
 
 
-def report(runs_dir: str) -> None:
+def report() -> None:
     from scipy import stats
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     lines = ["# SR-GNN / TAGNN adjacency augmentation", "",
-             "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ...`, "
-             "then `--report`. Training sessions minus the last 10% (by time) train; those 10% select the "
-             "epoch (best validation MRR@20, early stopping); all test prefixes are ranked against every item.",
-             ""]
+             "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ... "
+             "[--protocol refit]`, then `--report`. All test prefixes are ranked against every item.", "",
+             "- **validation**: training sessions minus the last 10% (by time) train; those 10% select the epoch "
+             "(best validation MRR@20, early stopping).",
+             "- **refit**: all training sessions train for the epoch count the validation run selected (the seed's "
+             "own, else seed 0's). `best test epoch` is a diagnostic only — the test metrics of the best epoch "
+             "*on the test set* (max over epochs of each metric), what the official SR-GNN script prints; "
+             "nothing is selected by it.", ""]
     for dataset in sorted({r["dataset"] for r in rows}):
         lines += [f"## {dataset}", "",
-                  "| model | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
-                  "s/epoch | published HR@20 / MRR@20 | Δ MRR@20 vs Base (p, per prefix) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| model | protocol | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
+                  "s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ MRR@20 vs Base (p) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: dict = {}
         for r in rows:
             if r["dataset"] == dataset:
-                groups.setdefault((r["model"], r["variant"], r["source"]), []).append(r)
-        for (model, variant, source), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], list(LABELS).index(kv[0][1]), str(kv[0][2]))):
-            def cell(metric):
-                v = np.array([r["test"][metric] for r in rs]) * 100
+                groups.setdefault((r["model"], r.get("protocol", "validation"), r["variant"], r["source"]), []).append(r)
+        order = lambda kv: (kv[0][0], kv[0][1], list(LABELS).index(kv[0][2]), str(kv[0][3]))  # noqa: E731
+        for (model, protocol, variant, source), rs in sorted(groups.items(), key=order):
+            def cell(values):
+                v = np.array(values) * 100
                 return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+            test = lambda metric: cell([r["test"][metric] for r in rs])  # noqa: E731
             epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
             sec = np.mean([np.mean([h["seconds"] for h in r["history"]]) for r in rs])
+            curves = [[h["test_curve"] for h in r["history"] if "test_curve" in h] for r in rs]
+            best_test = "—"
+            if all(curves):
+                best_test = (cell([max(c["HR@20"] for c in cs) for cs in curves]) + " / "
+                             + cell([max(c["MRR@20"] for c in cs) for cs in curves]))
             pub = PUBLISHED.get((model, variant)) if dataset == "diginetica" else None
             delta = "—"
-            base = {r["seed"]: r for r in groups.get((model, "base", None), [])}
+            base = {r["seed"]: r for r in groups.get((model, protocol, "base", None), [])}
             paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
             if paired:
                 d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
                 ps = []
                 for r, b in paired:     # per-prefix paired test on reciprocal ranks (0 beyond 20)
-                    fa = Path(runs_dir) / f"{run_name(model, variant, source or '', r['seed'], dataset)}.ranks.npy"
-                    fb = Path(runs_dir) / f"{run_name(model, 'base', '', b['seed'], dataset)}.ranks.npy"
+                    fa = RESULTS / f"{run_name(model, variant, source or '', r['seed'], dataset, protocol)}.ranks.npz"
+                    fb = RESULTS / f"{run_name(model, 'base', '', b['seed'], dataset, protocol)}.ranks.npz"
                     if fa.exists() and fb.exists():
-                        ra, rb = np.load(fa), np.load(fb)
+                        ra, rb = np.load(fa)["ranks"].astype(np.int64), np.load(fb)["ranks"].astype(np.int64)
                         rr = lambda x: np.where(x <= 20, 1.0 / x, 0.0)  # noqa: E731
                         ps.append(stats.wilcoxon(rr(ra), rr(rb)).pvalue)
                 delta = f"{np.mean(d):+.2f}"
                 if len(d) > 1:
-                    delta += f" (seeds: t-test p={stats.ttest_rel([r['test']['MRR@20'] for r, _ in paired], [b['test']['MRR@20'] for _, b in paired]).pvalue:.2g})"
+                    delta += (f" ± {np.std(d, ddof=1):.2f} (paired t-test over seeds p="
+                              f"{stats.ttest_rel([r['test']['MRR@20'] for r, _ in paired], [b['test']['MRR@20'] for _, b in paired]).pvalue:.2g})")
                 if ps:
-                    delta += " (per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
-            lines.append(f"| {model} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {cell('HR@20')} | "
-                         f"{cell('MRR@20')} | {cell('HR@10')} | {cell('MRR@10')} | {epochs} | {sec:.0f} | "
+                    delta += " (Wilcoxon per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
+            lines.append(f"| {model} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
+                         f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")
     (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
@@ -217,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.report:
-        report(args.runs_dir)
+        report()
         return
     bench = registry.load(args.dataset)
     if args.max_train_sessions:

@@ -1,0 +1,277 @@
+"""Trainable retrieval embeddings with the Centroid Triplet Loss (Wieczorek et al., ICONIP 2021).
+
+The model is the paper's base: a backbone, global pooling to a feature f, a
+BNNeck (BatchNorm1d without shift) giving f_bn, and a bias-free classifier on
+f_bn. Metric losses act on f, cross-entropy on the classifier logits, and
+retrieval uses f_bn. Losses:
+
+- label-smoothed cross-entropy (ε = 0.1);
+- batch-hard triplet loss (Hermans et al. 2017): hardest positive, hardest negative per anchor;
+- centre loss (Wen et al. 2016): squared distance of f to a learned centre of its class;
+- Centroid Triplet Loss: anchor vs the leave-one-out centroid of its own class in the batch
+  (positive) and the nearest centroid of another class in the batch (negative).
+
+Batches are P classes × M samples (`PKSampler`), so every class in a batch has M - 1
+other samples to form the anchor's positive centroid.
+
+Backbones: `SmallCNN` (grey or colour images trained from scratch), `MLPHead`
+(precomputed embeddings of any modality); a torchvision-style module may be passed
+as `backbone` too (it must map a batch to (B, feature_dim)).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+
+# -- sampling -----------------------------------------------------------------------------
+class PKSampler:
+    """Batches of P classes × M samples. Classes with fewer than M samples are drawn with
+    replacement; an epoch visits every class about len(labels) / (P·M) · P / n_classes times."""
+
+    def __init__(self, labels: np.ndarray, p: int, m: int, seed: int = 0):
+        self.labels = np.asarray(labels)
+        self.classes, inverse = np.unique(self.labels, return_inverse=True)
+        if len(self.classes) < 2:
+            raise ValueError("PKSampler needs at least two classes")
+        self.p, self.m = min(p, len(self.classes)), m
+        order = np.argsort(inverse, kind="stable")
+        self.members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return max(1, len(self.labels) // (self.p * self.m))
+
+    def __iter__(self):
+        for _ in range(len(self)):
+            chosen = self.rng.choice(len(self.classes), self.p, replace=False)
+            batch = [self.rng.choice(self.members[c], self.m, replace=len(self.members[c]) < self.m)
+                     for c in chosen]
+            yield np.concatenate(batch)
+
+
+# -- losses -------------------------------------------------------------------------------
+def _pairwise_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.T).clamp(min=0)
+
+
+def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+    """mean_a [ max_p d(a, p) - min_n d(a, n) + margin ]_+ with Euclidean d."""
+    d = _pairwise_sq(features, features).add(1e-12).sqrt()
+    same = labels[:, None] == labels[None, :]
+    hardest_pos = (d * same).max(1).values
+    hardest_neg = d.masked_fill(same, torch.inf).min(1).values
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+def centroid_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+    """mean_a [ ||a - c_pos(a)|| - min_{c != y(a)} ||a - c|| + margin ]_+, where c_pos(a) is the mean of
+    the other samples of a's class in the batch and c the class means. Anchors whose class has no
+    other sample in the batch are skipped."""
+    classes, inverse = torch.unique(labels, return_inverse=True)
+    one_hot = F.one_hot(inverse, len(classes)).to(features.dtype)               # (B, C)
+    counts = one_hot.sum(0)                                                      # (C,)
+    sums = one_hot.T @ features                                                  # (C, d)
+    own_count = counts[inverse]
+    usable = own_count > 1
+    if not usable.any() or len(classes) < 2:
+        return features.sum() * 0
+    loo = (sums[inverse] - features) / (own_count - 1).clamp(min=1)[:, None]     # leave-one-out centroid
+    d_pos = (features - loo).pow(2).sum(1).add(1e-12).sqrt()
+    centroids = sums / counts[:, None]
+    d_all = _pairwise_sq(features, centroids).add(1e-12).sqrt()                  # (B, C)
+    d_neg = d_all.masked_fill(one_hot.bool(), torch.inf).min(1).values
+    return F.relu(d_pos - d_neg + margin)[usable].mean()
+
+
+class CentreLoss(nn.Module):
+    """0.5 · mean ||f - c_y||² with a learned centre per class."""
+
+    def __init__(self, n_classes: int, dim: int):
+        super().__init__()
+        self.centres = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (features - self.centres[labels]).pow(2).sum(1).mean()
+
+
+# -- models -------------------------------------------------------------------------------
+class SmallCNN(nn.Module):
+    """Four conv-BN-ReLU stages (32, 64, 128, `width`) with max-pooling, then global average pooling."""
+
+    def __init__(self, in_channels: int = 1, width: int = 256):
+        super().__init__()
+        chans = [in_channels, 32, 64, 128, width]
+        layers = []
+        for i in range(4):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False), nn.BatchNorm2d(chans[i + 1]),
+                       nn.ReLU(inplace=True)]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean((2, 3))
+
+
+class MLPHead(nn.Module):
+    """Linear-BN-ReLU-Linear over precomputed embeddings of any modality."""
+
+    def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 256):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(hidden, out_dim))
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class RetrievalNet(nn.Module):
+    """backbone -> f -> BNNeck -> f_bn -> bias-free classifier."""
+
+    def __init__(self, backbone: nn.Module, n_classes: int, feature_dim: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        dim = feature_dim or backbone.out_dim
+        self.bnneck = nn.BatchNorm1d(dim)
+        self.bnneck.bias.requires_grad_(False)                # the BNNeck's shift is frozen at 0
+        self.classifier = nn.Linear(dim, n_classes, bias=False)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.backbone(x)
+        f_bn = self.bnneck(f)
+        return f, f_bn, self.classifier(f_bn)
+
+
+# -- training -----------------------------------------------------------------------------
+@dataclass
+class LossWeights:
+    """Weights of the loss terms; ctl=0 gives the paper's base model without CTL."""
+    ce: float = 1.0
+    triplet: float = 1.0
+    centre: float = 5e-4
+    ctl: float = 1.0
+    margin: float = 0.3
+    label_smoothing: float = 0.1
+
+
+@dataclass
+class TrainReport:
+    history: list = field(default_factory=list)      # one dict per epoch: losses, seconds
+    seconds: float = 0.0
+
+
+class RetrievalTrainer:
+    """Train a `RetrievalNet` with P×M batches and the losses above.
+
+    inputs : (n, ...) float32 tensor-able array (images (n, C, H, W) or embeddings (n, d))
+    labels : (n,) class ids of the training identities / products
+    augment : optional callable(batch tensor) -> batch tensor, training only
+    """
+
+    def __init__(self, backbone: nn.Module, weights: LossWeights | None = None, epochs: int = 30,
+                 p: int = 16, m: int = 4, lr: float = 3.5e-4, weight_decay: float = 5e-4, seed: int = 0,
+                 threads: int | None = None, progress: bool = True, augment=None):
+        self.backbone, self.weights = backbone, weights or LossWeights()
+        self.epochs, self.p, self.m, self.lr, self.weight_decay = epochs, p, m, lr, weight_decay
+        self.seed, self.threads, self.progress, self.augment = seed, threads, progress, augment
+
+    def fit(self, inputs: np.ndarray, labels: np.ndarray) -> "RetrievalTrainer":
+        torch.manual_seed(self.seed)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        classes, y = np.unique(np.asarray(labels), return_inverse=True)
+        self.classes_ = classes
+        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        y_t = torch.as_tensor(y, dtype=torch.int64)
+        self.net_ = RetrievalNet(self.backbone, len(classes))
+        w = self.weights
+        centre = CentreLoss(len(classes), self.net_.bnneck.num_features)
+        params = [p for p in self.net_.parameters() if p.requires_grad]
+        optimiser = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        centre_opt = torch.optim.SGD(centre.parameters(), lr=0.5)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.epochs)
+        sampler = PKSampler(y, self.p, self.m, self.seed)
+        self.report_ = TrainReport()
+        t_fit = time.perf_counter()
+        bar = tqdm(range(self.epochs), desc="retrieval training", unit="epoch", disable=not self.progress)
+        for epoch in bar:
+            self.net_.train()
+            t0 = time.perf_counter()
+            sums = {"ce": 0.0, "triplet": 0.0, "centre": 0.0, "ctl": 0.0, "total": 0.0}
+            n_batches = 0
+            for rows in sampler:
+                xb, yb = x[rows], y_t[rows]
+                if self.augment is not None:
+                    xb = self.augment(xb)
+                f, _, logits = self.net_(xb)
+                parts = {"ce": F.cross_entropy(logits, yb, label_smoothing=w.label_smoothing),
+                         "triplet": batch_hard_triplet(f, yb, w.margin) if w.triplet else f.sum() * 0,
+                         "centre": centre(f, yb) if w.centre else f.sum() * 0,
+                         "ctl": centroid_triplet(f, yb, w.margin) if w.ctl else f.sum() * 0}
+                loss = w.ce * parts["ce"] + w.triplet * parts["triplet"] + w.centre * parts["centre"] + \
+                    w.ctl * parts["ctl"]
+                optimiser.zero_grad(set_to_none=True)
+                centre_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                if w.centre:
+                    for p in centre.parameters():     # the centre loss's own learning rate, undoing its weight
+                        p.grad.mul_(1.0 / w.centre)
+                    centre_opt.step()
+                for k, v in parts.items():
+                    sums[k] += float(v)
+                sums["total"] += float(loss)
+                n_batches += 1
+            scheduler.step()
+            row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()},
+                   "seconds": time.perf_counter() - t0}
+            self.report_.history.append(row)
+            bar.set_postfix(loss=f"{row['total']:.3f}")
+        self.report_.seconds = time.perf_counter() - t_fit
+        self.net_.eval()
+        return self
+
+    def embed(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """(n, dim) float32 retrieval features f_bn (eval mode)."""
+        if not hasattr(self, "net_"):
+            raise RuntimeError("RetrievalTrainer is not fitted")
+        out = []
+        self.net_.eval()
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                xb = torch.as_tensor(np.asarray(inputs[start:start + batch_size], dtype=np.float32))
+                out.append(self.net_(xb)[1].numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.net_.bnneck.num_features), np.float32)
+
+    def plot_losses(self, path) -> None:
+        """Loss curves per term, one line each, saved to `path` (PNG/SVG/PDF)."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        h = self.report_.history
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for key in ("total", "ce", "triplet", "ctl", "centre"):
+            values = [r[key] for r in h]
+            if any(values):
+                ax.plot([r["epoch"] for r in h], values, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
