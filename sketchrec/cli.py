@@ -251,6 +251,69 @@ def train_emde(
 
 
 @app.command()
+def similar(
+    embeddings: Path = typer.Argument(..., help="Embeddings folder (vectors.npy + ids.parquet), e.g. from `sketchrec embed`."),
+    items: list[str] = typer.Argument(..., help="Ids of the query items."),
+    k: int = typer.Option(10, "-k", help="Results per query."),
+    groups: Optional[Path] = typer.Option(None, help="CSV/Parquet mapping item ids to groups (products, identities): "
+                                                     "results are then groups."),
+    id_column: str = typer.Option("id", help="Item id column of --groups."),
+    group_column: str = typer.Option("group", help="Group column of --groups."),
+    mode: str = typer.Option("centroid", help="With --groups: 'centroid' (one vector per group) or 'instance'."),
+    backend: str = typer.Option("exact", help="'exact' or 'hnsw' (approximate, faiss)."),
+    save_index: Optional[Path] = typer.Option(None, help="Also save the built index to this folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the results as CSV."),
+):
+    """Items (or groups) most similar to the given items, by cosine similarity of their embeddings."""
+    from sketchrec.embeddings import Embeddings
+    from sketchrec.retrieval import CentroidIndex
+    if k < 1 or k > 10_000:
+        raise typer.BadParameter("k must be between 1 and 10,000")
+    emb = Embeddings.load(embeddings)
+    look = emb.ids.lookup(items)
+    if look.unknown:
+        console.print(f"[yellow]unknown item id(s), skipped:[/] {', '.join(map(str, look.unknown[:20]))}")
+    asked = [item for item, known in zip(items, look.known) if known]
+    if not asked:
+        raise typer.Exit(code=1)
+    queries = emb.vectors[look.internal[look.known]]
+    if groups is not None:
+        from sketchrec.data.readers import read_columns
+        table = read_columns(str(groups), columns=[id_column, group_column])
+        look = emb.ids.lookup(table.column(id_column))
+        labels = np.asarray(table.column(group_column).to_pylist(), dtype=object)[look.known]
+        rows = look.internal[look.known]
+        console.print(f"{len(rows):,} of {len(emb):,} embedded items have a group "
+                      f"({len(np.unique(labels.astype(str))):,} groups)")
+        index = CentroidIndex(mode, backend=backend).fit(emb.vectors[rows], labels.astype(str))
+        names = None
+    else:
+        index = CentroidIndex("instance", backend=backend).fit(emb.vectors, np.arange(len(emb)))
+        names = np.asarray(emb.ids.keys.to_pylist(), dtype=object)
+    hits = index.search(queries, k=k)
+    if save_index is not None:
+        index.save(save_index)
+        console.print(f"index written to {save_index}")
+    table_out = Table(title=f"{k} most similar ({index.mode}, {index.backend})")
+    for col in ("query", "rank", "result", "cosine"):
+        table_out.add_column(col)
+    records = []
+    for q, (r_rows, r_groups, r_scores) in enumerate(zip(hits.rows, hits.groups, hits.scores)):
+        for rank, (row, group, score) in enumerate(zip(r_rows, r_groups, r_scores), 1):
+            if row < 0:
+                continue
+            result = str(names[row]) if names is not None else str(group)
+            records.append((asked[q], rank, result, float(score)))
+            table_out.add_row(str(asked[q]), str(rank), result, f"{score:.4f}")
+    console.print(table_out)
+    if output is not None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        pacsv.write_csv(pa.table({"query": [r[0] for r in records], "rank": [r[1] for r in records],
+                                  "result": [r[2] for r in records], "cosine": [r[3] for r in records]}), output)
+
+
+@app.command()
 def demo(
     dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),

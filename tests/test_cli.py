@@ -18,7 +18,7 @@ def data_dir(monkeypatch):
 
 
 @pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"], ["train", "emde"],
-                                  ["data", "inspect"], ["datasets", "info"]])
+                                  ["data", "inspect"], ["datasets", "info"], ["similar"]])
 def test_help_everywhere(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
@@ -105,3 +105,31 @@ def test_train_emde_saves_a_loadable_model(tmp_path):
     model = Recommender.load(out)
     assert isinstance(model, EMDE) and model.inputs == ("last:cleora:1",)
     assert out.with_suffix(".ckpt.npz").exists()
+
+
+def test_similar_items_and_groups(tmp_path):
+    import numpy as np
+
+    from sketchrec.data.idmap import IdMap
+    from sketchrec.embeddings import Embeddings
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8))
+    vectors = np.repeat(centres, 4, axis=0) + 0.05 * rng.normal(size=(12, 8))
+    ids = [f"sku{i}" for i in range(12)]
+    Embeddings(vectors.astype(np.float32), IdMap(ids, "item")).save(tmp_path / "emb")
+    (tmp_path / "groups.csv").write_text("id,product\n" + "".join(f"sku{i},p{i // 4}\n" for i in range(12)))
+    result = runner.invoke(app, ["similar", str(tmp_path / "emb"), "sku0", "nope", "-k", "3",
+                                 "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    assert "unknown item id" in result.output and "nope" in result.output
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[1].split(",")[2].strip('"') == "sku0"      # itself first
+    assert all(r.split(",")[2].strip('"') in {"sku1", "sku2", "sku3", "sku0"} for r in rows[1:])
+    result = runner.invoke(app, ["similar", str(tmp_path / "emb"), "sku5", "-k", "2", "--groups",
+                                 str(tmp_path / "groups.csv"), "--group-column", "product", "--backend", "hnsw",
+                                 "--save-index", str(tmp_path / "index"), "-o", str(tmp_path / "g.csv")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.csv").read_text().splitlines()[1].split(",")[2].strip('"') == "p1"
+    assert (tmp_path / "index" / "index.faiss").exists()
+    result = runner.invoke(app, ["similar", str(tmp_path / "emb"), "sku0", "-k", "0"])
+    assert result.exit_code == 2
