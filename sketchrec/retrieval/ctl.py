@@ -233,8 +233,8 @@ class RetrievalTrainer:
                         p.grad.mul_(1.0 / w.centre)
                     centre_opt.step()
                 for k, v in parts.items():
-                    sums[k] += float(v)
-                sums["total"] += float(loss)
+                    sums[k] += v.item()
+                sums["total"] += loss.item()
                 n_batches += 1
             scheduler.step()
             row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()},

@@ -1,0 +1,167 @@
+"""Approximate nearest-neighbour libraries for gallery search: faiss vs usearch vs hnswlib.
+
+Same vectors, same threads, cosine similarity, k = 10. For each library's HNSW
+index (M = 32, efConstruction = 200) and a range of search breadths (ef): build
+seconds, query throughput, recall@10 against exact search, and index size on disk.
+Data: the fashion photos' EfficientNet-Lite0 features (real, 9,583 × 1280, cached by
+benchmarks/centroid_retrieval.py) and synthetic clustered vectors for scale
+(--synthetic N × 128, unit norm). The libraries other than faiss (sketchrec's
+dependency) are only needed here: `pip install usearch hnswlib`.
+
+    python benchmarks/ann_backends.py --synthetic 200000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sketchrec.retrieval.index import exact_topk, normalise  # noqa: E402
+
+OUT = ROOT / "docs" / "benchmarks"
+M, EF_CONSTRUCTION, K = 32, 200, 10
+
+
+def synthetic(n: int, dim: int = 128, clusters: int = 1000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    return normalise(centres[rng.integers(0, clusters, n)] + 0.7 * rng.normal(size=(n, dim)))
+
+
+def run_faiss(base, queries, efs, threads, tmp):
+    import faiss
+    faiss.omp_set_num_threads(threads)
+    t0 = time.perf_counter()
+    index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    index.add(base)
+    build = time.perf_counter() - t0
+    faiss.write_index(index, str(tmp / "faiss.index"))
+    size = (tmp / "faiss.index").stat().st_size
+    out = []
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        t0 = time.perf_counter()
+        _, rows = index.search(queries, K)
+        out.append((ef, time.perf_counter() - t0, rows))
+    return build, size, out
+
+
+def run_usearch(base, queries, efs, threads, tmp):
+    from usearch.index import Index
+    t0 = time.perf_counter()
+    index = Index(ndim=base.shape[1], metric="ip", dtype="f32", connectivity=M, expansion_add=EF_CONSTRUCTION)
+    index.add(np.arange(len(base)), base, threads=threads)
+    build = time.perf_counter() - t0
+    index.save(str(tmp / "usearch.index"))
+    size = (tmp / "usearch.index").stat().st_size
+    out = []
+    for ef in efs:
+        index.expansion_search = ef
+        t0 = time.perf_counter()
+        rows = index.search(queries, K, threads=threads).keys
+        out.append((ef, time.perf_counter() - t0, np.asarray(rows, dtype=np.int64)))
+    return build, size, out
+
+
+def run_hnswlib(base, queries, efs, threads, tmp):
+    import hnswlib
+    t0 = time.perf_counter()
+    index = hnswlib.Index(space="ip", dim=base.shape[1])
+    index.init_index(max_elements=len(base), ef_construction=EF_CONSTRUCTION, M=M)
+    index.add_items(base, np.arange(len(base)), num_threads=threads)
+    build = time.perf_counter() - t0
+    index.save_index(str(tmp / "hnswlib.index"))
+    size = (tmp / "hnswlib.index").stat().st_size
+    out = []
+    for ef in efs:
+        index.set_ef(max(ef, K))
+        t0 = time.perf_counter()
+        rows, _ = index.knn_query(queries, k=K, num_threads=threads)
+        out.append((ef, time.perf_counter() - t0, rows.astype(np.int64)))
+    return build, size, out
+
+
+LIBRARIES = {"faiss": run_faiss, "usearch": run_usearch, "hnswlib": run_hnswlib}
+
+
+def versions() -> dict:
+    out = {}
+    for name, module in (("faiss", "faiss"), ("usearch", "usearch"), ("hnswlib", "hnswlib")):
+        try:
+            mod = __import__(module)
+            out[name] = getattr(mod, "__version__", "?")
+        except ImportError:
+            out[name] = None
+    return out
+
+
+def bench(name: str, base: np.ndarray, queries: np.ndarray, efs, threads: int) -> list[dict]:
+    t0 = time.perf_counter()
+    truth, _ = exact_topk(queries, base, K)
+    exact_s = time.perf_counter() - t0
+    rows = [{"data": name, "library": "exact (numpy)", "ef": None, "build_s": 0.0, "disk_mib": base.nbytes / 2**20,
+             "qps": len(queries) / exact_s, "recall@10": 1.0}]
+    for lib, fn in LIBRARIES.items():
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                build, size, results = fn(base, queries, efs, threads, Path(tmp))
+        except ImportError:
+            continue
+        for ef, seconds, found in results:
+            recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(truth, found)])
+            rows.append({"data": name, "library": lib, "ef": ef, "build_s": build, "disk_mib": size / 2**20,
+                         "qps": len(queries) / seconds, "recall@10": float(recall)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--synthetic", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--efs", nargs="+", type=int, default=[16, 32, 64, 128])
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features" / "fashion-lite0.npz"))
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    rows = []
+    if Path(args.cache).exists():
+        feats = normalise(np.load(args.cache)["features"])
+        rng = np.random.default_rng(0)
+        q = rng.choice(len(feats), min(args.queries, len(feats) // 5), replace=False)
+        mask = np.ones(len(feats), bool)
+        mask[q] = False
+        rows += bench(f"fashion EfficientNet-Lite0 ({mask.sum():,} x {feats.shape[1]})", feats[mask], feats[q],
+                      args.efs, args.threads)
+    data = synthetic(args.synthetic + args.queries)
+    rows += bench(f"synthetic clusters ({args.synthetic:,} x 128)", data[:args.synthetic], data[args.synthetic:],
+                  args.efs, args.threads)
+    lines = ["# Approximate nearest-neighbour libraries", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
+             f"{args.threads} threads; versions {versions()}. Command: `python benchmarks/ann_backends.py "
+             f"--synthetic {args.synthetic} --threads {args.threads}`.", "",
+             f"HNSW with M = {M}, efConstruction = {EF_CONSTRUCTION}, inner product on unit vectors, k = {K}; "
+             f"{args.queries:,} queries (fashion: a random fifth of the photos, at most that many, searched against "
+             "the rest). Recall@10 against exact search.", "",
+             "| data | library | ef | build s | index MiB | queries / s | recall@10 |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['data']} | {r['library']} | {r['ef'] or '—'} | {r['build_s']:.2f} | {r['disk_mib']:.1f} | "
+                     f"{r['qps']:,.0f} | {100 * r['recall@10']:.1f} |")
+    (OUT / "ann_backends.md").write_text("\n".join(lines) + "\n")
+    (OUT / "ann_backends.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
