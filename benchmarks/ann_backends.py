@@ -132,12 +132,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--efs", nargs="+", type=int, default=[16, 32, 64, 128])
-    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features" / "fashion-lite0.npz"))
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features" / "fashion-lite0-pooled.npy"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     rows = []
     if Path(args.cache).exists():
-        feats = normalise(np.load(args.cache)["features"])
+        feats = normalise(np.load(args.cache))
         rng = np.random.default_rng(0)
         q = rng.choice(len(feats), min(args.queries, len(feats) // 5), replace=False)
         mask = np.ones(len(feats), bool)

@@ -37,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.retrieval import CentroidIndex, evaluate_retrieval  # noqa: E402
@@ -134,20 +135,9 @@ def instance_set(name: str, seeds, epochs: int, threads: int) -> dict:
 
 # -- fashion --------------------------------------------------------------------------------
 def fashion_features(threads: int, cache: Path) -> tuple[np.ndarray, dict]:
-    from sketchrec.embedders.image import ImageEncoder
-    data = registry.load("fashion-images")
-    index = data.index
-    meta = {k: np.array(index.column(k).to_pylist(), dtype=object) for k in ("articleType", "baseColour")}
-    if cache.exists():
-        with np.load(cache) as z:
-            if np.array_equal(z["ids"], data.ids):
-                return z["features"], meta
-    t0 = time.perf_counter()
-    feats = ImageEncoder(batch_size=32, threads=threads).encode([data.read_bytes(i) for i in data.ids])
-    log.info("fashion features: %.0f s for %d images", time.perf_counter() - t0, len(feats))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, ids=data.ids, features=feats.astype(np.float32))
-    return feats, meta
+    from _fashion import catalogue, image_features
+    _, pooled, _ = image_features(cache, threads)
+    return pooled, catalogue()[1]
 
 
 def index_costs(gallery: np.ndarray, groups: np.ndarray, queries: np.ndarray, truth_rows=None) -> list[dict]:
@@ -281,7 +271,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--fashion-epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features" / "fashion-lite0.npz"))
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features"),
+                        help="folder of the cached fashion image features (benchmarks/_fashion.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)

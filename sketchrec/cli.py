@@ -314,6 +314,33 @@ def similar(
 
 
 @app.command()
+def corrupt(
+    source: Path = typer.Argument(..., help="CSV or Parquet file."),
+    column: str = typer.Option(..., help="The text column to corrupt."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file (CSV or Parquet by suffix)."),
+    aspect: list[str] = typer.Option(..., help="Aspect name; repeat to compose (applied in order): article, swap, "
+                                               "qwerty, remove_char, remove_space, misspelling, digits2words, "
+                                               "homophones, negatives, positives, marks."),
+    severity: float = typer.Option(1, help="Units per text (an integer) or a share of them (a number below 1)."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same output."),
+):
+    """Corrupt a text column with WildNLP-style aspects, streaming; other columns pass through."""
+    from sketchrec.robustness.aspects import Compose, make
+    from sketchrec.robustness.io import corrupt_file
+    try:
+        aspects = [make(a, severity, seed) for a in aspect]
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    chain = aspects[0] if len(aspects) == 1 else Compose(aspects)
+    try:
+        rows = corrupt_file(source, column, output, chain)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    console.print(f"{rows:,} rows written to {output} ({chain})")
+
+
+@app.command()
 def demo(
     dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),

@@ -18,7 +18,7 @@ def data_dir(monkeypatch):
 
 
 @pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"], ["train", "emde"],
-                                  ["data", "inspect"], ["datasets", "info"], ["similar"]])
+                                  ["data", "inspect"], ["datasets", "info"], ["similar"], ["corrupt"]])
 def test_help_everywhere(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output

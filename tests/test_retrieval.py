@@ -138,7 +138,7 @@ def test_centroid_triplet_skips_singletons_and_needs_two_classes():
     expected = np.mean([1 - 50 ** .5 + 10, 1 - 41 ** .5 + 10])
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
     loss.backward()
-    assert float(centroid_triplet(f, torch.tensor([0, 0, 0]))) == 0
+    assert float(centroid_triplet(f.detach(), torch.tensor([0, 0, 0]))) == 0
 
 
 def test_batch_hard_triplet_by_hand():
