@@ -1,0 +1,77 @@
+"""Corrupted interaction logs: what broken logging does to the click modality.
+
+Three corruptions of `Sessions`, each at a severity p (a share of the clicks), seeded,
+vectorised over all clicks (no loop per session):
+
+- `drop_events`: every click is lost with probability p (a session keeps at least its
+  first click, so no session disappears);
+- `duplicate_events`: every click is logged twice (the copy right after it) with probability p;
+- `add_random_events`: after every click, with probability p, a click on an item drawn
+  from the items' popularity (or uniformly) is inserted.
+
+p = 0 returns the sessions unchanged. Timestamps and weights, if present, follow their
+clicks (an inserted click copies its predecessor's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sketchrec.data.sessions import Sessions
+
+
+def _check(p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"severity must be a share in [0, 1], got {p}")
+
+
+def _rebuild(s: Sessions, source: np.ndarray, items: np.ndarray, rows: np.ndarray) -> Sessions:
+    """Sessions from per-output-click source positions (for timestamps / weights), items and rows."""
+    counts = np.bincount(rows, minlength=len(s))
+    indptr = np.zeros(len(s) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    extra = {k: getattr(s, k)[source] for k in ("timestamps", "weights") if getattr(s, k) is not None}
+    return Sessions(indptr, items.astype(np.int32), s.n_items, row_ids=s.row_ids, meta=dict(s.meta), **extra)
+
+
+def drop_events(sessions: Sessions, p: float, seed: int = 0) -> Sessions:
+    _check(p)
+    if p == 0:
+        return sessions
+    rng = np.random.default_rng(seed)
+    keep = rng.random(sessions.nnz) >= p
+    keep[sessions.indptr[:-1][sessions.lengths > 0]] = True       # every session keeps its first click
+    return sessions.filter_clicks(keep)
+
+
+def duplicate_events(sessions: Sessions, p: float, seed: int = 0) -> Sessions:
+    _check(p)
+    if p == 0:
+        return sessions
+    rng = np.random.default_rng(seed)
+    copies = 1 + (rng.random(sessions.nnz) < p)
+    source = np.repeat(np.arange(sessions.nnz), copies)
+    return _rebuild(sessions, source, sessions.items[source], sessions.row_of_click()[source])
+
+
+def add_random_events(sessions: Sessions, p: float, seed: int = 0, by_popularity: bool = True) -> Sessions:
+    _check(p)
+    if p == 0:
+        return sessions
+    rng = np.random.default_rng(seed)
+    extra = rng.random(sessions.nnz) < p
+    copies = 1 + extra
+    source = np.repeat(np.arange(sessions.nnz), copies)
+    items = sessions.items[source].astype(np.int64)
+    # the second of each repeated pair is the inserted click
+    inserted = np.zeros(len(source), dtype=bool)
+    inserted[np.cumsum(copies)[extra] - 1] = True
+    if by_popularity:
+        counts = np.bincount(sessions.items, minlength=sessions.n_items).astype(np.float64)
+        items[inserted] = rng.choice(sessions.n_items, int(inserted.sum()), p=counts / counts.sum())
+    else:
+        items[inserted] = rng.integers(0, sessions.n_items, int(inserted.sum()))
+    return _rebuild(sessions, source, items, sessions.row_of_click()[source])
+
+
+CORRUPTIONS = {"drop": drop_events, "duplicate": duplicate_events, "add": add_random_events}
