@@ -1,0 +1,208 @@
+"""Model bundles: one directory per trained pipeline, written atomically, verified on load.
+
+Layout::
+
+    BUNDLE/
+      CURRENT                 name of the complete version below (replaced atomically)
+      v-20261202T163000-1a2b/
+        manifest.json         format, library version, model class + parameters, metrics,
+                              configuration, sha256 and size of every other file
+        weights.safetensors   every numeric array of the model (safetensors: no pickle)
+        strings.json          text arrays, if any
+        items.parquet         the item id map (external ids of the model's items)
+
+A save writes a new version directory, fsyncs it, then swaps `CURRENT` with one atomic
+rename; the previous version is deleted only afterwards. A crash (or kill -9) at any point
+leaves `CURRENT` naming a complete bundle: the old one, or the new one. Loading checks the
+format and library major version, recomputes every checksum, and refuses a tampered,
+truncated or incompatible bundle with a `BundleError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+import sketchrec
+from sketchrec.data.idmap import IdMap
+
+FORMAT = 1
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be loaded: missing, tampered, truncated or incompatible."""
+
+
+@dataclass
+class Bundle:
+    model: object
+    items: IdMap | None
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _model_arrays(model) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """The model's learned state as flat numeric arrays and text lists."""
+    numeric, text = {"n_items_": np.array(model.n_items_, dtype=np.int64)}, {}
+    raw = {}
+    for name in model._state:
+        value = getattr(model, name)
+        if sp.issparse(value):
+            value = value.tocsr()
+            raw.update({f"{name}.csr_data": value.data, f"{name}.csr_indices": value.indices,
+                        f"{name}.csr_indptr": value.indptr, f"{name}.csr_shape": np.array(value.shape)})
+        else:
+            raw[name] = np.asarray(value)
+    raw.update(model._save_extra())
+    for key, arr in raw.items():
+        arr = np.asarray(arr)
+        if arr.dtype.kind in "biuf":
+            numeric[key] = np.require(arr, requirements="C")          # (ascontiguousarray makes 0-d 1-d)
+        elif arr.dtype.kind in "US":
+            text[key] = arr.astype(str).tolist()
+        else:
+            raise BundleError(f"cannot bundle array {key!r} of dtype {arr.dtype} (numbers and text only)")
+    return numeric, text
+
+
+class _Arrays(dict):
+    """What `Recommender._load_extra` expects: a mapping with a `.files` list."""
+
+    @property
+    def files(self):
+        return list(self)
+
+
+def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: dict | None = None,
+                config: dict | None = None, keep_versions: int = 2) -> Path:
+    """Write `model` (a fitted `Recommender`) with its item ids, metrics and configuration.
+
+    keep_versions: complete versions kept (default 2: a reader that resolved `CURRENT` just
+    before a save can still finish reading the version it found)."""
+    from safetensors.numpy import save_file
+
+    from sketchrec.models.base import _json_scalar
+    model._check_fitted()
+    if items is not None and len(items) != model.n_items_:
+        raise BundleError(f"{len(items)} item ids for a model of {model.n_items_} items")
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    tmp = root / f".{version}.partial"
+    tmp.mkdir()
+    numeric, text = _model_arrays(model)
+    save_file(numeric, str(tmp / "weights.safetensors"))
+    if text:
+        (tmp / "strings.json").write_text(json.dumps(text))
+    if items is not None:
+        items.save(tmp / "items.parquet")
+    files = {}
+    for f in sorted(tmp.iterdir()):
+        with open(f, "rb+") as fh:
+            os.fsync(fh.fileno())
+        files[f.name] = {"sha256": _sha256(f), "bytes": f.stat().st_size}
+    manifest = {"format": FORMAT, "sketchrec_version": sketchrec.__version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "model_class": type(model).__name__, "params": model.get_params(),
+                "n_items": int(model.n_items_), "metrics": metrics or {}, "config": config or {}, "files": files}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_scalar))
+    with open(tmp / "manifest.json", "rb+") as fh:
+        os.fsync(fh.fileno())
+    final = root / version
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    pointer = root / "CURRENT.tmp"
+    pointer.write_text(version + "\n")
+    with open(pointer, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(pointer, root / "CURRENT")                 # the commit point
+    _fsync_dir(root)
+    versions = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("v-"))
+    for old in versions:
+        if old.name != version and old not in versions[-keep_versions:]:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".v-*.partial"):               # leftovers of crashed saves
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Read a bundle written by `save_bundle`; checksums are verified unless verify=False."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from sketchrec.models.base import _REGISTRY
+    root = Path(path)
+    pointer = root / "CURRENT"
+    if not pointer.exists():
+        raise BundleError(f"{root} is not a sketchrec bundle (no CURRENT file)")
+    version = root / pointer.read_text().strip()
+    manifest_file = version / "manifest.json"
+    if not manifest_file.exists():
+        raise BundleError(f"{root}: CURRENT names {version.name}, which has no manifest.json")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{manifest_file}: not valid JSON ({err})") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{root}: bundle format {manifest.get('format')!r}; this sketchrec reads format {FORMAT}")
+    theirs, ours = str(manifest.get("sketchrec_version", "?")), sketchrec.__version__
+    if theirs.split(".")[0] != ours.split(".")[0]:
+        raise BundleError(f"{root}: written by sketchrec {theirs}, incompatible with {ours} (major version differs)")
+    for name, meta in manifest["files"].items():
+        f = version / name
+        if not f.exists():
+            raise BundleError(f"{root}: {name} is missing")
+        if f.stat().st_size != meta["bytes"]:
+            raise BundleError(f"{root}: {name} has {f.stat().st_size} bytes, the manifest says {meta['bytes']} "
+                              "(truncated or replaced)")
+        if verify and _sha256(f) != meta["sha256"]:
+            raise BundleError(f"{root}: {name} does not match its sha256 in the manifest (tampered or corrupted)")
+    cls = _REGISTRY.get(manifest["model_class"])
+    if cls is None:
+        raise BundleError(f"{root}: unknown model class {manifest['model_class']!r}")
+    try:
+        arrays = load_file(str(version / "weights.safetensors"))
+    except SafetensorError as err:
+        raise BundleError(f"{root}: weights.safetensors is unreadable ({err})") from None
+    if (version / "strings.json").exists():
+        arrays.update({k: np.array(v) for k, v in json.loads((version / "strings.json").read_text()).items()})
+    model = cls(**manifest["params"])
+    model.n_items_ = int(arrays.pop("n_items_"))
+    for name in model._state:
+        if f"{name}.csr_data" in arrays:
+            value = sp.csr_matrix((arrays[f"{name}.csr_data"], arrays[f"{name}.csr_indices"],
+                                   arrays[f"{name}.csr_indptr"]), shape=tuple(arrays[f"{name}.csr_shape"]))
+        else:
+            value = arrays[name]
+        setattr(model, name, value)
+    model._load_extra(_Arrays(arrays))
+    items = IdMap.load(version / "items.parquet") if (version / "items.parquet").exists() else None
+    return Bundle(model, items, manifest.get("metrics", {}), manifest.get("config", {}), manifest, version)
