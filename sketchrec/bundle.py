@@ -10,6 +10,8 @@ Layout::
         weights.safetensors   every numeric array of the model (safetensors: no pickle)
         strings.json          text arrays, if any
         items.parquet         the item id map (external ids of the model's items)
+        extras.safetensors    optional named arrays served with the model (item vectors for
+                              /similar, item text vectors for /search, ...)
 
 A save writes a new version directory, fsyncs it, then swaps `CURRENT` with one atomic
 rename; the previous version is deleted only afterwards. A crash (or kill -9) at any point
@@ -50,6 +52,7 @@ class Bundle:
     config: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
     path: Path | None = None
+    extras: dict = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -101,7 +104,8 @@ class _Arrays(dict):
 
 
 def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: dict | None = None,
-                config: dict | None = None, keep_versions: int = 2) -> Path:
+                config: dict | None = None, extras: dict[str, np.ndarray] | None = None,
+                keep_versions: int = 2) -> Path:
     """Write `model` (a fitted `Recommender`) with its item ids, metrics and configuration.
 
     keep_versions: complete versions kept (default 2: a reader that resolved `CURRENT` just
@@ -123,6 +127,12 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
         (tmp / "strings.json").write_text(json.dumps(text))
     if items is not None:
         items.save(tmp / "items.parquet")
+    if extras:
+        bad = [k for k, v in extras.items() if np.asarray(v).dtype.kind not in "biuf"]
+        if bad:
+            raise BundleError(f"extras must be numeric arrays: {bad}")
+        save_file({k: np.require(np.asarray(v), requirements="C") for k, v in extras.items()},
+                  str(tmp / "extras.safetensors"))
     files = {}
     for f in sorted(tmp.iterdir()):
         with open(f, "rb+") as fh:
@@ -205,4 +215,5 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         setattr(model, name, value)
     model._load_extra(_Arrays(arrays))
     items = IdMap.load(version / "items.parquet") if (version / "items.parquet").exists() else None
-    return Bundle(model, items, manifest.get("metrics", {}), manifest.get("config", {}), manifest, version)
+    extras = load_file(str(version / "extras.safetensors")) if (version / "extras.safetensors").exists() else {}
+    return Bundle(model, items, manifest.get("metrics", {}), manifest.get("config", {}), manifest, version, extras)

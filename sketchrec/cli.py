@@ -341,6 +341,25 @@ def corrupt(
 
 
 @app.command()
+def serve(
+    bundle: Path = typer.Argument(..., help="A model bundle (sketchrec.bundle.save_bundle)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    api_key: Optional[str] = typer.Option(None, envvar="SKETCHREC_API_KEY",
+                                          help="Require this X-API-Key header (or set SKETCHREC_API_KEY)."),
+):
+    """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /health, /metrics (docs at /docs)."""
+    from sketchrec.bundle import BundleError
+    from sketchrec.serve import serve as run
+    try:
+        console.print(f"serving {bundle} on http://{host}:{port} (OpenAPI docs at /docs)")
+        run(bundle, host=host, port=port, api_key=api_key)
+    except BundleError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
 def demo(
     dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),

@@ -18,7 +18,7 @@ def data_dir(monkeypatch):
 
 
 @pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"], ["train", "emde"],
-                                  ["data", "inspect"], ["datasets", "info"], ["similar"], ["corrupt"]])
+                                  ["data", "inspect"], ["datasets", "info"], ["similar"], ["corrupt"], ["serve"]])
 def test_help_everywhere(args):
     result = runner.invoke(app, [*args, "--help"])
     assert result.exit_code == 0, result.output
@@ -133,3 +133,9 @@ def test_similar_items_and_groups(tmp_path):
     assert (tmp_path / "index" / "index.faiss").exists()
     result = runner.invoke(app, ["similar", str(tmp_path / "emb"), "sku0", "-k", "0"])
     assert result.exit_code == 2
+
+
+def test_serve_refuses_a_broken_bundle(tmp_path):
+    (tmp_path / "b").mkdir()
+    result = runner.invoke(app, ["serve", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "not a sketchrec bundle" in result.output
