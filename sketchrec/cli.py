@@ -349,14 +349,16 @@ def serve(
                                           help="Require this X-API-Key header (or set SKETCHREC_API_KEY)."),
 ):
     """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /health, /metrics (docs at /docs)."""
-    from sketchrec.bundle import BundleError
+    from sketchrec.bundle import BundleError, load_bundle
     from sketchrec.serve import serve as run
     try:
-        console.print(f"serving {bundle} on http://{host}:{port} (OpenAPI docs at /docs)")
-        run(bundle, host=host, port=port, api_key=api_key)
+        loaded = load_bundle(bundle)
     except BundleError as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(code=2) from None
+    console.print(f"serving {loaded.manifest['model_class']} ({loaded.path.name}) on http://{host}:{port} "
+                  "(OpenAPI docs at /docs)")
+    run(loaded, host=host, port=port, api_key=api_key)
 
 
 @app.command()

@@ -215,7 +215,7 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
     return app
 
 
-def serve(bundle: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+def serve(bundle: Bundle | str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           workers: int = 1) -> None:
     """Run the service with uvicorn (blocking)."""
     import uvicorn

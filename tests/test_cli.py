@@ -138,4 +138,4 @@ def test_similar_items_and_groups(tmp_path):
 def test_serve_refuses_a_broken_bundle(tmp_path):
     (tmp_path / "b").mkdir()
     result = runner.invoke(app, ["serve", str(tmp_path / "b")])
-    assert result.exit_code == 2 and "not a sketchrec bundle" in result.output
+    assert result.exit_code == 2 and "not a sketchrec bundle" in " ".join(result.output.split())
