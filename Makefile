@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# system packages the tests use: a PostgreSQL server (connector tests start their own) and WordNet
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		(command -v apt-get >/dev/null && apt-get install -y -q postgresql >/dev/null) || \
+		echo "note: no PostgreSQL server; its connector test will be skipped"
 	touch $(STAMP)
 
 demo: setup
