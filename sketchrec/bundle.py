@@ -4,7 +4,7 @@ Layout::
 
     BUNDLE/
       CURRENT                 name of the complete version below (replaced atomically)
-      v-20261202T163000-1a2b/
+      v-01764693000123456789-1a2b3c/   (nanoseconds since 1970: names sort in save order)
         manifest.json         format, library version, model class + parameters, metrics,
                               configuration, sha256 and size of every other file
         weights.safetensors   every numeric array of the model (safetensors: no pickle)
@@ -118,7 +118,7 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
         raise BundleError(f"{len(items)} item ids for a model of {model.n_items_} items")
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
-    version = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    version = f"v-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"     # sorts in save order
     tmp = root / f".{version}.partial"
     tmp.mkdir()
     numeric, text = _model_arrays(model)
@@ -163,13 +163,28 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
     return final
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Read a bundle written by `save_bundle`; checksums are verified unless verify=False."""
+def load_bundle(path: str | Path, verify: bool = True, retries: int = 5) -> Bundle:
+    """Read a bundle written by `save_bundle`; checksums are verified unless verify=False.
+
+    A save that completes while this reads may delete the version being read; the load then
+    starts again from the new `CURRENT` (up to `retries` times)."""
+    root = Path(path)
+    for attempt in range(retries + 1):
+        version = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
+        try:
+            return _load_version(root, verify)
+        except (BundleError, FileNotFoundError):
+            now = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
+            if attempt == retries or now == version:     # not a concurrent save: a real problem
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_version(root: Path, verify: bool) -> Bundle:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     from sketchrec.models.base import _REGISTRY
-    root = Path(path)
     pointer = root / "CURRENT"
     if not pointer.exists():
         raise BundleError(f"{root} is not a sketchrec bundle (no CURRENT file)")
