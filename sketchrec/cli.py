@@ -367,17 +367,26 @@ def demo(
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
     output: Path = typer.Option(Path("runs/demo/results.md"), help="Where to write the results table."),
     emde: bool = typer.Option(True, help="Also train and evaluate EMDE."),
+    serve: bool = typer.Option(True, help="Bundle the main model, serve it on loopback and answer a few requests."),
 ):
     """The main job on real data: a session benchmark, every baseline tuned on validation, and EMDE.
 
     EMDE (Cleora item codes -> density sketches -> sketch-to-sketch network) trains with the
     settings chosen on Diginetica's validation split (a few minutes on 2 cores).
     """
-    from sketchrec.pipeline import SESSION_MODELS
-    _run_session_job(dataset, [*SESSION_MODELS, *(["emde"] if emde else [])], True, max_test_pairs, output)
+    from sketchrec.pipeline import SESSION_MODELS, bundle_and_query
+    bench, run = _run_session_job(dataset, [*SESSION_MODELS, *(["emde"] if emde else [])], True, max_test_pairs,
+                                  output, keep_models=serve)
+    if serve:
+        name = "emde" if emde else max(run.results, key=lambda r: r.metrics["MRR@20"]).model
+        metrics = next(r.metrics for r in run.results if r.model == name)
+        out = bundle_and_query(bench, run.models[name], metrics, output.parent if output else Path("runs/demo"))
+        console.print(f"[bold]{name}[/] bundled at {out['bundle']}; served on loopback:")
+        for reply, ms in zip(out["responses"], out["latency_ms"]):
+            console.print(f"  POST /recommend {reply['session']} -> {reply['items']} ({ms:.1f} ms)")
 
 
-def _run_session_job(dataset, models, tune, max_test_pairs, output):
+def _run_session_job(dataset, models, tune, max_test_pairs, output, keep_models=False):
     from sketchrec.eval.report import machine_line, results_markdown, results_rich_table
     from sketchrec.pipeline import load_session_benchmark, session_baselines
     t0 = time.perf_counter()
@@ -385,7 +394,7 @@ def _run_session_job(dataset, models, tune, max_test_pairs, output):
     console.print(f"[bold]{bench}[/] loaded in {time.perf_counter() - t0:.1f} s")
     metrics = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
     run = session_baselines(
-        bench, models, tune=tune, max_test_pairs=max_test_pairs,
+        bench, models, tune=tune, max_test_pairs=max_test_pairs, keep_models=keep_models,
         on_result=lambda r: console.print(
             f"  {r.model:6s} HR@20={100 * r.metrics['HR@20']:.2f} MRR@20={100 * r.metrics['MRR@20']:.2f} "
             f"(fit {r.fit_seconds:.1f} s, score {r.score_seconds:.1f} s) {r.params}"))
@@ -396,6 +405,7 @@ def _run_session_job(dataset, models, tune, max_test_pairs, output):
         output.write_text(f"# {bench.name}\n\n{machine_line()}\n\n"
                           f"{results_markdown(run.results, metrics)}\n")
         console.print(f"table written to {output}")
+    return bench, run
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ class SessionRun:
     results: list[EvalResult]
     chosen: dict[str, dict] = field(default_factory=dict)
     validation: dict[str, list[dict]] = field(default_factory=dict)
+    models: dict = field(default_factory=dict)      # fitted models, with keep_models=True
 
 
 def load_session_benchmark(name: str) -> SessionBenchmark:
@@ -50,10 +51,11 @@ def load_session_benchmark(name: str) -> SessionBenchmark:
 def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *, tune: bool = True,
                       validation_share: float = 0.1, tune_pairs: int = 5000,
                       max_test_pairs: int | None = None, progress: bool = True,
-                      on_result=None) -> SessionRun:
+                      on_result=None, keep_models: bool = False) -> SessionRun:
     """Tune (on validation) and evaluate session models on one benchmark.
 
     on_result: optional callback(EvalResult) called as each model finishes.
+    keep_models: keep the fitted models in `run.models` (e.g. to bundle one).
     """
     bench = dataset if isinstance(dataset, SessionBenchmark) else load_session_benchmark(dataset)
     unknown = [m for m in models if m not in MODELS]
@@ -73,10 +75,12 @@ def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *,
             run.validation[name] = rows
             log.info("%s on %s: chose %s on validation", name, bench.name, params)
         run.chosen[name] = params
-        result = evaluate_session_benchmark(MODELS[name](**params), bench,
-                                            max_pairs=max_test_pairs, progress=progress)
+        model = MODELS[name](**params)
+        result = evaluate_session_benchmark(model, bench, max_pairs=max_test_pairs, progress=progress)
         result.model = name
         run.results.append(result)
+        if keep_models:
+            run.models[name] = model
         if on_result is not None:
             on_result(result)
     return run
@@ -154,3 +158,47 @@ def _topk_model(name: str):
     if name == "iknn":
         return lambda **p: MODELS["iknn"](history="all", **p)
     return MODELS[name]
+
+
+def bundle_and_query(bench: SessionBenchmark, model, metrics: dict, directory, n_requests: int = 3) -> dict:
+    """Save `model` as a bundle, serve it over HTTP on loopback and answer real test prefixes.
+
+    Returns {"bundle": path, "responses": [...], "latency_ms": [...]}: the end of the demo
+    pipeline (ingest -> train -> evaluate -> bundle -> serve a request).
+    """
+    import socket
+    import threading
+    import time
+    from pathlib import Path
+
+    import httpx
+    import uvicorn
+
+    from sketchrec.bundle import save_bundle
+    from sketchrec.data.idmap import IdMap
+    from sketchrec.serve import create_app
+    ids = bench.item_ids if bench.item_ids is not None else range(bench.n_items)
+    items = IdMap([str(i) for i in ids], "item")
+    path = Path(directory) / "bundle"
+    save_bundle(path, model, items, metrics=metrics, config={"dataset": bench.name})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(path), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    responses, latency = [], []
+    try:
+        for r in range(n_requests):
+            session = [str(items.keys[int(i)]) for i in bench.test_prefixes.row(r)]
+            t0 = time.perf_counter()
+            reply = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"items": session, "k": 5}, timeout=30)
+            latency.append(1000 * (time.perf_counter() - t0))
+            reply.raise_for_status()
+            responses.append({"session": session, **reply.json()})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return {"bundle": str(path), "responses": responses, "latency_ms": latency}

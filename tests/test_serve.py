@@ -107,3 +107,16 @@ def test_api_key(bundle_dir):
     assert httpx.post(f"{url}/recommend", json={"items": ["sku1"]},
                       headers={"X-API-Key": "s3cret"}).status_code == 200
     assert httpx.get(f"{url}/health").status_code == 200          # health stays open for probes
+
+
+def test_demo_tail_bundles_and_answers_over_http(tmp_path):
+    from sketchrec.data.benchmark import SessionBenchmark
+    from sketchrec.models.baselines import SequentialRules
+    from sketchrec.pipeline import bundle_and_query
+    starts = np.random.default_rng(0).integers(0, 30, 300)
+    train = Sessions.from_lists(((starts[:, None] + np.arange(5)) % 30).tolist(), n_items=30)
+    prefixes = Sessions.from_lists([[3, 4], [10]], n_items=30)
+    bench = SessionBenchmark("toy", train, prefixes, np.array([5, 11]), np.array([f"i{i}" for i in range(30)]))
+    out = bundle_and_query(bench, SequentialRules().fit(train), {"MRR@20": 1.0}, tmp_path, n_requests=2)
+    assert [r["items"][0] for r in out["responses"]] == ["i5", "i11"]
+    assert (tmp_path / "bundle" / "CURRENT").exists() and len(out["latency_ms"]) == 2
