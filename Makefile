@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 		(command -v apt-get >/dev/null && apt-get install -y -q postgresql >/dev/null) || \
 		echo "note: no PostgreSQL server; its connector test will be skipped"
+	@test -f /usr/share/wordnet/data.verb || \
+		(command -v apt-get >/dev/null && apt-get install -y -q wordnet-base >/dev/null) || \
+		echo "note: no WordNet (wordnet-base); the antonym probe tests will be skipped"
 	touch $(STAMP)
 
 demo: setup

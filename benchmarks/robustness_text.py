@@ -120,6 +120,24 @@ def plot_robustness(results: dict, severities, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_probe(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(results)
+    values = [100 * results[n]["antonym_probe"]["unchanged"] for n in names]
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar(names, values, color="tab:purple")
+    for i, v in enumerate(values):
+        ax.text(i, v + 1, f"{v:.1f}%", ha="center")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("predictions unchanged %")
+    ax.set_title("antonym verb swap")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_matrix(matrix: np.ndarray, rows, cols, title: str, path: Path, xlabel: str, ylabel: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -196,6 +214,11 @@ def main() -> None:
                 effect[i, j] = 100 * (adv.score(test_sets[("qwerty", s_test)], y_test)
                                       - res["corrupted"][f"qwerty@{s_test}"])
         res["severity_effect"] = effect.tolist()
+        # interpretability probe: verbs -> antonyms, auxiliaries negated (thesis §4.5.2)
+        from sketchrec.robustness.probes import unchanged_share
+        probe = unchanged_share(lambda texts: model.predict(embed.encoder.encode(texts)), list(test_texts),
+                                seed=args.seed)
+        res["antonym_probe"] = probe
         results[name] = res
         plot_matrix(transfer, aspects, aspects, f"{name}: train on A (rows), test on B (cols), severity {sev}",
                     FIGS / f"{name}-transfer.png", "tested on", "trained on")
@@ -203,6 +226,7 @@ def main() -> None:
                     f"{name}: Qwerty severity effect", FIGS / f"{name}-qwerty-severity.png", "test severity",
                     "train severity")
     plot_robustness(results, args.severities, FIGS / "robustness.png")
+    plot_probe(results, FIGS / "antonym_probe.png")
     (OUT / "robustness_text.json").write_text(json.dumps(results, indent=1))
     lines = ["# Text robustness: WildNLP aspects, adversarial training", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores. "
@@ -210,7 +234,14 @@ def main() -> None:
              f"--train-severity {args.train_severity}`. Model: MiniLM sentence embeddings + logistic regression "
              "(C chosen on a validation split of the clean training texts). Severity = words (spaces, marks) "
              "affected per text. Accuracy %.", "",
-             "![robustness](robustness_text/robustness.png)", ""]
+             "![robustness](robustness_text/robustness.png)", "",
+             "Antonym verb swap (verbs -> WordNet antonyms, auxiliaries negated; texts the swap leaves unchanged "
+             "are not counted): share of test predictions that stay the same.", "",
+             "| dataset | edited texts | edits per text | predictions unchanged |", "|---|---|---|---|",
+             *[f"| {n} | {r['antonym_probe']['edited']:,} of {r['antonym_probe']['texts']:,} | "
+               f"{r['antonym_probe']['edits_per_text']:.1f} | {100 * r['antonym_probe']['unchanged']:.1f}% |"
+               for n, r in results.items()],
+             "", "![probe](robustness_text/antonym_probe.png)", ""]
     for name, res in results.items():
         lines += [f"## {name}", "", f"{res['train']:,} training / {res['test']:,} test texts; C = {res['C']}; "
                   f"clean accuracy **{100 * res['clean']:.2f}**.", "",
