@@ -10,6 +10,8 @@ Endpoints (JSON; OpenAPI docs at /docs):
                    `text_vectors` extra: MiniLM vectors of item texts)
 - POST /profile    {"sessions": [[...]]} -> behavioural profiles (EMDE input sketches) as sparse
                    (index, value) lists, for downstream models
+- POST /explain    {"items": [...], "item": id} -> why this item: per-modality contributions
+                   (occlusion) and the most influential input buckets (gradient x input); EMDE
 - GET /health, GET /metrics (Prometheus text format)
 
 Requests are validated: unknown item ids are reported in the response (and ignored), k and the
@@ -53,6 +55,12 @@ class TextRequest(BaseModel):
 
 class ProfileRequest(BaseModel):
     sessions: list[list[str | int]]
+
+
+class ExplainRequest(BaseModel):
+    items: list[str | int] = Field(description="the session's item ids, oldest first")
+    item: str | int = Field(description="the recommended item to explain")
+    top_buckets: int = Field(5, ge=1, le=100)
 
 
 def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: dict | None = None):
@@ -211,6 +219,19 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
             out.append({"indices": x.indices[sl].tolist(), "values": np.round(x.data[sl], 6).tolist(),
                         "unknown_items": unknown[r]})
         return {"dim": int(x.shape[1]), "results": out}
+
+    @app.post("/explain", dependencies=[Depends(check_key)])
+    def explain(req: ExplainRequest):
+        if not hasattr(model, "explain"):
+            raise HTTPException(404, f"{type(model).__name__} has no explanations (EMDE has)")
+        target = items.lookup([str(req.item)])
+        if not target.known[0]:
+            raise HTTPException(422, f"unknown item {req.item!r}")
+        histories, unknown = to_sessions([req.items])
+        with lock:
+            e = model.explain(histories, target.internal, top_buckets=req.top_buckets)[0]
+        return {"item": req.item, "score": e["score"], "modalities": e["modalities"],
+                "buckets": [{"feature": n, "attribution": a} for n, a in e["buckets"]], "unknown_items": unknown[0]}
 
     return app
 

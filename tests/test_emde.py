@@ -168,3 +168,20 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
         small_emde(epochs=4, hidden=32).fit(train, checkpoint=ckpt)
     with pytest.raises(ValueError, match="other training rows"):
         small_emde(epochs=4).fit(cycle_sessions(n_sessions=100), checkpoint=ckpt)
+
+
+def test_explain_matches_scores_and_finds_the_driving_modality():
+    """Item codes carry the rule only through the 'last' view here: its occlusion must matter most."""
+    train = cycle_sessions()
+    model = small_emde(epochs=8).fit(train)
+    prefixes = Sessions.from_lists([[3, 4, 5], [10, 11]], n_items=40)
+    targets = model.recommend(prefixes, k=1)[0][:, 0]
+    out = model.explain(prefixes, targets, top_buckets=3)
+    scores = model.score(prefixes)
+    for r, e in enumerate(out):
+        assert e["score"] == pytest.approx(float(scores[r, targets[r]]), rel=1e-4, abs=1e-4)
+        assert set(e["modalities"]) == set(model.inputs)
+        assert len(e["buckets"]) == 3 and all("/d" in name for name, _ in e["buckets"])
+        assert max(e["modalities"], key=lambda k: e["modalities"][k]) == "last:cleora:0"
+    with pytest.raises(ValueError):
+        model.explain(prefixes, [1])

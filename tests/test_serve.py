@@ -92,6 +92,12 @@ def test_similar_search_profile(url):
     assert prof["dim"] > 0 and len(prof["results"][0]["indices"]) > 0 and prof["results"][1]["indices"] == []
 
 
+def test_explain(url):
+    e = httpx.post(f"{url}/explain", json={"items": ["sku3", "sku4"], "item": "sku5", "top_buckets": 2}).json()
+    assert set(e["modalities"]) == {"all:cleora:1", "last:cleora:0"} and len(e["buckets"]) == 2
+    assert httpx.post(f"{url}/explain", json={"items": ["sku3"], "item": "nope"}).status_code == 422
+
+
 def test_metrics_in_prometheus_format(url):
     httpx.post(f"{url}/recommend", json={"items": ["sku1"]})
     text = httpx.get(f"{url}/metrics").text
