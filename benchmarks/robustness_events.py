@@ -1,0 +1,169 @@
+"""Robustness of the recommenders to broken logging (issue 8: the interaction modality).
+
+Sessions (Diginetica; by default the most recent --train-share of its training sessions, for
+time): the training sessions *and* the test prefixes are corrupted — events dropped, duplicated,
+or random events added (popularity-drawn items), each at --severities (a share of the clicks) —
+while the targets stay clean. Models: V-SKNN, EMDE, SR-GNN (--srgnn-epochs, lr decay after 2).
+Reported: MRR@20 / HR@20 and the drop against the same model on clean data.
+
+Graph (Cleora, facebook-page-page link prediction): the training edges are corrupted — a share
+dropped, or the same share of random edges added — the held-out test edges stay clean.
+
+Item text (corrupted titles -> recommendation stability): fashion catalogue titles corrupted by
+each text aspect (severity 2); item-to-item recommendations from MiniLM title vectors; Jaccard
+overlap of the top-10 lists with the clean ones.
+
+    python benchmarks/robustness_events.py          # -> docs/benchmarks/robustness_events.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sketchrec.data import registry  # noqa: E402
+from sketchrec.data.benchmark import SessionBenchmark  # noqa: E402
+from sketchrec.eval.protocols import evaluate_next_item  # noqa: E402
+from sketchrec.robustness.events import CORRUPTIONS  # noqa: E402
+
+OUT = ROOT / "docs" / "benchmarks"
+
+
+def session_models(args):
+    from sketchrec.models import EMDE, SRGNN, VSKNN
+    return {"V-SKNN": lambda: VSKNN(),
+            "EMDE": lambda: EMDE(epochs=args.emde_epochs, threads=args.threads, progress=False),
+            "SR-GNN": lambda: SRGNN(epochs=args.srgnn_epochs, lr_decay_every=2, threads=args.threads, progress=False)}
+
+
+def sessions_part(args) -> list[dict]:
+    bench = registry.load("diginetica")
+    keep = np.arange(len(bench.train))[-int(len(bench.train) * args.train_share):]
+    train = bench.train.take(keep)
+    rows = []
+    conditions = [("clean", 0.0)] + [(c, p) for c in CORRUPTIONS for p in args.severities]
+    for name, make in session_models(args).items():
+        if name not in args.models:
+            continue
+        for corruption, p in conditions:
+            fn = CORRUPTIONS.get(corruption)
+            tr = train if fn is None else fn(train, p, seed=args.seed)
+            prefixes = bench.test_prefixes if fn is None else fn(bench.test_prefixes, p, seed=args.seed + 1)
+            t0 = time.perf_counter()
+            model = make().fit(tr)
+            fit_s = time.perf_counter() - t0
+            metrics, _ = evaluate_next_item(model, prefixes, bench.test_targets, progress=False)
+            rows.append({"model": name, "corruption": corruption, "severity": p, "fit_s": fit_s,
+                         "MRR@20": metrics["MRR@20"], "HR@20": metrics["HR@20"]})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def graph_part(args) -> list[dict]:
+    from sketchrec.eval.graph_tasks import linkpred_evaluate, split_edges
+    from sketchrec.graph import Cleora, Graph
+    ds = registry.load("facebook-page-page")
+    train, test = split_edges(ds.edges, 0.1, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for corruption, p in [("clean", 0.0)] + [(c, p) for c in ("drop", "add") for p in args.severities]:
+        edges = train
+        if corruption == "drop":
+            edges = train[rng.random(len(train)) >= p]
+        elif corruption == "add":
+            extra = rng.integers(0, ds.n_nodes, size=(int(p * len(train)), 2))
+            edges = np.vstack([train, extra])
+        graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=ds.n_nodes)
+        vectors = Cleora(dim=1024, iterations=4, seed=args.seed).fit(graph).vectors_
+        m = linkpred_evaluate(vectors, edges, test, seed=args.seed)
+        rows.append({"model": "Cleora", "corruption": corruption, "severity": p, "MRR": m["MRR"], "HR@10": m["HR@10"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def text_part(args) -> list[dict]:
+    from sketchrec.embedders.text import TextEncoder
+    from sketchrec.eval.topk import topk
+    from sketchrec.robustness import ASPECTS, make
+    cat = registry.load("fashion-catalog")
+    titles = [t or "" for t in cat.column("productDisplayName").to_pylist()]
+    rng = np.random.default_rng(args.seed)
+    sample = np.sort(rng.choice(len(titles), min(args.text_items, len(titles)), replace=False))
+    titles = [titles[i] for i in sample]
+    enc = TextEncoder(threads=args.threads, progress=False)
+
+    def neighbours(vectors):
+        sims = vectors @ vectors.T
+        np.fill_diagonal(sims, -np.inf)
+        return topk(sims, 10)[0]
+    clean = neighbours(enc.encode(titles))
+    rows = []
+    for aspect in ASPECTS:
+        noisy = neighbours(enc.encode(make(aspect, 2, args.seed).apply_many(titles)))
+        jac = np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(clean, noisy)])
+        rows.append({"aspect": aspect, "jaccard@10": float(jac)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["graph", "text", "sessions"])
+    parser.add_argument("--models", nargs="+", default=["V-SKNN", "EMDE", "SR-GNN"])
+    parser.add_argument("--severities", nargs="+", type=float, default=[0.1, 0.3])
+    parser.add_argument("--train-share", type=float, default=0.25)
+    parser.add_argument("--emde-epochs", type=int, default=3)
+    parser.add_argument("--srgnn-epochs", type=int, default=3)
+    parser.add_argument("--text-items", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    results_file = OUT / "robustness_events.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for part in args.parts:
+        results[part] = {"graph": graph_part, "text": text_part, "sessions": sessions_part}[part](args)
+        results_file.write_text(json.dumps(results, indent=1))
+    lines = ["# Robustness to broken logging and noisy item text", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores. "
+             f"Command: `python benchmarks/robustness_events.py --severities {' '.join(map(str, args.severities))}`.", ""]
+    if "sessions" in results:
+        lines += [f"## Session recommenders (Diginetica, the latest {args.train_share:.0%} of training sessions; "
+                  "training sessions and test prefixes corrupted, targets clean)", "",
+                  "| model | corruption | share | MRR@20 | Δ vs clean | HR@20 | Δ vs clean |", "|---|---|---|---|---|---|---|"]
+        clean = {r["model"]: r for r in results["sessions"] if r["corruption"] == "clean"}
+        for r in results["sessions"]:
+            c = clean[r["model"]]
+            lines.append(f"| {r['model']} | {r['corruption']} | {r['severity']:.0%} | {100 * r['MRR@20']:.2f} | "
+                         f"{100 * (r['MRR@20'] - c['MRR@20']):+.2f} | {100 * r['HR@20']:.2f} | "
+                         f"{100 * (r['HR@20'] - c['HR@20']):+.2f} |")
+        lines.append("")
+    if "graph" in results:
+        lines += ["## Cleora link prediction (facebook-page-page; training edges corrupted)", "",
+                  "| corruption | share | MRR | Δ | HR@10 | Δ |", "|---|---|---|---|---|---|"]
+        c = results["graph"][0]
+        for r in results["graph"]:
+            lines.append(f"| {r['corruption']} | {r['severity']:.0%} | {100 * r['MRR']:.2f} | "
+                         f"{100 * (r['MRR'] - c['MRR']):+.2f} | {100 * r['HR@10']:.2f} | "
+                         f"{100 * (r['HR@10'] - c['HR@10']):+.2f} |")
+        lines.append("")
+    if "text" in results:
+        lines += ["## Item-to-item recommendations from corrupted titles (MiniLM; fashion catalogue)", "",
+                  "Jaccard overlap of each item's top-10 similar items, corrupted titles (severity 2) vs clean.", "",
+                  "| aspect | Jaccard@10 |", "|---|---|"]
+        lines += [f"| {r['aspect']} | {r['jaccard@10']:.3f} |" for r in results["text"]]
+    (OUT / "robustness_events.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
