@@ -85,8 +85,9 @@ def report(rows: list[dict], args, sizes) -> str:
              f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/crossmodal_temde.py "
              f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --region-pca {args.region_pca}`.", "",
              f"Products: {sizes[0]:,} train / {sizes[1]:,} validation / {sizes[2]:,} test (disjoint). Image regions: "
-             f"EfficientNet-Lite0 7 × 7 × 1280{f' (PCA to {args.region_pca}, fitted on training products)' if args.region_pca else ''}; text: MiniLM token embeddings of the title. Shared space "
-             f"{args.dim}-d (mean / attention); T-EMDE sketch N = {args.n} × K = {args.k} (D = {args.d}, "
+             f"EfficientNet-Lite0 7 × 7 × 1280{f' (PCA to {args.region_pca}, fitted on training products)' if args.region_pca else ''}; text: MiniLM token embeddings of the title. Mean / attention: a "
+             f"per-token Linear to {args.dim}-d + LayerNorm, pooling, a Linear; T-EMDE: LayerNorm, its own per-token "
+             f"projection to N × D, sketch N = {args.n} × K = {args.k} (D = {args.d}, "
              f"τ = {args.temperature}). InfoNCE, batch {args.batch_size}, AdamW lr {args.lr}, best epoch by "
              "validation R-sum. Percentages, mean ± std over seeds.", "",
              "| pooling | seeds | i2t R@1 | i2t R@5 | i2t R@10 | i2t MRR | t2i R@1 | t2i R@5 | t2i R@10 | t2i MRR | "
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--d", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--region-pca", type=int, default=256, help="0: the full 1280-d regions")
     parser.add_argument("--threads", type=int, default=2)

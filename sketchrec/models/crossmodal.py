@@ -79,10 +79,12 @@ class TEMDE(nn.Module):
 
     def assignments(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, N, K) soft assignments of every local feature in every partition."""
-        z = self.proj(x).view(*x.shape[:2], self.n, self.d)                            # (B, L, N, D)
+        b, length = x.shape[:2]
+        z = self.proj(x).view(b * length, self.n, self.d).transpose(0, 1)              # (N, B.L, D)
         c = self.centroids
-        d2 = (z.pow(2).sum(-1, keepdim=True) - 2 * torch.einsum("blnd,nkd->blnk", z, c)
-              + c.pow(2).sum(-1).view(1, 1, self.n, self.k))
+        cross = torch.bmm(z, c.transpose(1, 2))                                         # (N, B.L, K)
+        d2 = z.pow(2).sum(-1, keepdim=True) - 2 * cross + c.pow(2).sum(-1).unsqueeze(1)
+        d2 = d2.transpose(0, 1).reshape(b, length, self.n, self.k)
         return torch.softmax(-d2 / self.temperature, dim=-1)
 
     def forward(self, x, mask):
@@ -102,16 +104,20 @@ class CrossModalModel(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.image_local = nn.Sequential(nn.Linear(image_dim, dim), nn.LayerNorm(dim))
-        self.text_local = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
-        if pooling == "mean":
-            self.image_pool, self.text_pool = MeanPool(), MeanPool()
-        elif pooling == "attention":
-            self.image_pool, self.text_pool = AttentionPool(dim), AttentionPool(dim)
-        else:
+        if pooling == "temde":
+            # T-EMDE's own per-token projection into the centroids' space is the local layer: no extra
+            # Linear before it, so a token costs one in_dim x (N.D) product, like the others' in_dim x dim
+            self.image_local, self.text_local = nn.LayerNorm(image_dim), nn.LayerNorm(text_dim)
             shared = nn.Parameter(torch.randn(n, k, d) * d ** -0.5)
-            self.image_pool = TEMDE(dim, centroids=shared, temperature=temperature)
-            self.text_pool = TEMDE(dim, centroids=shared, temperature=temperature)
+            self.image_pool = TEMDE(image_dim, centroids=shared, temperature=temperature)
+            self.text_pool = TEMDE(text_dim, centroids=shared, temperature=temperature)
+        else:
+            self.image_local = nn.Sequential(nn.Linear(image_dim, dim), nn.LayerNorm(dim))
+            self.text_local = nn.Sequential(nn.Linear(text_dim, dim), nn.LayerNorm(dim))
+            if pooling == "mean":
+                self.image_pool, self.text_pool = MeanPool(), MeanPool()
+            else:
+                self.image_pool, self.text_pool = AttentionPool(dim), AttentionPool(dim)
         if pooling != "temde":
             self.image_out, self.text_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
