@@ -161,7 +161,7 @@ def report() -> None:
     for dataset in sorted({r["dataset"] for r in rows}):
         lines += [f"## {dataset}", "",
                   "| model | protocol | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
-                  "s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ MRR@20 vs Base (p) |",
+                  "s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: dict = {}
         for r in rows:
@@ -194,12 +194,13 @@ def report() -> None:
                         ra, rb = np.load(fa)["ranks"].astype(np.int64), np.load(fb)["ranks"].astype(np.int64)
                         rr = lambda x: np.where(x <= 20, 1.0 / x, 0.0)  # noqa: E731
                         ps.append(stats.wilcoxon(rr(ra), rr(rb)).pvalue)
-                delta = f"{np.mean(d):+.2f}"
+                d_hr = [100 * (r["test"]["HR@20"] - b["test"]["HR@20"]) for r, b in paired]
+                delta = f"HR {np.mean(d_hr):+.2f}, MRR {np.mean(d):+.2f}"
                 if len(d) > 1:
-                    delta += (f" ± {np.std(d, ddof=1):.2f} (paired t-test over seeds p="
+                    delta += (f" ± {np.std(d, ddof=1):.2f} (MRR paired t-test over seeds p="
                               f"{stats.ttest_rel([r['test']['MRR@20'] for r, _ in paired], [b['test']['MRR@20'] for _, b in paired]).pvalue:.2g})")
                 if ps:
-                    delta += " (Wilcoxon per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
+                    delta += " (Wilcoxon on RR@20 per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
             lines.append(f"| {model} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
                          f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
