@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 from sketchrec.bundle import save_bundle  # noqa: E402
 from sketchrec.data import registry  # noqa: E402
-from sketchrec.data.idmap import IdMap  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
 
@@ -47,7 +46,8 @@ def build_bundle(model_name: str, path: Path, threads: int):
     t0 = time.perf_counter()
     model.fit(bench.train)
     fit_s = time.perf_counter() - t0
-    ids = IdMap([str(i) for i in (bench.item_ids if bench.item_ids is not None else range(bench.n_items))], "item")
+    from sketchrec.pipeline import item_id_map
+    ids = item_id_map(bench)
     save_bundle(path, model, ids, config={"dataset": "diginetica"})
     prefixes = [[str(ids.keys[int(i)]) for i in bench.test_prefixes.row(r)] for r in range(len(bench.test_targets))]
     return prefixes, fit_s, type(model).__name__

@@ -160,6 +160,19 @@ def _topk_model(name: str):
     return MODELS[name]
 
 
+def item_id_map(bench: SessionBenchmark):
+    """The benchmark's external item ids as a string `IdMap` (internal ids when it has none)."""
+    from sketchrec.data.idmap import IdMap
+    ids = bench.item_ids
+    if ids is None:
+        keys = range(bench.n_items)
+    elif isinstance(ids, IdMap):
+        keys = ids.keys.to_pylist()
+    else:
+        keys = list(ids)
+    return IdMap([str(k) for k in keys], "item")
+
+
 def bundle_and_query(bench: SessionBenchmark, model, metrics: dict, directory, n_requests: int = 3) -> dict:
     """Save `model` as a bundle, serve it over HTTP on loopback and answer real test prefixes.
 
@@ -175,10 +188,8 @@ def bundle_and_query(bench: SessionBenchmark, model, metrics: dict, directory, n
     import uvicorn
 
     from sketchrec.bundle import save_bundle
-    from sketchrec.data.idmap import IdMap
     from sketchrec.serve import create_app
-    ids = bench.item_ids if bench.item_ids is not None else range(bench.n_items)
-    items = IdMap([str(i) for i in ids], "item")
+    items = item_id_map(bench)
     path = Path(directory) / "bundle"
     save_bundle(path, model, items, metrics=metrics, config={"dataset": bench.name})
     with socket.socket() as s:

@@ -122,7 +122,7 @@ def test_demo_tail_bundles_and_answers_over_http(tmp_path):
     starts = np.random.default_rng(0).integers(0, 30, 300)
     train = Sessions.from_lists(((starts[:, None] + np.arange(5)) % 30).tolist(), n_items=30)
     prefixes = Sessions.from_lists([[3, 4], [10]], n_items=30)
-    bench = SessionBenchmark("toy", train, prefixes, np.array([5, 11]), np.array([f"i{i}" for i in range(30)]))
+    bench = SessionBenchmark("toy", train, prefixes, np.array([5, 11]), IdMap([f"i{i}" for i in range(30)], "item"))
     out = bundle_and_query(bench, SequentialRules().fit(train), {"MRR@20": 1.0}, tmp_path, n_requests=2)
     assert [r["items"][0] for r in out["responses"]] == ["i5", "i11"]
     assert (tmp_path / "bundle" / "CURRENT").exists() and len(out["latency_ms"]) == 2
