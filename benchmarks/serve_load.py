@@ -1,7 +1,7 @@
 """Latency and throughput of `sketchrec serve` on loopback (issue 9).
 
 A bundle is built from a model fitted on Diginetica's training sessions (--model: emde,
-itemknn, vsknn, pop), the server runs in its own process (uvicorn, 1 worker), and a load
+iknn, vsknn, pop, sr), the server runs in its own process (uvicorn, 1 worker), and a load
 generator (httpx, asyncio) sends real test prefixes of Diginetica:
 
 - single requests one at a time: p50 / p99 latency;

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 import sketchrec
 from sketchrec.data.idmap import IdMap
@@ -72,19 +71,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _model_arrays(model) -> tuple[dict[str, np.ndarray], dict[str, list]]:
-    """The model's learned state as flat numeric arrays and text lists."""
+    """`Recommender.state_arrays` split into numeric arrays (safetensors) and text lists (JSON)."""
     numeric, text = {"n_items_": np.array(model.n_items_, dtype=np.int64)}, {}
-    raw = {}
-    for name in model._state:
-        value = getattr(model, name)
-        if sp.issparse(value):
-            value = value.tocsr()
-            raw.update({f"{name}.csr_data": value.data, f"{name}.csr_indices": value.indices,
-                        f"{name}.csr_indptr": value.indptr, f"{name}.csr_shape": np.array(value.shape)})
-        else:
-            raw[name] = np.asarray(value)
-    raw.update(model._save_extra())
-    for key, arr in raw.items():
+    for key, arr in model.state_arrays().items():
         arr = np.asarray(arr)
         if arr.dtype.kind in "biuf":
             numeric[key] = np.require(arr, requirements="C")          # (ascontiguousarray makes 0-d 1-d)
@@ -184,7 +173,7 @@ def _load_version(root: Path, verify: bool) -> Bundle:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    from sketchrec.models.base import _REGISTRY
+    from sketchrec.models.base import _REGISTRY, Recommender
     pointer = root / "CURRENT"
     if not pointer.exists():
         raise BundleError(f"{root} is not a sketchrec bundle (no CURRENT file)")
@@ -210,8 +199,7 @@ def _load_version(root: Path, verify: bool) -> Bundle:
                               "(truncated or replaced)")
         if verify and _sha256(f) != meta["sha256"]:
             raise BundleError(f"{root}: {name} does not match its sha256 in the manifest (tampered or corrupted)")
-    cls = _REGISTRY.get(manifest["model_class"])
-    if cls is None:
+    if manifest["model_class"] not in _REGISTRY:
         raise BundleError(f"{root}: unknown model class {manifest['model_class']!r}")
     try:
         arrays = load_file(str(version / "weights.safetensors"))
@@ -219,16 +207,8 @@ def _load_version(root: Path, verify: bool) -> Bundle:
         raise BundleError(f"{root}: weights.safetensors is unreadable ({err})") from None
     if (version / "strings.json").exists():
         arrays.update({k: np.array(v) for k, v in json.loads((version / "strings.json").read_text()).items()})
-    model = cls(**manifest["params"])
-    model.n_items_ = int(arrays.pop("n_items_"))
-    for name in model._state:
-        if f"{name}.csr_data" in arrays:
-            value = sp.csr_matrix((arrays[f"{name}.csr_data"], arrays[f"{name}.csr_indices"],
-                                   arrays[f"{name}.csr_indptr"]), shape=tuple(arrays[f"{name}.csr_shape"]))
-        else:
-            value = arrays[name]
-        setattr(model, name, value)
-    model._load_extra(_Arrays(arrays))
+    n_items = int(arrays.pop("n_items_"))
+    model = Recommender.from_state_arrays(manifest["model_class"], manifest["params"], n_items, _Arrays(arrays))
     items = IdMap.load(version / "items.parquet") if (version / "items.parquet").exists() else None
     extras = load_file(str(version / "extras.safetensors")) if (version / "extras.safetensors").exists() else {}
     return Bundle(model, items, manifest.get("metrics", {}), manifest.get("config", {}), manifest, version, extras)

@@ -37,7 +37,7 @@ def _kind(source: str) -> str:
     s = str(source)
     if s.startswith("sqlite://"):
         return "sqlite"
-    if s.startswith(("postgresql://", "postgres://")) or ("dbname=" in s and "=" in s):
+    if s.startswith(("postgresql://", "postgres://")) or "dbname=" in s:
         return "postgres"
     return "files"
 

@@ -84,12 +84,11 @@ class Recommender(ABC):
                              f"on {self.n_items_}")
 
     # -- persistence (no pickle) --------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write parameters (JSON) and learned arrays to one .npz file."""
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The learned state as flat named arrays (sparse matrices split into CSR parts);
+        `from_state_arrays` inverts it. Used by `save` and by model bundles."""
         self._check_fitted()
-        arrays = {"__class__": np.array(type(self).__name__),
-                  "__params__": np.array(json.dumps(self.get_params(), default=_json_scalar)),
-                  "n_items_": np.array(self.n_items_)}
+        arrays = {}
         for name in self._state:
             value = getattr(self, name)
             if sp.issparse(value):
@@ -101,6 +100,33 @@ class Recommender(ABC):
             else:
                 arrays[name] = np.asarray(value)
         arrays.update(self._save_extra())
+        return arrays
+
+    @staticmethod
+    def from_state_arrays(cls_name: str, params: dict, n_items: int, arrays) -> "Recommender":
+        """A fitted model of class `cls_name` from `state_arrays` output (`arrays`: a mapping with
+        `.files` and item access, e.g. an open .npz)."""
+        if cls_name not in _REGISTRY:
+            raise ValueError(f"unknown model class {cls_name!r}")
+        model = _REGISTRY[cls_name](**params)
+        model.n_items_ = int(n_items)
+        for name in model._state:
+            if f"{name}.csr_data" in arrays:
+                shape = tuple(arrays[f"{name}.csr_shape"])
+                value = sp.csr_matrix((arrays[f"{name}.csr_data"], arrays[f"{name}.csr_indices"],
+                                       arrays[f"{name}.csr_indptr"]), shape=shape)
+            else:
+                value = arrays[name]
+            setattr(model, name, value)
+        model._load_extra(arrays)
+        return model
+
+    def save(self, path: str | Path) -> None:
+        """Write parameters (JSON) and learned arrays to one .npz file."""
+        self._check_fitted()
+        arrays = {"__class__": np.array(type(self).__name__),
+                  "__params__": np.array(json.dumps(self.get_params(), default=_json_scalar)),
+                  "n_items_": np.array(self.n_items_), **self.state_arrays()}
         with open(path, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -108,21 +134,13 @@ class Recommender(ABC):
     def load(path: str | Path) -> "Recommender":
         """Read a model written by `save`; the class is looked up by name."""
         with np.load(path, allow_pickle=False) as z:
-            cls_name = str(z["__class__"])
-            if cls_name not in _REGISTRY:
-                raise ValueError(f"{path}: unknown model class {cls_name!r}")
-            model = _REGISTRY[cls_name](**json.loads(str(z["__params__"])))
-            model.n_items_ = int(z["n_items_"])
-            for name in model._state:
-                if f"{name}.csr_data" in z:
-                    shape = tuple(z[f"{name}.csr_shape"])
-                    value = sp.csr_matrix((z[f"{name}.csr_data"], z[f"{name}.csr_indices"],
-                                           z[f"{name}.csr_indptr"]), shape=shape)
-                else:
-                    value = z[name]
-                setattr(model, name, value)
-            model._load_extra(z)
-        return model
+            try:
+                return Recommender.from_state_arrays(str(z["__class__"]), json.loads(str(z["__params__"])),
+                                                     int(z["n_items_"]), z)
+            except ValueError as err:
+                if "unknown model class" in str(err):
+                    raise ValueError(f"{path}: {err}") from None
+                raise
 
     def _save_extra(self) -> dict[str, np.ndarray]:
         """Further named arrays to save (models whose state is not plain attributes)."""
