@@ -92,48 +92,34 @@ class _Arrays(dict):
         return list(self)
 
 
-def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: dict | None = None,
-                config: dict | None = None, extras: dict[str, np.ndarray] | None = None,
-                keep_versions: int = 2) -> Path:
-    """Write `model` (a fitted `Recommender`) with its item ids, metrics and configuration.
-
-    keep_versions: complete versions kept (default 2: a reader that resolved `CURRENT` just
-    before a save can still finish reading the version it found)."""
-    from safetensors.numpy import save_file
-
-    from sketchrec.models.base import _json_scalar
-    model._check_fitted()
-    if items is not None and len(items) != model.n_items_:
-        raise BundleError(f"{len(items)} item ids for a model of {model.n_items_} items")
-    root = Path(path)
+def new_version(root: str | Path) -> Path:
+    """A fresh hidden directory under `root` to write a version into; `commit_version` publishes it."""
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    version = f"v-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"     # sorts in save order
-    tmp = root / f".{version}.partial"
+    tmp = root / f".v-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}.partial"     # names sort in save order
     tmp.mkdir()
-    numeric, text = _model_arrays(model)
-    save_file(numeric, str(tmp / "weights.safetensors"))
-    if text:
-        (tmp / "strings.json").write_text(json.dumps(text))
-    if items is not None:
-        items.save(tmp / "items.parquet")
-    if extras:
-        bad = [k for k, v in extras.items() if np.asarray(v).dtype.kind not in "biuf"]
-        if bad:
-            raise BundleError(f"extras must be numeric arrays: {bad}")
-        save_file({k: np.require(np.asarray(v), requirements="C") for k, v in extras.items()},
-                  str(tmp / "extras.safetensors"))
+    return tmp
+
+
+def commit_version(tmp: Path, manifest: dict, keep_versions: int = 2) -> Path:
+    """Checksum every file of `tmp`, write its manifest, and make it the root's `CURRENT` version.
+
+    The manifest gets the format, library version, creation time and the files' sha256 and size.
+    Everything is fsynced before the one atomic rename of `CURRENT`; older versions beyond
+    `keep_versions` and leftovers of crashed saves are removed afterwards."""
+    from sketchrec.models.base import _json_scalar
+    root = tmp.parent
     files = {}
     for f in sorted(tmp.iterdir()):
         with open(f, "rb+") as fh:
             os.fsync(fh.fileno())
         files[f.name] = {"sha256": _sha256(f), "bytes": f.stat().st_size}
     manifest = {"format": FORMAT, "sketchrec_version": sketchrec.__version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "model_class": type(model).__name__, "params": model.get_params(),
-                "n_items": int(model.n_items_), "metrics": metrics or {}, "config": config or {}, "files": files}
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **manifest, "files": files}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_scalar))
     with open(tmp / "manifest.json", "rb+") as fh:
         os.fsync(fh.fileno())
+    version = tmp.name[1:-len(".partial")]
     final = root / version
     os.replace(tmp, final)
     _fsync_dir(root)
@@ -148,32 +134,16 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
         if old.name != version and old not in versions[-keep_versions:]:
             shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob(".v-*.partial"):               # leftovers of crashed saves
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale != tmp:
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
-def load_bundle(path: str | Path, verify: bool = True, retries: int = 5) -> Bundle:
-    """Read a bundle written by `save_bundle`; checksums are verified unless verify=False.
+def read_version(path: str | Path, verify: bool = True, kind: str | None = None) -> tuple[Path, dict]:
+    """(version directory, manifest) of the complete version `CURRENT` names, its files checked.
 
-    A save that completes while this reads may delete the version being read; the load then
-    starts again from the new `CURRENT` (up to `retries` times)."""
+    `kind`: the manifest's `kind` this caller reads (bundles of models have none)."""
     root = Path(path)
-    for attempt in range(retries + 1):
-        version = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
-        try:
-            return _load_version(root, verify)
-        except (BundleError, FileNotFoundError):
-            now = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
-            if attempt == retries or now == version:     # not a concurrent save: a real problem
-                raise
-    raise AssertionError("unreachable")
-
-
-def _load_version(root: Path, verify: bool) -> Bundle:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    from sketchrec.models.base import _REGISTRY, Recommender
     pointer = root / "CURRENT"
     if not pointer.exists():
         raise BundleError(f"{root} is not a sketchrec bundle (no CURRENT file)")
@@ -190,6 +160,8 @@ def _load_version(root: Path, verify: bool) -> Bundle:
     theirs, ours = str(manifest.get("sketchrec_version", "?")), sketchrec.__version__
     if theirs.split(".")[0] != ours.split(".")[0]:
         raise BundleError(f"{root}: written by sketchrec {theirs}, incompatible with {ours} (major version differs)")
+    if manifest.get("kind") != kind:
+        raise BundleError(f"{root}: holds a {manifest.get('kind') or 'model'} bundle, not a {kind or 'model'} bundle")
     for name, meta in manifest["files"].items():
         f = version / name
         if not f.exists():
@@ -199,6 +171,68 @@ def _load_version(root: Path, verify: bool) -> Bundle:
                               "(truncated or replaced)")
         if verify and _sha256(f) != meta["sha256"]:
             raise BundleError(f"{root}: {name} does not match its sha256 in the manifest (tampered or corrupted)")
+    return version, manifest
+
+
+def read_retrying(path: str | Path, read, retries: int = 5):
+    """`read(root)`, started again if a save that completes meanwhile deleted the version it read
+    (up to `retries` times); a failure while `CURRENT` stays the same is a real problem, raised."""
+    root = Path(path)
+    for attempt in range(retries + 1):
+        version = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
+        try:
+            return read(root)
+        except (BundleError, FileNotFoundError):
+            now = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else None
+            if attempt == retries or now == version:
+                raise
+    raise AssertionError("unreachable")
+
+
+def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: dict | None = None,
+                config: dict | None = None, extras: dict[str, np.ndarray] | None = None,
+                keep_versions: int = 2) -> Path:
+    """Write `model` (a fitted `Recommender`) with its item ids, metrics and configuration.
+
+    keep_versions: complete versions kept (default 2: a reader that resolved `CURRENT` just
+    before a save can still finish reading the version it found)."""
+    from safetensors.numpy import save_file
+    model._check_fitted()
+    if items is not None and len(items) != model.n_items_:
+        raise BundleError(f"{len(items)} item ids for a model of {model.n_items_} items")
+    if extras:
+        bad = [k for k, v in extras.items() if np.asarray(v).dtype.kind not in "biuf"]
+        if bad:
+            raise BundleError(f"extras must be numeric arrays: {bad}")
+    tmp = new_version(path)
+    numeric, text = _model_arrays(model)
+    save_file(numeric, str(tmp / "weights.safetensors"))
+    if text:
+        (tmp / "strings.json").write_text(json.dumps(text))
+    if items is not None:
+        items.save(tmp / "items.parquet")
+    if extras:
+        save_file({k: np.require(np.asarray(v), requirements="C") for k, v in extras.items()},
+                  str(tmp / "extras.safetensors"))
+    return commit_version(tmp, {"model_class": type(model).__name__, "params": model.get_params(),
+                                "n_items": int(model.n_items_), "metrics": metrics or {}, "config": config or {}},
+                          keep_versions)
+
+
+def load_bundle(path: str | Path, verify: bool = True, retries: int = 5) -> Bundle:
+    """Read a bundle written by `save_bundle`; checksums are verified unless verify=False.
+
+    A save that completes while this reads may delete the version being read; the load then
+    starts again from the new `CURRENT` (up to `retries` times)."""
+    return read_retrying(path, lambda root: _load_version(root, verify), retries)
+
+
+def _load_version(root: Path, verify: bool) -> Bundle:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from sketchrec.models.base import _REGISTRY, Recommender
+    version, manifest = read_version(root, verify)
     if manifest["model_class"] not in _REGISTRY:
         raise BundleError(f"{root}: unknown model class {manifest['model_class']!r}")
     try:

@@ -99,7 +99,7 @@ class CrossModalModel(nn.Module):
     """image regions (B, R, image_dim) and text tokens (B, T, text_dim) -> unit vectors in one space."""
 
     def __init__(self, image_dim: int, text_dim: int, pooling: str = "temde", dim: int = 512,
-                 n: int = 16, k: int = 32, d: int = 64, temperature: float = 1.0):
+                 n: int = 16, k: int = 32, d: int = 64, temperature: float = 1.0, sketch_head: bool = False):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -120,10 +120,12 @@ class CrossModalModel(nn.Module):
                 self.image_pool, self.text_pool = AttentionPool(dim), AttentionPool(dim)
         if pooling != "temde":
             self.image_out, self.text_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        elif sketch_head:           # a Linear on the sketch: similarities no longer confined to >= 0
+            self.image_out, self.text_out = nn.Linear(n * k, dim), nn.Linear(n * k, dim)
 
     def _side(self, local, pool, out, x, mask):
         v = pool(local(x), mask)
-        return F.normalize(out(v) if self.pooling != "temde" else v, dim=1)
+        return F.normalize(out(v) if out is not None else v, dim=1)
 
     def encode_images(self, regions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = torch.ones(regions.shape[:2], dtype=torch.bool) if mask is None else mask
@@ -167,10 +169,12 @@ class CrossModalTrainer:
     """Fit a `CrossModalModel` on paired (regions, tokens, token mask) with validation selection."""
 
     def __init__(self, pooling: str = "temde", dim: int = 512, n: int = 16, k: int = 32, d: int = 64,
-                 temperature: float = 1.0, loss: str = "infonce", epochs: int = 20, batch_size: int = 128,
+                 temperature: float = 1.0, sketch_head: bool = False, loss: str = "infonce", epochs: int = 20,
+                 batch_size: int = 128,
                  lr: float = 2e-4, weight_decay: float = 1e-4, patience: int = 4, seed: int = 0,
                  threads: int | None = None, progress: bool = True):
-        self.params = dict(pooling=pooling, dim=dim, n=n, k=k, d=d, temperature=temperature)
+        self.params = dict(pooling=pooling, dim=dim, n=n, k=k, d=d, temperature=temperature,
+                           sketch_head=sketch_head)
         self.loss, self.epochs, self.batch_size, self.lr = loss, epochs, batch_size, lr
         self.weight_decay, self.patience, self.seed = weight_decay, patience, seed
         self.threads, self.progress = threads, progress
