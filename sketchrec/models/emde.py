@@ -263,7 +263,7 @@ class EMDE(Recommender):
         validation : optional (prefixes Sessions, targets array) for target="next", or
             (inputs Sessions, targets Sessions[, excluded Sessions]) for target="holdout": evaluated after every
             epoch into `history_` (MRR@20 / NDCG@20); the best epoch's weights are kept.
-        callback : optional callable(epoch, model, history_row) after every epoch.
+        callback : optional callable(epoch, model, history_row) after every epoch, before its checkpoint.
         checkpoint : optional path of an .npz written atomically after every epoch (weights,
             optimiser, random states, history). If it exists and was written for the same
             settings and training rows, training resumes after its last epoch: a killed run
@@ -363,6 +363,8 @@ class EMDE(Recommender):
                     best = row[key]
                     best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
                     self.best_epoch_ = epoch + 1
+            if callback is not None:            # before the checkpoint, so what it adds to `row` is kept
+                callback(epoch + 1, self, row)
             self.history_.append(row)
             log.info("EMDE epoch %s", row)
             if checkpoint is not None:
@@ -370,8 +372,6 @@ class EMDE(Recommender):
                                 net=self.net_, optimiser=optimiser, scheduler=scheduler, rng=rng,
                                 history=self.history_, best=best, best_state=best_state,
                                 extra={"best_epoch": getattr(self, "best_epoch_", None)})
-            if callback is not None:
-                callback(epoch + 1, self, row)
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         self.net_.eval()
