@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     parser.add_argument("--tune", action="store_true", help="validation search over T-EMDE settings (TEMDE_GRID), "
                                                             "then the best one on every seed")
+    parser.add_argument("--tune-only", action="store_true", help="with --tune: stop after the search")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -186,6 +187,8 @@ def main() -> None:
             tuning = tune(data, parts, args)
             tuning_file.write_text(json.dumps(tuning, indent=1, default=float))
         poolings.append("temde-tuned")
+        if args.tune_only:
+            return
     best = max(tuning, key=lambda t: t["valid_rsum"])["config"] if tuning else None
     done = {(r["pooling"], r["seed"]) for r in rows}
     for seed in args.seeds:
