@@ -24,6 +24,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 train_app = typer.Typer(help="Train recommenders.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+robustness_app = typer.Typer(help="Robustness of text models to natural corruptions.", no_args_is_help=True)
+app.add_typer(robustness_app, name="robustness")
 console = Console()
 
 
@@ -406,6 +408,60 @@ def corrupt(
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(code=2) from None
     console.print(f"{rows:,} rows written to {output} ({chain})")
+
+
+@robustness_app.command("report")
+def robustness_report(
+    output: Path = typer.Option(..., "--output", "-o", help="Markdown report; figures go in a folder beside it, "
+                                                             "results in a .json beside it."),
+    dataset: Optional[str] = typer.Option(None, help="A registered set: sst2 or ag-news."),
+    train: Optional[Path] = typer.Option(None, help="Your own training file (CSV or Parquet)."),
+    test: Optional[Path] = typer.Option(None, help="Your own test file (CSV or Parquet)."),
+    text_column: str = typer.Option("text", help="Text column of --train / --test."),
+    label_column: str = typer.Option("label", help="Label column of --train / --test."),
+    features: str = typer.Option("minilm", help="minilm (MiniLM sentence embeddings) or ngrams (hashed character "
+                                                "n-grams, fast)."),
+    aspect: Optional[list[str]] = typer.Option(None, help="Aspect to test; repeat. Default: all eleven."),
+    severities: str = typer.Option("1,3,5", help="Comma-separated severities (words affected per text)."),
+    train_severity: int = typer.Option(3, help="Severity of the adversarial-training corruption."),
+    n_train: Optional[int] = typer.Option(None, help="With --dataset: training texts (default 8,000 / 5,000)."),
+    max_test: Optional[int] = typer.Option(None, help="Only the first N test texts."),
+    probe: bool = typer.Option(True, help="Run the antonym verb-swap probe (needs WordNet)."),
+    seed: int = typer.Option(0),
+    threads: Optional[int] = typer.Option(None, help="Torch threads for MiniLM."),
+):
+    """Clean vs corrupted accuracy per aspect and severity, adversarial-training transfer, the Qwerty
+    severity effect and the antonym probe, as a Markdown report with figures."""
+    from sketchrec.robustness.aspects import ASPECTS
+    from sketchrec.robustness.report import (FEATURIZERS, MiniLMFeatures, RobustnessStudy, labelled_dataset,
+                                             read_labelled, write_report)
+    if (dataset is None) == (train is None and test is None) or (train is None) != (test is None):
+        raise typer.BadParameter("give either --dataset, or both --train and --test")
+    if features not in FEATURIZERS:
+        raise typer.BadParameter(f"--features must be one of {', '.join(FEATURIZERS)}")
+    try:
+        sevs = [int(v) for v in severities.split(",") if v.strip()]
+        featurize = MiniLMFeatures(threads) if features == "minilm" else FEATURIZERS[features]()
+        study = RobustnessStudy(featurize, aspects=aspect or list(ASPECTS), severities=sevs,
+                                train_severity=train_severity, seed=seed, probe=probe)
+        if dataset is not None:
+            name = dataset
+            train_texts, y_train, test_texts, y_test = labelled_dataset(dataset, n_train, seed)
+        else:
+            name = train.stem
+            train_texts, y_train = read_labelled(train, text_column, label_column)
+            test_texts, y_test = read_labelled(test, text_column, label_column)
+        if max_test:
+            test_texts, y_test = test_texts[:max_test], y_test[:max_test]
+        results = {name: study.run(name, train_texts, y_train, test_texts, y_test)}
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    res = results[name]
+    path = write_report(results, output, model=f"{features} features + logistic regression")
+    worst = min(res["corrupted"], key=res["corrupted"].get)
+    console.print(f"{name}: clean accuracy {100 * res['clean']:.2f}%, worst {worst} "
+                  f"{100 * res['corrupted'][worst]:.2f}%; report in {path}")
 
 
 @app.command()

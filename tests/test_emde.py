@@ -183,5 +183,12 @@ def test_explain_matches_scores_and_finds_the_driving_modality():
         assert set(e["modalities"]) == set(model.inputs)
         assert len(e["buckets"]) == 3 and all("/d" in name for name, _ in e["buckets"])
         assert max(e["modalities"], key=lambda k: e["modalities"][k]) == "last:cleora:0"
+    for spec in model.inputs:          # occluded scoring agrees with explain's occlusion
+        occluded = model.score(prefixes, without=[spec])
+        for r, e in enumerate(out):
+            drop = float(scores[r, targets[r]] - occluded[r, targets[r]])
+            assert drop == pytest.approx(e["modalities"][spec], rel=1e-3, abs=1e-4)
+    with pytest.raises(ValueError, match="unknown input modalities"):
+        model.score(prefixes, without=["all:nope"])
     with pytest.raises(ValueError):
         model.explain(prefixes, [1])

@@ -398,15 +398,21 @@ class EMDE(Recommender):
         return {k: v for k, v in metrics.items() if "@" in k}
 
     # -- encoding and scoring ---------------------------------------------------------------
-    def _encode(self, histories: Sessions):
-        """Concatenated sparse input sketches -> EmbeddingBag arguments (indices, offsets, weights)."""
+    def _encode(self, histories: Sessions, without=()):
+        """Concatenated sparse input sketches -> EmbeddingBag arguments (indices, offsets, weights).
+        Input modalities named in `without` are occluded: their weights are zero."""
+        unknown = set(without) - set(self.inputs)
+        if unknown:
+            raise ValueError(f"unknown input modalities {sorted(unknown)}; the model has {list(self.inputs)}")
         parts = []
-        for m in self._modalities():
+        for spec, m in zip(self.inputs, self._modalities()):
             view = _view(histories, m.view, self.like_threshold)
             s = sketch_histories(view, self.codes_[m.source], self.width, sparse=True,
                                  decay=self.decay if m.view == "all" else None)
             if self.l2_input:
                 _l2_per_depth(s, self.width)
+            if spec in without:
+                s.data[:] = 0
             parts.append(s)
         x = sp.hstack(parts, format="csr") if len(parts) > 1 else parts[0]
         return (torch.from_numpy(x.indices.astype(np.int64)), torch.from_numpy(x.indptr.astype(np.int64)),
@@ -416,7 +422,7 @@ class EMDE(Recommender):
         """(B, depth_out, width) float32 predicted output sketches (each depth row sums to 1)."""
         return np.exp(self._log_sketch(histories, batch_size))
 
-    def _log_sketch(self, histories: Sessions, batch_size: int = 4096) -> np.ndarray:
+    def _log_sketch(self, histories: Sessions, batch_size: int = 4096, without=()) -> np.ndarray:
         self._check_histories(histories)
         if self.max_prefix and self.target == "next":
             histories = histories.tail(self.max_prefix)
@@ -425,7 +431,7 @@ class EMDE(Recommender):
         with torch.inference_mode():
             for start in range(0, len(histories), batch_size):
                 batch = histories.take(np.arange(start, min(start + batch_size, len(histories))))
-                out.append(self.net_(*self._encode(batch)).numpy())
+                out.append(self.net_(*self._encode(batch, without)).numpy())
         if not out:
             return np.zeros((0, self.net_.depth, self.width), np.float32)
         return np.concatenate(out)
@@ -486,10 +492,11 @@ class EMDE(Recommender):
                         "buckets": [(names[int(indices[sl][i])], float(attr[i])) for i in order]})
         return out
 
-    def score(self, histories: Sessions) -> np.ndarray:
+    def score(self, histories: Sessions, without=()) -> np.ndarray:
+        """(B, n_items) scores; input modalities named in `without` are occluded (as in `explain`)."""
         if getattr(self, "_readout", None) is None:
             self._prepare_readout()
-        log_p = self._log_sketch(histories)
+        log_p = self._log_sketch(histories, without=without)
         if self.readout == "mean":
             return self._readout.from_log(log_p)
         log_p -= self._log_bucket_mass
