@@ -53,6 +53,11 @@ TEMDE_GRID = [
 ]
 
 
+# The same validation search for the baselines (--tune-baselines), so that a tuned T-EMDE is not
+# compared with untuned baselines: the a-priori setting ({}: seed 0's run) and these.
+BASELINE_GRID = [{"lr": 1e-3}, {"lr": 2e-3}, {"dim": 1024}]
+
+
 def settings(pooling: str, args, config: dict | None = None) -> dict:
     out = dict(dim=args.dim, n=args.n, k=args.k, d=args.d, temperature=args.temperature, lr=args.lr)
     return {**out, **(config or {})}
@@ -61,7 +66,7 @@ def settings(pooling: str, args, config: dict | None = None) -> dict:
 def fit(pooling: str, seed: int, data, parts, args, config: dict | None = None) -> CrossModalTrainer:
     regions, tokens, mask = data
     train, valid, _ = parts
-    trainer = CrossModalTrainer("temde" if pooling.startswith("temde") else pooling, **settings(pooling, args, config),
+    trainer = CrossModalTrainer(pooling.split("-")[0], **settings(pooling, args, config),
                                 epochs=args.epochs, batch_size=args.batch_size, seed=seed, threads=args.threads,
                                 progress=True)
     return trainer.fit(regions[train], tokens[train], mask[train],
@@ -77,6 +82,23 @@ def tune(data, parts, args) -> list[dict]:
         out.append({"config": config, "valid_rsum": best, "best_epoch": trainer.best_epoch_,
                     "epoch_s": float(np.mean([h["seconds"] for h in trainer.history_]))})
         log.info("tuning %s: validation R-sum %.1f", config, 100 * best)
+    return out
+
+
+def tune_baselines(data, parts, args, rows) -> list[dict]:
+    """BASELINE_GRID for mean and attention pooling on seed 0 (the a-priori point from seed 0's run)."""
+    out = []
+    for pooling in ("mean", "attention"):
+        ref = [r for r in rows if r["pooling"] == pooling and r["seed"] == 0]
+        if ref:
+            out.append({"pooling": pooling, "config": {}, "valid_rsum": max(h["valid_rsum"] for h in ref[0]["history"]),
+                        "best_epoch": ref[0]["best_epoch"], "epoch_s": ref[0]["epoch_s"]})
+        for config in BASELINE_GRID:
+            trainer = fit(pooling, 0, data, parts, args, config)
+            out.append({"pooling": pooling, "config": config, "valid_rsum": max(h["valid_rsum"] for h in trainer.history_),
+                        "best_epoch": trainer.best_epoch_,
+                        "epoch_s": float(np.mean([h["seconds"] for h in trainer.history_]))})
+            log.info("tuning %s %s: validation R-sum %.1f", pooling, config, 100 * out[-1]["valid_rsum"])
     return out
 
 
@@ -101,14 +123,26 @@ def describe(config: dict) -> str:
             + (f", {', '.join(extra)}" if extra else ""))
 
 
-def report(rows: list[dict], args, sizes, tuning: list[dict]) -> str:
-    best = max(tuning, key=lambda t: t["valid_rsum"])["config"] if tuning else None
+def best_config(tuning: list[dict]) -> dict | None:
+    return max(tuning, key=lambda t: t["valid_rsum"])["config"] if tuning else None
+
+
+def describe_base(config: dict | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in config.items()) if config else "a-priori setting kept"
+
+
+def report(rows: list[dict], args, sizes, tuning: list[dict], base_tuning: list[dict] = ()) -> str:
+    best = best_config(tuning)
+    base_best = {p: best_config([t for t in base_tuning if t["pooling"] == p]) for p in ("mean", "attention")}
     label = {"mean": "mean pooling", "attention": "self-attention pooling (SGRAF-style)", "temde": "T-EMDE (a priori)",
-             "temde-tuned": f"T-EMDE, tuned on validation ({describe(best)})" if best else ""}
+             "temde-tuned": f"T-EMDE, tuned on validation ({describe(best)})" if best else "",
+             "mean-tuned": f"mean pooling, tuned on validation ({describe_base(base_best['mean'])})",
+             "attention-tuned": f"self-attention pooling, tuned on validation ({describe_base(base_best['attention'])})"}
     lines = ["# Cross-modal retrieval on fashion products: mean vs self-attention vs T-EMDE", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
              f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/crossmodal_temde.py "
-             f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --region-pca {args.region_pca}`.", "",
+             f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --region-pca {args.region_pca}"
+             f"{' --tune' if args.tune else ''}{' --tune-baselines' if args.tune_baselines else ''}`.", "",
              f"Products: {sizes[0]:,} train / {sizes[1]:,} validation / {sizes[2]:,} test (disjoint). Image regions: "
              f"EfficientNet-Lite0 7 × 7 × 1280{f' (PCA to {args.region_pca}, fitted on training products)' if args.region_pca else ''}; text: MiniLM token embeddings of the title. Mean / attention: a "
              f"per-token Linear to {args.dim}-d + LayerNorm, pooling, a Linear; T-EMDE: LayerNorm, its own per-token "
@@ -118,7 +152,7 @@ def report(rows: list[dict], args, sizes, tuning: list[dict]) -> str:
              "| pooling | seeds | i2t R@1 | i2t R@5 | i2t R@10 | i2t MRR | t2i R@1 | t2i R@5 | t2i R@10 | t2i MRR | "
              "R-sum | s / epoch | test inference s | parameters | best epochs |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for pooling in (*POOLINGS, "temde-tuned"):
+    for pooling in (*POOLINGS, "mean-tuned", "attention-tuned", "temde-tuned"):
         rs = [r for r in rows if r["pooling"] == pooling]
         if not rs:
             continue
@@ -143,6 +177,12 @@ def report(rows: list[dict], args, sizes, tuning: list[dict]) -> str:
             lines.append(f"| (self-attention pooling, for reference) | "
                          f"{100 * max(h['valid_rsum'] for h in ref[0]['history']):.1f} | {ref[0]['best_epoch']} | "
                          f"{ref[0]['epoch_s']:.2f} |")
+    if base_tuning:
+        lines += ["", "Baseline settings tried with `--tune-baselines` (seed 0, the same validation selection):", "",
+                  "| pooling | setting | best validation R-sum | best epoch | s / epoch |", "|---|---|---|---|---|"]
+        lines += [f"| {t['pooling']} | {describe_base(t['config']) if t['config'] else 'a priori'}"
+                  f"{' **(chosen)**' if t['config'] == base_best[t['pooling']] else ''} | {100 * t['valid_rsum']:.1f} | "
+                  f"{t['best_epoch']} | {t['epoch_s']:.2f} |" for t in base_tuning]
     lines += ["", f"Peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB."]
     return "\n".join(lines)
 
@@ -164,7 +204,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     parser.add_argument("--tune", action="store_true", help="validation search over T-EMDE settings (TEMDE_GRID), "
                                                             "then the best one on every seed")
-    parser.add_argument("--tune-only", action="store_true", help="with --tune: stop after the search")
+    parser.add_argument("--tune-baselines", action="store_true", help="the same validation search for mean and "
+                        "attention pooling (BASELINE_GRID), then the best setting of each on every seed")
+    parser.add_argument("--tune-only", action="store_true", help="with --tune / --tune-baselines: stop after the search")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -178,8 +220,10 @@ def main() -> None:
         log.info("loading regions into memory (%.1f GiB float16)", regions.nbytes / 2**30)
         regions = np.asarray(regions)
     results_file, tuning_file = OUT / "crossmodal_temde.json", OUT / "crossmodal_temde_tuning.json"
+    baseline_file = OUT / "crossmodal_baseline_tuning.json"
     rows = json.loads(results_file.read_text()) if results_file.exists() else []
     tuning = json.loads(tuning_file.read_text()) if tuning_file.exists() else []
+    base_tuning = json.loads(baseline_file.read_text()) if baseline_file.exists() else []
     data = (regions, tokens, mask)
     poolings = list(args.poolings)
     if args.tune:
@@ -187,18 +231,31 @@ def main() -> None:
             tuning = tune(data, parts, args)
             tuning_file.write_text(json.dumps(tuning, indent=1, default=float))
         poolings.append("temde-tuned")
-        if args.tune_only:
-            return
-    best = max(tuning, key=lambda t: t["valid_rsum"])["config"] if tuning else None
+    if args.tune_baselines:
+        if not base_tuning:
+            base_tuning = tune_baselines(data, parts, args, rows)
+            baseline_file.write_text(json.dumps(base_tuning, indent=1, default=float))
+        poolings += ["mean-tuned", "attention-tuned"]
+    if args.tune_only:
+        return
+    chosen = {"temde-tuned": best_config(tuning),
+              **{f"{p}-tuned": best_config([t for t in base_tuning if t["pooling"] == p]) for p in ("mean", "attention")}}
     done = {(r["pooling"], r["seed"]) for r in rows}
     for seed in args.seeds:
         for pooling in poolings:
             if (pooling, seed) in done:
                 continue
-            rows.append(run(pooling, seed, data, parts, args, best if pooling == "temde-tuned" else None))
+            if pooling in ("mean-tuned", "attention-tuned") and chosen[pooling] == {}:
+                # the a-priori setting won on validation: the tuned model is the a-priori one
+                base = [r for r in rows if r["pooling"] == pooling.split("-")[0] and r["seed"] == seed]
+                if base:
+                    rows.append({**base[0], "pooling": pooling, "config": {}})
+                    continue
+            rows.append(run(pooling, seed, data, parts, args, chosen.get(pooling)))
             log.info("%s seed %d: %s", pooling, seed, rows[-1]["test"])
             results_file.write_text(json.dumps(rows, indent=1, default=float))
-    text = report(rows, args, [len(p) for p in parts], tuning)
+    results_file.write_text(json.dumps(rows, indent=1, default=float))
+    text = report(rows, args, [len(p) for p in parts], tuning, base_tuning)
     (OUT / "crossmodal_temde.md").write_text(text + "\n")
     print(text)
 

@@ -458,7 +458,11 @@ def robustness_report(
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(code=2) from None
     res = results[name]
-    path = write_report(results, output, model=f"{features} features + logistic regression")
+    source = f"--dataset {dataset}" if dataset else f"--train {train} --test {test}"
+    command = (f"sketchrec robustness report {source} --features {features} --severities {severities} "
+               f"--train-severity {train_severity}" + "".join(f" --aspect {a}" for a in aspect or [])
+               + ("" if probe else " --no-probe") + f" -o {output}")
+    path = write_report(results, output, command=command, model=f"{features} features + logistic regression")
     worst = min(res["corrupted"], key=res["corrupted"].get)
     console.print(f"{name}: clean accuracy {100 * res['clean']:.2f}%, worst {worst} "
                   f"{100 * res['corrupted'][worst]:.2f}%; report in {path}")
