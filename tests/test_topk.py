@@ -131,3 +131,22 @@ def test_errors_name_argument():
         topk_chunked(lambda a, b: np.zeros((1, 3)), 5, 2, chunk_rows=2)
     with pytest.raises(ValueError, match="chunk_rows"):
         topk_chunked(lambda a, b: np.zeros((b - a, 3)), 5, 2, chunk_rows=0)
+
+
+def test_kernel_with_unsorted_duplicate_excludes_infinities_and_nan():
+    """The one-pass kernel: exclusions in any order (repeats allowed), -inf / +inf scores, NaN refused."""
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 3, size=(25, 60)).astype(np.float32)
+    s[rng.random(s.shape) < 0.1] = -np.inf
+    s[rng.random(s.shape) < 0.02] = np.inf
+    counts = rng.integers(0, 8, size=25)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = rng.integers(0, 60, size=int(counts.sum()))          # unsorted, with repeats
+    for k in (1, 7, 60):
+        items, values = topk(s, k, exclude=(indptr, indices))
+        ref_items, ref_values = ref_topk(s, k, (indptr, indices))
+        np.testing.assert_array_equal(items, ref_items)
+        np.testing.assert_array_equal(values, ref_values)
+    s[4, 9] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        topk(s, 3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numba
 import numpy as np
 
 __all__ = ["topk", "topk_chunked"]
@@ -52,6 +53,83 @@ def _check_exclude(exclude: Any, n_rows: int, n_items: int) -> tuple[np.ndarray,
         raise ValueError(f"exclude indices must lie in [0, {n_items})")
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
     return rows, indices
+
+
+@numba.njit(inline="always")
+def _worse(v, i, w, j):
+    """Is (value v, item i) ranked below (w, j)? Lower value, or equal value and higher index."""
+    return v < w or (v == w and i > j)
+
+
+@numba.njit(inline="always")
+def _sift_down(hv, hi, pos, size):
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and _worse(hv[child + 1], hi[child + 1], hv[child], hi[child]):
+            child += 1
+        if _worse(hv[child], hi[child], hv[pos], hi[pos]):
+            hv[pos], hv[child] = hv[child], hv[pos]
+            hi[pos], hi[child] = hi[child], hi[pos]
+            pos = child
+        else:
+            return
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _topk_rows(scores, k, ex_indptr, ex_cols):
+    """Per row (in parallel), the k best (value, item) with ties to the lower item, sorted best first.
+    Excluded items (ex_cols[ex_indptr[r]:ex_indptr[r+1]], sorted) count as -inf. One pass over the
+    row with a size-k heap whose root is the worst kept item. Returns (items, values, has_nan)."""
+    b, n = scores.shape
+    items = np.empty((b, k), np.int64)
+    values = np.empty((b, k), np.float64)
+    nan_rows = np.zeros(b, np.bool_)
+    for r in numba.prange(b):
+        hv = np.empty(k, np.float64)
+        hi = np.empty(k, np.int64)
+        e, e_end = ex_indptr[r], ex_indptr[r + 1]
+        size = 0
+        for j in range(n):
+            v = np.float64(scores[r, j])
+            while e < e_end and ex_cols[e] < j:
+                e += 1
+            if e < e_end and ex_cols[e] == j:
+                v = -np.inf
+            elif v != v:
+                nan_rows[r] = True
+            if size < k:                       # fill, then heapify once
+                hv[size], hi[size] = v, j
+                size += 1
+                if size == k:
+                    for pos in range(k // 2 - 1, -1, -1):
+                        _sift_down(hv, hi, pos, k)
+            elif _worse(hv[0], hi[0], v, j):
+                hv[0], hi[0] = v, j
+                _sift_down(hv, hi, 0, k)
+        for last in range(k - 1, 0, -1):       # heap sort: the worst goes to the end
+            hv[0], hv[last] = hv[last], hv[0]
+            hi[0], hi[last] = hi[last], hi[0]
+            _sift_down(hv, hi, 0, last)
+        items[r] = hi
+        values[r] = hv
+    return items, values, nan_rows
+
+
+def _topk_rows_numpy(s: np.ndarray, kk: int, exclude) -> tuple[np.ndarray, np.ndarray]:
+    b, n = s.shape
+    if exclude is not None:
+        rows, cols = _check_exclude(exclude, b, n)
+        order = np.lexsort((cols, rows))
+        ex_indptr = np.asarray(exclude[0], dtype=np.int64)
+        ex_cols = cols[order]
+    else:
+        ex_indptr, ex_cols = np.zeros(b + 1, np.int64), np.zeros(0, np.int64)
+    items, values, nan_rows = _topk_rows(s, kk, ex_indptr, ex_cols)
+    if nan_rows.any():
+        raise ValueError("scores contains NaN")
+    return items, values.astype(np.float32)
 
 
 def _topk_torch(scores: Any, k: int, exclude: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +198,8 @@ def topk(
         raise TypeError(f"scores must be a real numeric array, got dtype {s.dtype}")
     b, n = s.shape
     kk = min(k, n)
+    if 0 < kk <= 1024 and b and s.dtype in (np.float32, np.float64) and s.flags.c_contiguous:
+        return _topk_rows_numpy(s, kk, exclude)           # one parallel pass, no copies
     if np.issubdtype(s.dtype, np.integer) or s.dtype == np.float16:
         work = s.astype(np.float64)
     else:

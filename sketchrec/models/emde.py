@@ -500,11 +500,9 @@ class EMDE(Recommender):
         if self.readout == "mean":
             return self._readout.from_log(log_p)
         log_p -= self._log_bucket_mass
-        scores = self._readout.from_log(log_p)
-        scores *= np.float32(log_p.shape[1])      # the kernel averages over depth; bayes sums
-        if self.prior:
-            scores += np.float32(self.prior) * self._log_item_prior
-        return scores
+        # bayes sums over depth (the kernel averages) and adds the item prior, in the readout's pass
+        return self._readout.from_log(log_p, scale=log_p.shape[1],
+                                      bias=np.float32(self.prior) * self._log_item_prior if self.prior else None)
 
     def _prepare_readout(self) -> None:
         codes = self._output_codes()

@@ -139,18 +139,29 @@ class Readout:
                              f"got shape {p.shape}")
         return self.from_log(np.log(np.maximum(p, np.float32(eps))), out)
 
-    def from_log(self, log_p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The same from (B, N, width) log-probabilities (e.g. a network's log-softmax)."""
+    def from_log(self, log_p: np.ndarray, out: np.ndarray | None = None, *, scale: float = 1.0,
+                 bias: np.ndarray | None = None) -> np.ndarray:
+        """The same from (B, N, width) log-probabilities (e.g. a network's log-softmax).
+
+        `scale` multiplies the mean and an (n_items,) `bias` is added, in the same pass
+        (scale = N gives the sum over depth)."""
         log_p = np.ascontiguousarray(log_p, dtype=np.float32)
         if log_p.ndim != 3 or log_p.shape[1:] != (self.codes_t.shape[0], self.width):
             raise ValueError(f"log-probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
                              f"got shape {log_p.shape}")
         if out is None:
             out = np.empty((log_p.shape[0], self.n_items), dtype=np.float32)
-        if self.method == "pairs":
-            _readout_pairs_kernel(log_p, self.pair_codes_t, self.codes_t, out)
+        if bias is None:
+            bias = np.zeros(0, np.float32)
         else:
-            _readout_kernel(log_p, self.codes_t, out)
+            bias = np.ascontiguousarray(bias, dtype=np.float32)
+            if bias.shape != (self.n_items,):
+                raise ValueError(f"bias must have shape ({self.n_items},), got {bias.shape}")
+        scale = np.float32(scale / self.codes_t.shape[0])
+        if self.method == "pairs":
+            _readout_pairs_kernel(log_p, self.pair_codes_t, self.codes_t, out, scale, bias)
+        else:
+            _readout_kernel(log_p, self.codes_t, out, scale, bias)
         return out
 
 
@@ -161,12 +172,11 @@ def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) ->
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _readout_kernel(log_p, codes_t, out):
+def _readout_kernel(log_p, codes_t, out, scale, bias):
     # per row b (in parallel), per depth j: the width-long log row stays in L1
     # while every item's code is streamed; the first depth assigns, others add
     depth = codes_t.shape[0]
     n_items = codes_t.shape[1]
-    inv = np.float32(1.0 / depth)
     for b in numba.prange(log_p.shape[0]):
         row = out[b]
         table = log_p[b, 0]
@@ -178,18 +188,21 @@ def _readout_kernel(log_p, codes_t, out):
             code = codes_t[j]
             for i in range(n_items):
                 row[i] += table[code[i]]
-        for i in range(n_items):
-            row[i] *= inv
+        if bias.shape[0]:
+            for i in range(n_items):
+                row[i] = row[i] * scale + bias[i]
+        else:
+            for i in range(n_items):
+                row[i] *= scale
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _readout_pairs_kernel(log_p, pair_codes_t, codes_t, out):
+def _readout_pairs_kernel(log_p, pair_codes_t, codes_t, out, scale, bias):
     # per row b: one width² table per depth pair (built once, reused by every item),
     # then one gather per item and pair; an odd last depth is gathered directly
     n_rows, depth, width = log_p.shape
     n_pairs = pair_codes_t.shape[0]
     n_items = pair_codes_t.shape[1]
-    inv = np.float32(1.0 / depth)
     for b in numba.prange(n_rows):
         row = out[b]
         table = np.empty(width * width, dtype=np.float32)
@@ -214,5 +227,9 @@ def _readout_pairs_kernel(log_p, pair_codes_t, codes_t, out):
             else:
                 for i in range(n_items):
                     row[i] += last[code1[i]]
-        for i in range(n_items):
-            row[i] *= inv
+        if bias.shape[0]:
+            for i in range(n_items):
+                row[i] = row[i] * scale + bias[i]
+        else:
+            for i in range(n_items):
+                row[i] *= scale
