@@ -321,7 +321,8 @@ def train_crossmodal(
                                 help="Where to write the search bundle (a versioned directory)."),
     dataset: str = typer.Option("fashion-images", help="An image catalogue from `sketchrec datasets list`."),
     text_column: str = typer.Option("productDisplayName", help="The catalogue's product title column."),
-    pooling: str = typer.Option("attention", help="'mean', 'attention' (SGRAF-style) or 'temde' (T-EMDE sketch)."),
+    pooling: str = typer.Option("temde", help="'temde' (T-EMDE sketch + a Linear head: the best on validation, "
+                                              "docs/crossmodal.md), 'attention' (SGRAF-style) or 'mean'."),
     epochs: int = typer.Option(12, help="Training epochs (the best by validation R-sum is kept)."),
     region_pca: int = typer.Option(256, help="PCA of the 1280-d image regions to this many dims (0: none)."),
     lr: float = typer.Option(5e-4, help="AdamW learning rate."),
@@ -340,7 +341,7 @@ def train_crossmodal(
     titles = catalogue_column(dataset, text_column)
     search = CatalogueSearch.train(regions, tokens, mask, ids, titles, pooling=pooling, region_pca=region_pca,
                                    seed=seed, epochs=epochs, lr=lr, threads=threads,
-                                   d=32)
+                                   **({"d": 32, "sketch_head": True} if pooling == "temde" else {"dim": 1024}))
     m = search.metrics
     console.print(f"held-out products ({search.config['products']['test']:,}): text->image R@1 "
                   f"{100 * m['test_t2i_R@1']:.1f} R@10 {100 * m['test_t2i_R@10']:.1f} MRR {100 * m['test_t2i_MRR']:.1f}; "
