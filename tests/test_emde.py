@@ -192,3 +192,19 @@ def test_explain_matches_scores_and_finds_the_driving_modality():
         model.score(prefixes, without=["all:nope"])
     with pytest.raises(ValueError):
         model.explain(prefixes, [1])
+
+
+@pytest.mark.parametrize("readout", ["bayes", "mean"])
+def test_fused_recommend_equals_score_then_topk(readout):
+    """EMDE.recommend scores and selects row by row (no score matrix): same items, same order."""
+    from sketchrec.eval.topk import topk
+    train = cycle_sessions()
+    model = small_emde(epochs=2, readout=readout).fit(train)
+    histories = Sessions.from_lists([[3, 4, 5], [10, 11], [], [7, 7, 8, 9]], n_items=40)
+    for exclude_seen in (False, True):
+        exclude = (histories.indptr, histories.items) if exclude_seen else None
+        want_items, want_scores = topk(model.score(histories), 7, exclude=exclude)
+        items, scores = model.recommend(histories, k=7, exclude_seen=exclude_seen)
+        np.testing.assert_array_equal(items, want_items)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
+    assert model.recommend(histories, k=100)[0].shape == (4, 40)          # k clipped to the item count

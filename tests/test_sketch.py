@@ -101,3 +101,24 @@ def test_readout_pairs_equals_direct(depth):
     np.testing.assert_allclose(pairs, direct, rtol=1e-5, atol=1e-5)
     assert Readout(codes, 16).method == "pairs"          # 700 items >= 2 * 16²
     assert Readout(codes[:100], 16).method == "direct"
+
+
+@pytest.mark.parametrize("method", ["direct", "pairs"])
+def test_readout_topk_equals_scores_then_topk(method):
+    from sketchrec.eval.topk import topk
+    from sketchrec.sketch.sketches import Readout
+    rng = np.random.default_rng(0)
+    depth, width, n_items = 5, 8, 300
+    codes = rng.integers(0, width, (n_items, depth))
+    codes[:20] = codes[20:40]                      # identical codes: tied scores
+    log_p = np.log(rng.dirichlet(np.ones(width), (6, depth))).astype(np.float32)
+    r = Readout(codes, width, method=method)
+    bias = rng.normal(size=n_items).astype(np.float32)
+    exclude = (np.array([0, 2, 2, 5, 5, 5, 6]), np.array([7, 3, 0, 299, 0, 150]))
+    for kw in ({}, {"scale": 5.0, "bias": bias}):
+        want = topk(r.from_log(log_p, **kw), 12, exclude=exclude)
+        got = r.topk(log_p, 12, exclude=exclude, **kw)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="bias"):
+        r.topk(log_p, 3, bias=bias[:10])

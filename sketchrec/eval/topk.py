@@ -77,55 +77,62 @@ def _sift_down(hv, hi, pos, size):
             return
 
 
+@numba.njit(nogil=True, cache=True)
+def select_row(row, k, ex_cols, e, e_end, items_out, values_out):
+    """The k best (value, item) of one score row, ties to the lower item, sorted best first, into
+    items_out / values_out; items ex_cols[e:e_end] (sorted) count as -inf. One pass with a size-k
+    heap whose root is the worst kept item. Returns whether the row held a NaN."""
+    n = row.shape[0]
+    hv = values_out
+    hi = items_out
+    size = 0
+    has_nan = False
+    for j in range(n):
+        v = np.float64(row[j])
+        while e < e_end and ex_cols[e] < j:
+            e += 1
+        if e < e_end and ex_cols[e] == j:
+            v = -np.inf
+        elif v != v:
+            has_nan = True
+        if size < k:                           # fill, then heapify once
+            hv[size], hi[size] = v, j
+            size += 1
+            if size == k:
+                for pos in range(k // 2 - 1, -1, -1):
+                    _sift_down(hv, hi, pos, k)
+        elif _worse(hv[0], hi[0], v, j):
+            hv[0], hi[0] = v, j
+            _sift_down(hv, hi, 0, k)
+    for last in range(k - 1, 0, -1):           # heap sort: the worst goes to the end
+        hv[0], hv[last] = hv[last], hv[0]
+        hi[0], hi[last] = hi[last], hi[0]
+        _sift_down(hv, hi, 0, last)
+    return has_nan
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _topk_rows(scores, k, ex_indptr, ex_cols):
-    """Per row (in parallel), the k best (value, item) with ties to the lower item, sorted best first.
-    Excluded items (ex_cols[ex_indptr[r]:ex_indptr[r+1]], sorted) count as -inf. One pass over the
-    row with a size-k heap whose root is the worst kept item. Returns (items, values, has_nan)."""
-    b, n = scores.shape
+    """`select_row` over every row, in parallel. Returns (items, values, has_nan per row)."""
+    b = scores.shape[0]
     items = np.empty((b, k), np.int64)
     values = np.empty((b, k), np.float64)
     nan_rows = np.zeros(b, np.bool_)
     for r in numba.prange(b):
-        hv = np.empty(k, np.float64)
-        hi = np.empty(k, np.int64)
-        e, e_end = ex_indptr[r], ex_indptr[r + 1]
-        size = 0
-        for j in range(n):
-            v = np.float64(scores[r, j])
-            while e < e_end and ex_cols[e] < j:
-                e += 1
-            if e < e_end and ex_cols[e] == j:
-                v = -np.inf
-            elif v != v:
-                nan_rows[r] = True
-            if size < k:                       # fill, then heapify once
-                hv[size], hi[size] = v, j
-                size += 1
-                if size == k:
-                    for pos in range(k // 2 - 1, -1, -1):
-                        _sift_down(hv, hi, pos, k)
-            elif _worse(hv[0], hi[0], v, j):
-                hv[0], hi[0] = v, j
-                _sift_down(hv, hi, 0, k)
-        for last in range(k - 1, 0, -1):       # heap sort: the worst goes to the end
-            hv[0], hv[last] = hv[last], hv[0]
-            hi[0], hi[last] = hi[last], hi[0]
-            _sift_down(hv, hi, 0, last)
-        items[r] = hi
-        values[r] = hv
+        nan_rows[r] = select_row(scores[r], k, ex_cols, ex_indptr[r], ex_indptr[r + 1], items[r], values[r])
     return items, values, nan_rows
 
 
+def sorted_exclusions(exclude, n_rows: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, columns sorted within each row) of a CSR-like exclusion pair; empty when None."""
+    if exclude is None:
+        return np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int64)
+    rows, cols = _check_exclude(exclude, n_rows, n_items)
+    return np.asarray(exclude[0], dtype=np.int64), cols[np.lexsort((cols, rows))]
+
+
 def _topk_rows_numpy(s: np.ndarray, kk: int, exclude) -> tuple[np.ndarray, np.ndarray]:
-    b, n = s.shape
-    if exclude is not None:
-        rows, cols = _check_exclude(exclude, b, n)
-        order = np.lexsort((cols, rows))
-        ex_indptr = np.asarray(exclude[0], dtype=np.int64)
-        ex_cols = cols[order]
-    else:
-        ex_indptr, ex_cols = np.zeros(b + 1, np.int64), np.zeros(0, np.int64)
+    ex_indptr, ex_cols = sorted_exclusions(exclude, *s.shape)
     items, values, nan_rows = _topk_rows(s, kk, ex_indptr, ex_cols)
     if nan_rows.any():
         raise ValueError("scores contains NaN")

@@ -492,17 +492,32 @@ class EMDE(Recommender):
                         "buckets": [(names[int(indices[sl][i])], float(attr[i])) for i in order]})
         return out
 
-    def score(self, histories: Sessions, without=()) -> np.ndarray:
-        """(B, n_items) scores; input modalities named in `without` are occluded (as in `explain`)."""
+    def _readout_inputs(self, histories: Sessions, without=()) -> tuple[np.ndarray, dict]:
+        """Predicted log-sketches and the readout's scale / bias for this model's readout."""
         if getattr(self, "_readout", None) is None:
             self._prepare_readout()
         log_p = self._log_sketch(histories, without=without)
         if self.readout == "mean":
-            return self._readout.from_log(log_p)
+            return log_p, {}
         log_p -= self._log_bucket_mass
         # bayes sums over depth (the kernel averages) and adds the item prior, in the readout's pass
-        return self._readout.from_log(log_p, scale=log_p.shape[1],
-                                      bias=np.float32(self.prior) * self._log_item_prior if self.prior else None)
+        return log_p, {"scale": log_p.shape[1],
+                       "bias": np.float32(self.prior) * self._log_item_prior if self.prior else None}
+
+    def score(self, histories: Sessions, without=()) -> np.ndarray:
+        """(B, n_items) scores; input modalities named in `without` are occluded (as in `explain`)."""
+        log_p, kw = self._readout_inputs(histories, without)
+        return self._readout.from_log(log_p, **kw)
+
+    def recommend(self, histories: Sessions, k: int = 20, exclude_seen: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items per row, as `score` + `topk` but fused: no (B, n_items) score matrix."""
+        self._check_fitted()
+        if k < 1:
+            return super().recommend(histories, k, exclude_seen)
+        log_p, kw = self._readout_inputs(histories)
+        exclude = (histories.indptr, histories.items) if exclude_seen else None
+        return self._readout.topk(log_p, k, exclude=exclude, **kw)
 
     def _prepare_readout(self) -> None:
         codes = self._output_codes()

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sketchrec.data.sessions import Sessions
+from sketchrec.eval.topk import select_row, sorted_exclusions
 
 
 def click_weights(histories: Sessions, decay: float | None = None) -> np.ndarray:
@@ -164,6 +165,30 @@ class Readout:
             _readout_kernel(log_p, self.codes_t, out, scale, bias)
         return out
 
+    def topk(self, log_p: np.ndarray, k: int, *, scale: float = 1.0, bias: np.ndarray | None = None,
+             exclude: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`sketchrec.eval.topk(self.from_log(log_p, scale=, bias=), k, exclude=)` without the
+        (B, n_items) score matrix: each row is scored into a cache-sized buffer and selected at
+        once (same items, same tie order). Returns (items int64, scores float32), best first."""
+        log_p = np.ascontiguousarray(log_p, dtype=np.float32)
+        if log_p.ndim != 3 or log_p.shape[1:] != (self.codes_t.shape[0], self.width):
+            raise ValueError(f"log-probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
+                             f"got shape {log_p.shape}")
+        kk = min(int(k), self.n_items)
+        if kk < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        bias = np.zeros(0, np.float32) if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        if bias.shape not in ((0,), (self.n_items,)):
+            raise ValueError(f"bias must have shape ({self.n_items},), got {bias.shape}")
+        ex_indptr, ex_cols = sorted_exclusions(exclude, log_p.shape[0], self.n_items)
+        pairs = self.method == "pairs"
+        items, values, nan_rows = _readout_topk_kernel(
+            log_p, self.pair_codes_t if pairs else np.zeros((0, 0), np.uint16), self.codes_t, pairs,
+            np.float32(scale / self.codes_t.shape[0]), bias, kk, ex_indptr, ex_cols)
+        if nan_rows.any():
+            raise ValueError("the scores contain NaN")
+        return items, values.astype(np.float32)
+
 
 def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """One-off `Readout`: (B, N, width) probabilities and (n_items, N) codes -> (B, n_items) scores."""
@@ -171,65 +196,91 @@ def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) ->
     return Readout(codes, p.shape[2])(p, eps=eps)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
-def _readout_kernel(log_p, codes_t, out, scale, bias):
-    # per row b (in parallel), per depth j: the width-long log row stays in L1
-    # while every item's code is streamed; the first depth assigns, others add
-    depth = codes_t.shape[0]
-    n_items = codes_t.shape[1]
-    for b in numba.prange(log_p.shape[0]):
-        row = out[b]
-        table = log_p[b, 0]
-        code = codes_t[0]
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _finish_row(row, scale, bias):
+    if bias.shape[0]:
+        for i in range(row.shape[0]):
+            row[i] = row[i] * scale + bias[i]
+    else:
+        for i in range(row.shape[0]):
+            row[i] *= scale
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _direct_row(log_p_b, codes_t, row, scale, bias):
+    # per depth j: the width-long log row stays in L1 while every item's code is streamed;
+    # the first depth assigns, the others add
+    depth, n_items = codes_t.shape
+    table = log_p_b[0]
+    code = codes_t[0]
+    for i in range(n_items):
+        row[i] = table[code[i]]
+    for j in range(1, depth):
+        table = log_p_b[j]
+        code = codes_t[j]
         for i in range(n_items):
-            row[i] = table[code[i]]
-        for j in range(1, depth):
-            table = log_p[b, j]
-            code = codes_t[j]
+            row[i] += table[code[i]]
+    _finish_row(row, scale, bias)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _pairs_row(log_p_b, pair_codes_t, codes_t, row, table, scale, bias):
+    # one width² table per depth pair (built once, reused by every item), then one gather per
+    # item and pair; an odd last depth is gathered directly
+    depth, width = log_p_b.shape
+    n_pairs, n_items = pair_codes_t.shape
+    for p in range(n_pairs):
+        for u in range(width):
+            a = log_p_b[2 * p, u]
+            for v in range(width):
+                table[u * width + v] = a + log_p_b[2 * p + 1, v]
+        code = pair_codes_t[p]
+        if p == 0:
             for i in range(n_items):
-                row[i] += table[code[i]]
-        if bias.shape[0]:
-            for i in range(n_items):
-                row[i] = row[i] * scale + bias[i]
+                row[i] = table[code[i]]
         else:
             for i in range(n_items):
-                row[i] *= scale
+                row[i] += table[code[i]]
+    if depth % 2 == 1:
+        last = log_p_b[depth - 1]
+        code1 = codes_t[depth - 1]
+        if n_pairs == 0:
+            for i in range(n_items):
+                row[i] = last[code1[i]]
+        else:
+            for i in range(n_items):
+                row[i] += last[code1[i]]
+    _finish_row(row, scale, bias)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _readout_kernel(log_p, codes_t, out, scale, bias):
+    for b in numba.prange(log_p.shape[0]):
+        _direct_row(log_p[b], codes_t, out[b], scale, bias)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _readout_pairs_kernel(log_p, pair_codes_t, codes_t, out, scale, bias):
-    # per row b: one width² table per depth pair (built once, reused by every item),
-    # then one gather per item and pair; an odd last depth is gathered directly
-    n_rows, depth, width = log_p.shape
-    n_pairs = pair_codes_t.shape[0]
-    n_items = pair_codes_t.shape[1]
-    for b in numba.prange(n_rows):
-        row = out[b]
+    width = log_p.shape[2]
+    for b in numba.prange(log_p.shape[0]):
         table = np.empty(width * width, dtype=np.float32)
-        for p in range(n_pairs):
-            for u in range(width):
-                a = log_p[b, 2 * p, u]
-                for v in range(width):
-                    table[u * width + v] = a + log_p[b, 2 * p + 1, v]
-            code = pair_codes_t[p]
-            if p == 0:
-                for i in range(n_items):
-                    row[i] = table[code[i]]
-            else:
-                for i in range(n_items):
-                    row[i] += table[code[i]]
-        if depth % 2 == 1:
-            last = log_p[b, depth - 1]
-            code1 = codes_t[depth - 1]
-            if n_pairs == 0:
-                for i in range(n_items):
-                    row[i] = last[code1[i]]
-            else:
-                for i in range(n_items):
-                    row[i] += last[code1[i]]
-        if bias.shape[0]:
-            for i in range(n_items):
-                row[i] = row[i] * scale + bias[i]
+        _pairs_row(log_p[b], pair_codes_t, codes_t, out[b], table, scale, bias)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _readout_topk_kernel(log_p, pair_codes_t, codes_t, use_pairs, scale, bias, k, ex_indptr, ex_cols):
+    # the readout of a row into a row-sized scratch buffer (it stays in cache), then its top-k:
+    # the (B, n_items) score matrix is never materialised
+    n_rows, _, width = log_p.shape
+    n_items = codes_t.shape[1]
+    items = np.empty((n_rows, k), np.int64)
+    values = np.empty((n_rows, k), np.float64)
+    nan_rows = np.zeros(n_rows, np.bool_)
+    for b in numba.prange(n_rows):
+        row = np.empty(n_items, dtype=np.float32)
+        if use_pairs:
+            _pairs_row(log_p[b], pair_codes_t, codes_t, row, np.empty(width * width, np.float32), scale, bias)
         else:
-            for i in range(n_items):
-                row[i] *= scale
+            _direct_row(log_p[b], codes_t, row, scale, bias)
+        nan_rows[b] = select_row(row, k, ex_cols, ex_indptr[b], ex_indptr[b + 1], items[b], values[b])
+    return items, values, nan_rows
