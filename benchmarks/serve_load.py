@@ -53,6 +53,36 @@ def build_bundle(model_name: str, path: Path, threads: int):
     return prefixes, fit_s, type(model).__name__
 
 
+def model_cost(bundle: Path, args) -> list[tuple]:
+    """(batch, network ms, readout + top-k ms, recommend ms) for EMDE, in-process."""
+    import statistics
+
+    import torch
+
+    from sketchrec.bundle import load_bundle
+    torch.set_num_threads(args.threads)
+    model = load_bundle(bundle).model
+    bench = registry.load("diginetica")
+    out = []
+    for b in args.batches:
+        h = bench.test_prefixes.take(np.arange(b))
+
+        def median_ms(fn):
+            fn()
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            return 1000 * statistics.median(times)
+        net = median_ms(lambda: model._readout_inputs(h))
+        log_p, kw = model._readout_inputs(h)
+        sel = median_ms(lambda: model._readout.topk(log_p, args.k, **kw))
+        total = median_ms(lambda: model.recommend(h, k=args.k))
+        out.append((b, net, sel, total))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,6 +159,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        in_process = model_cost(bundle, args) if args.model == "emde" else []
     lines = ["# Serving: latency and throughput on loopback", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores "
              "(server and load generator share them). Command: `python benchmarks/serve_load.py --model "
@@ -140,6 +171,13 @@ def main() -> None:
     for name, r in rows:
         lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                      f"{r['requests_per_s']:,.0f} | {r['users_per_s']:,.0f} |")
+    if in_process:
+        lines += ["", "The model alone, in this process with no HTTP (median of 5; the server was stopped): where a "
+                  "batch's time goes.", "",
+                  "| sessions per call | network (sketches -> predicted log-sketches) ms | readout + top-k ms | "
+                  "recommend ms | users / s |", "|---|---|---|---|---|"]
+        lines += [f"| {b:,} | {net:.0f} | {sel:.0f} | {total:.0f} | {b / total * 1000:,.0f} |"
+                  for b, net, sel, total in in_process]
     lines += ["", "Targets (issue 9): p99 under 20 ms for a single request; at least 10,000 users / s with batching."]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "serve_load.md").write_text("\n".join(lines) + "\n")
