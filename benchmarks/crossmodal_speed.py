@@ -13,9 +13,7 @@ same plus the sketch head).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _fashion import DEFAULT_CACHE, image_features, title_tokens  # noqa: E402
 
-from sketchrec.eval.report import machine_line  # noqa: E402
+from sketchrec.eval.report import machine_line, median_seconds  # noqa: E402
 from sketchrec.models.crossmodal import CrossModalModel, info_nce  # noqa: E402
 from sketchrec.retrieval.catalogue import RegionPCA, product_split  # noqa: E402
 
@@ -43,14 +41,7 @@ MODELS = {
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(fn, repeats, warmup)
 
 
 def main() -> None:

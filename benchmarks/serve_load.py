@@ -55,11 +55,10 @@ def build_bundle(model_name: str, path: Path, threads: int):
 
 def model_cost(bundle: Path, args) -> list[tuple]:
     """(batch, network ms, readout + top-k ms, recommend ms) for EMDE, in-process."""
-    import statistics
-
     import torch
 
     from sketchrec.bundle import load_bundle
+    from sketchrec.eval.report import median_seconds
     torch.set_num_threads(args.threads)
     model = load_bundle(bundle).model
     bench = registry.load("diginetica")
@@ -68,13 +67,7 @@ def model_cost(bundle: Path, args) -> list[tuple]:
         h = bench.test_prefixes.take(np.arange(b))
 
         def median_ms(fn):
-            fn()
-            times = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return 1000 * statistics.median(times)
+            return 1000 * median_seconds(fn)
         net = median_ms(lambda: model._readout_inputs(h))
         log_p, kw = model._readout_inputs(h)
         sel = median_ms(lambda: model._readout.topk(log_p, args.k, **kw))

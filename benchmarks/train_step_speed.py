@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +23,10 @@ if (ROOT.parent / "shared/datasets").exists():
     os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
 
 from sketchrec.data.sessions import expand_prefixes  # noqa: E402
-from sketchrec.eval.report import machine_line  # noqa: E402
+from sketchrec.eval.report import machine_line, median_seconds as median_time  # noqa: E402
 from sketchrec.models.emde import SketchNet  # noqa: E402
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs  # noqa: E402
 from sketchrec.pipeline import load_session_benchmark  # noqa: E402
-
-
-def median_time(step, repeats: int = 5) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def emde_rows() -> list[str]:

@@ -53,3 +53,17 @@ def machine_line() -> str:
     return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; {platform.machine()}, {cores} cores, "
             f"{mem}; Python {platform.python_version()}, numpy {numpy.__version__}, "
             f"scipy {scipy.__version__}, sketchrec {sketchrec.__version__}")
+
+
+def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (for benchmarks)."""
+    import statistics
+    import time
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
