@@ -65,15 +65,15 @@ class ExplainRequest(BaseModel):
 
 def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: dict | None = None):
     from fastapi import Depends, FastAPI, Header, HTTPException, Request
+    import orjson
     from fastapi.responses import PlainTextResponse, Response
 
     class FastJSON(Response):
         """orjson straight from numpy rows: batch answers skip FastAPI's per-value Python walk
-        (jsonable_encoder), the largest cost of a 1,000-session answer after the model itself."""
+        (jsonable_encoder)."""
         media_type = "application/json"
 
         def render(self, content) -> bytes:
-            import orjson
             return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 

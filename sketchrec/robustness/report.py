@@ -87,6 +87,7 @@ def fit_classifier(x, y, seed: int = 0):
     c = max(scores)[1]
     return make[c]().fit(x, y), c
 
+
 DATASET_TRAIN = {"sst2": 8000, "ag-news": 5000}
 
 
@@ -125,12 +126,13 @@ def read_labelled(path: str | Path, text_column: str, label_column: str):
     missing = [c for c in (text_column, label_column) if c not in table.column_names]
     if missing:
         raise ValueError(f"{path}: no column {missing[0]!r}; it has {table.column_names}")
-    texts, labels = table.column(text_column).to_pylist(), table.column(label_column).to_pylist()
-    empty = [i for i, (t, y) in enumerate(zip(texts, labels)) if t is None or y is None]
-    if empty:
+    import pyarrow.compute as pc
+    text, label = table.column(text_column), table.column(label_column)
+    empty = np.flatnonzero(pc.or_(pc.is_null(text), pc.is_null(label)).to_numpy(zero_copy_only=False))
+    if len(empty):
         raise ValueError(f"{path}: {len(empty):,} rows with an empty {text_column!r} or {label_column!r} "
                          f"(first: data row {empty[0] + 1})")
-    return [str(t) for t in texts], np.asarray(labels)
+    return text.cast("string").to_pylist(), label.to_numpy()
 
 
 @dataclass
@@ -155,14 +157,16 @@ class RobustnessStudy:
             raise ValueError("severities must be positive integers (words affected per text)")
 
     def features(self, name: str, split: str, texts: Sequence[str], aspect: str | None, severity: int,
-                 seed: int):
-        """Features of `texts` corrupted by `aspect` at `severity` (clean when aspect is None)."""
+                 seed: int, corrupted: Sequence[str] | None = None):
+        """Features of `texts` corrupted by `aspect` at `severity` (clean when aspect is None);
+        `corrupted`: those corrupted texts when the caller has them already."""
         path = None
         if self.cache_dir is not None:
             path = Path(self.cache_dir) / f"{name}-{split}-{aspect or 'clean'}-{severity}-{seed}-{len(texts)}.npy"
             if path.exists():
                 return np.load(path)
-        corrupted = texts if aspect is None else make(aspect, severity, seed).apply_many(texts)
+        if corrupted is None:
+            corrupted = texts if aspect is None else make(aspect, severity, seed).apply_many(texts)
         t0 = time.perf_counter()
         x = self.featurize(corrupted)
         log.info("%s %s %s@%d: %d texts in %.1f s", name, split, aspect or "clean", severity, len(texts),
@@ -192,10 +196,11 @@ class RobustnessStudy:
                      disable=not self.progress)
         for a in aspects:
             for s in test_sevs:
-                test_sets[(a, s)] = xt = self.features(name, "test", test_texts, a, s, seed + 1)
-                res["corrupted"][f"{a}@{s}"] = float(model.score(xt, y_test))
                 changed = make(a, s, seed + 1).apply_many(test_texts)
-                res["changed_share"][f"{a}@{s}"] = float(np.mean([t != u for t, u in zip(test_texts, changed)]))
+                test_sets[(a, s)] = xt = self.features(name, "test", test_texts, a, s, seed + 1, changed)
+                res["corrupted"][f"{a}@{s}"] = float(model.score(xt, y_test))
+                res["changed_share"][f"{a}@{s}"] = float(np.mean(np.asarray(test_texts, dtype=object)
+                                                                 != np.asarray(changed, dtype=object)))
                 steps.update()
         transfer = np.zeros((len(aspects), len(aspects)))
         trained = {}
