@@ -13,7 +13,9 @@ epoch count is the one the validation run of the same model, variant and seed se
 must exist); the model is retrained on *all* training sessions for that many epochs and tested.
 Its per-epoch test metrics are recorded as a diagnostic `test_curve` — never used to select
 anything — to show what the official script's "best epoch on the test set" would have reported.
-Refit variants take their item vectors from the refit Base model.
+Refit variants take their item vectors from the refit Base model. `--epochs-from base` takes the
+epoch count from the Base validation run instead of the variant's own (one validation run per
+model instead of one per variant; still chosen on validation, never on test).
 
 Runs are resumable: each writes an epoch checkpoint under --runs-dir and, when done, a JSON
 result (and the per-prefix test ranks, .ranks.npz) under docs/benchmarks/srgnn_runs/ that later
@@ -96,11 +98,12 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         bench_valid.train, None
     if args.protocol == "refit":
         # the epoch count: this seed's validation run, else the lowest seed's (recorded as epochs_from)
-        selected = [RESULTS / f"{run_name(args.model, variant, args.source, s, args.dataset)}.json"
+        chooser = args.epochs_from or variant
+        selected = [RESULTS / f"{run_name(args.model, chooser, args.source, s, args.dataset)}.json"
                     for s in [seed] + list(range(10))]
         selected = [p for p in selected if p.exists()]
         if not selected:
-            raise SystemExit(f"--protocol refit needs a validation run of {args.model} {variant} (its best epoch)")
+            raise SystemExit(f"--protocol refit needs a validation run of {args.model} {chooser} (its best epoch)")
         epochs, validation, train, curve = json.loads(selected[0].read_text())["best_epoch"], None, bench.train, []
         log.info("%s: %d epochs, as selected by %s", name, epochs, selected[0].name)
     runs = Path(args.runs_dir)
@@ -220,6 +223,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--lr-decay-every", type=int, default=3)
+    parser.add_argument("--epochs-from", choices=list(LABELS), default=None,
+                        help="refit: take the epoch count from this variant's validation run (default: the "
+                             "variant's own), e.g. base, to skip a validation run per variant")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cleora-steps", type=int, default=2)

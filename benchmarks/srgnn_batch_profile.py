@@ -24,16 +24,34 @@ from sketchrec.data.sessions import expand_prefixes  # noqa: E402
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, default=80)
+def training_batches(doc: str, batches: int):
+    """The command line (--batches, --threads) and Diginetica's training prefixes (at most 50
+    clicks) with their targets, as the SR-GNN / TAGNN training loop sees them."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=batches)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     bench = registry.load("diginetica")
     prefixes, targets = expand_prefixes(bench.train)
-    prefixes = prefixes.tail(50)
+    return args, bench, prefixes.tail(50), targets
+
+
+def train_step(net, opt, graphs, targets, bf16: bool) -> float:
+    """Seconds for one forward + loss + backward + optimiser step."""
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        scores = net(*graphs)
+    loss = torch.nn.functional.cross_entropy(scores.float(), targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    args, bench, prefixes, targets = training_batches(__doc__, 80)
     order = np.random.default_rng(0).permutation(len(targets))
     targets_t = torch.from_numpy(targets.astype(np.int64))
     net = GatedGraphNet(bench.train.n_items, 100, 1)
@@ -43,15 +61,7 @@ def main() -> None:
         times = []
         for b in range(n):
             rows = order[b * 100:(b + 1) * 100]
-            graphs = session_graphs(prefixes.take(rows)).tensors()
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                scores = net(*graphs)
-            loss = torch.nn.functional.cross_entropy(scores.float(), targets_t[rows])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            times.append(time.perf_counter() - t0)
+            times.append(train_step(net, opt, session_graphs(prefixes.take(rows)).tensors(), targets_t[rows], bf16))
         return float(np.median(times[5:]) * 1000)
 
     rows = [(bf16, run(args.batches, bf16)) for bf16 in (False, True, False, True)]

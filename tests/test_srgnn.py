@@ -1,6 +1,8 @@
 """SR-GNN / TAGNN: vectorised session graphs against a per-session reference, learning a rule,
 checkpoint resume, persistence."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
 from sketchrec.models.base import Recommender
-from sketchrec.models.srgnn import SRGNN, TAGNN, GatedGraphNet, session_graphs
+from sketchrec.models.srgnn import SRGNN, TAGNN, GatedGraphNet, TargetAttention, session_graphs
 
 
 def reference_graph(seq):
@@ -71,6 +73,26 @@ def test_tagnn_node_attention_equals_click_attention():
         beta = torch.softmax(net.target_att(clicks) @ items.T, dim=0)   # (L, N)
         expected = s @ items.T + (beta * (clicks @ items.T)).sum(0)
     torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_target_attention_matches_autograd():
+    """The item-chunked TargetAttention gives plain autograd's output and gradients, padded
+    nodes (bias -inf) included, across several chunks."""
+    torch.manual_seed(0)
+    q, h = torch.randn(7, 5, 6, requires_grad=True), torch.randn(7, 5, 6, requires_grad=True)
+    items = torch.randn(1000, 6, requires_grad=True)
+    bias = torch.zeros(7, 5)
+    bias[:, 3:] = -torch.inf
+    bias[0, 1] = 0.7
+    weights = torch.randn(7, 1000)
+    plain = (torch.softmax(q @ items.T + bias.unsqueeze(2), dim=1) * (h @ items.T)).sum(1)
+    with mock.patch.object(TargetAttention, "CHUNK_ELEMENTS", 600):       # 256-item chunks
+        chunked = TargetAttention.apply(q, h, items, bias)
+        grads = torch.autograd.grad((chunked * weights).sum(), [q, h, items])
+    torch.testing.assert_close(chunked, plain)
+    for got, want in zip(grads, torch.autograd.grad((plain * weights).sum(), [q, h, items])):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.all(grads[0][:, 3:] == 0)              # padded nodes get no gradient
 
 
 def test_validation_keeps_best_epoch_and_stops_early():

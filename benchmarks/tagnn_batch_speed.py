@@ -1,0 +1,79 @@
+"""TAGNN training batches on CPU: the item-chunked TargetAttention against plain autograd
+(the same formula as three (B, n, N) tensor expressions), float32 and bf16 autocast, on
+Diginetica (43,097 items, batch 100) in the training loop's size-grouped batch order.
+
+The batches are the first --batches of one epoch's shuffled order, a random sample of it, so
+the mean time per batch times the epoch's batch count estimates an epoch. Variants alternate
+batch by batch, so a busy machine slows them alike; the load average is recorded.
+
+    python benchmarks/tagnn_batch_speed.py --batches 40 --threads 2   # -> docs/benchmarks/tagnn_batch_speed.md
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sketchrec.models import srgnn  # noqa: E402
+
+from srgnn_batch_profile import train_step, training_batches  # noqa: E402
+
+
+def plain_target_attention(q, h, items, bias):
+    beta = torch.softmax(q @ items.T + bias.unsqueeze(2).to(q.dtype), dim=1)
+    return (beta * (h @ items.T)).sum(1)
+
+
+class Plain:
+    apply = staticmethod(plain_target_attention)
+
+
+def main() -> None:
+    args, bench, prefixes, targets = training_batches(__doc__, 40)
+    sizes = srgnn._node_counts(prefixes)
+    epoch = srgnn._batch_order(np.random.default_rng(0), len(targets), 100, sizes)
+    sample = epoch[:args.batches]
+    targets_t = torch.from_numpy(targets.astype(np.int64))
+    variants = [("plain autograd", Plain, False), ("chunked", srgnn.TargetAttention, False),
+                ("plain autograd", Plain, True), ("chunked", srgnn.TargetAttention, True)]
+    nets = [srgnn.GatedGraphNet(bench.train.n_items, 100, 1, target_aware=True) for _ in variants]
+    for net in nets[1:]:
+        net.load_state_dict(nets[0].state_dict())
+    optimisers = [torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5, fused=True) for net in nets]
+    times = np.zeros((len(variants), len(sample)))
+    load0 = os.getloadavg()[0]
+    for b, rows in enumerate(sample):
+        graphs = srgnn.session_graphs(prefixes.take(rows)).tensors()
+        for v, ((_, impl, bf16), net, opt) in enumerate(zip(variants, nets, optimisers)):
+            with mock.patch.object(srgnn, "TargetAttention", impl):
+                times[v, b] = train_step(net, opt, graphs, targets_t[rows], bf16)
+    load1 = os.getloadavg()[0]
+    mean_nodes = np.mean([sizes[r].max() for r in sample])
+    lines = ["# TAGNN: one training batch on CPU", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
+             f"{args.threads} threads; torch {torch.__version__}; load average {load0:.1f} -> {load1:.1f}. "
+             f"Command: `python benchmarks/tagnn_batch_speed.py --batches {args.batches} --threads {args.threads}`. "
+             f"Forward + loss + backward + fused Adam over {len(sample)} batches of one epoch's order "
+             f"(mean padded graph size {mean_nodes:.1f} nodes; the epoch has {len(epoch):,} batches).", "",
+             "| target attention | autocast | median ms / batch | mean ms / batch | epoch estimate (min) | vs plain float32 |",
+             "|---|---|---|---|---|---|"]
+    for (name, _, bf16), t in zip(variants, times):
+        lines.append(f"| {name} | {'bf16' if bf16 else 'float32'} | {np.median(t) * 1000:.0f} | {t.mean() * 1000:.0f} | "
+                     f"{t.mean() * len(epoch) / 60:.0f} | {times[0].mean() / t.mean():.2f}x |")
+    out = ROOT / "docs" / "benchmarks" / "tagnn_batch_speed.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
