@@ -158,14 +158,15 @@ def report() -> None:
              "- **validation**: training sessions minus the last 10% (by time) train; those 10% select the epoch "
              "(best validation MRR@20, early stopping).",
              "- **refit**: all training sessions train for the epoch count the validation run selected (the seed's "
-             "own, else seed 0's). `best test epoch` is a diagnostic only — the test metrics of the best epoch "
+             "own, else seed 0's; or, with `--epochs-from base`, the Base validation run's). `s/epoch` depends on the "
+             "threads and on what else the machine ran. `best test epoch` is a diagnostic only — the test metrics of the best epoch "
              "*on the test set* (max over epochs of each metric), what the official SR-GNN script prints; "
              "nothing is selected by it.", ""]
     for dataset in sorted({r["dataset"] for r in rows}):
         lines += [f"## {dataset}", "",
                   "| model | protocol | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
-                  "s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "threads | s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: dict = {}
         for r in rows:
             if r["dataset"] == dataset:
@@ -177,6 +178,11 @@ def report() -> None:
                 return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
             test = lambda metric: cell([r["test"][metric] for r in rs])  # noqa: E731
             epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
+            chosen_by = {json.loads((RESULTS / r["epochs_from"]).read_text())["variant"] for r in rs
+                         if r.get("epochs_from") and (RESULTS / r["epochs_from"]).exists()}
+            if chosen_by - {variant}:
+                epochs += " by " + "/".join(LABELS[v] for v in sorted(chosen_by)) + " validation"
+            threads = "/".join(sorted({str(r["params"].get("threads") or os.cpu_count()) for r in rs}))
             sec = np.mean([np.mean([h["seconds"] for h in r["history"]]) for r in rs])
             curves = [[h["test_curve"] for h in r["history"] if "test_curve" in h] for r in rs]
             best_test = "—"
@@ -189,7 +195,7 @@ def report() -> None:
             paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
             if paired:
                 d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
-                ps = []
+                ps, ps_hr = [], []
                 for r, b in paired:     # per-prefix paired test on reciprocal ranks (0 beyond 20)
                     fa = RESULTS / f"{run_name(model, variant, source or '', r['seed'], dataset, protocol)}.ranks.npz"
                     fb = RESULTS / f"{run_name(model, 'base', '', b['seed'], dataset, protocol)}.ranks.npz"
@@ -197,15 +203,23 @@ def report() -> None:
                         ra, rb = np.load(fa)["ranks"].astype(np.int64), np.load(fb)["ranks"].astype(np.int64)
                         rr = lambda x: np.where(x <= 20, 1.0 / x, 0.0)  # noqa: E731
                         ps.append(stats.wilcoxon(rr(ra), rr(rb)).pvalue)
+                        only_a, only_b = int(((ra <= 20) & (rb > 20)).sum()), int(((rb <= 20) & (ra > 20)).sum())
+                        ps_hr.append(stats.binomtest(only_a, only_a + only_b).pvalue)     # exact McNemar on hits
                 d_hr = [100 * (r["test"]["HR@20"] - b["test"]["HR@20"]) for r, b in paired]
-                delta = f"HR {np.mean(d_hr):+.2f}, MRR {np.mean(d):+.2f}"
-                if len(d) > 1:
-                    delta += (f" ± {np.std(d, ddof=1):.2f} (MRR paired t-test over seeds p="
-                              f"{stats.ttest_rel([r['test']['MRR@20'] for r, _ in paired], [b['test']['MRR@20'] for _, b in paired]).pvalue:.2g})")
+                parts = []
+                for name, metric, diffs in (("HR", "HR@20", d_hr), ("MRR", "MRR@20", d)):
+                    part = f"{name} {np.mean(diffs):+.2f}"
+                    if len(diffs) > 1:
+                        p_seeds = stats.ttest_rel([r["test"][metric] for r, _ in paired],
+                                                  [b["test"][metric] for _, b in paired]).pvalue
+                        part += f" ± {np.std(diffs, ddof=1):.2f} (paired t-test over seeds p={p_seeds:.2g})"
+                    parts.append(part)
+                delta = ", ".join(parts)
                 if ps:
-                    delta += " (Wilcoxon on RR@20 per prefix p=" + ", ".join(f"{p:.2g}" for p in ps) + ")"
+                    delta += (" (per prefix: McNemar on hits@20 p=" + ", ".join(f"{p:.2g}" for p in ps_hr)
+                              + "; Wilcoxon on RR@20 p=" + ", ".join(f"{p:.2g}" for p in ps) + ")")
             lines.append(f"| {model} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
-                         f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {sec:.0f} | {best_test} | "
+                         f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {threads} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")
     (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
