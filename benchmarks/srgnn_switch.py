@@ -8,7 +8,7 @@ which the Base model has also trained on — the test set is never used); test p
 by the GMM. Reported: overall and per-cluster HR@20 / MRR@20 of the shared model and the routed
 one, the deltas, and a per-prefix Wilcoxon test.
 
-    python benchmarks/srgnn_switch.py --seed 0          # -> docs/benchmarks/srgnn_switch.md
+    python benchmarks/srgnn_switch.py --seed 0 [--lr 1e-5]   # -> docs/benchmarks/srgnn_switch_runs/, srgnn_switch.md
 """
 
 from __future__ import annotations
@@ -76,22 +76,41 @@ def main() -> None:
                      "train_prefixes": None if c is None else int(switch.cluster_sizes_[c]),
                      "base": {k: float(v) for k, v in mb.items() if "@" in k},
                      "switch": {k: float(v) for k, v in ms.items() if "@" in k}, "wilcoxon_p": float(p)})
-    (OUT / "srgnn_switch.json").write_text(json.dumps({"args": vars(args), "fit_s": fit_s, "rows": rows}, indent=1))
+    runs = OUT / "srgnn_switch_runs"
+    runs.mkdir(exist_ok=True)
+    stem = f"{args.model}-s{args.seed}-c{args.clusters}-e{args.epochs}-lr{args.lr:g}"
+    (runs / f"{stem}.json").write_text(json.dumps(
+        {"args": vars(args), "fit_s": fit_s, "rows": rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
+    print(report())
+
+
+def report() -> str:
+    """docs/benchmarks/srgnn_switch.md from every run in docs/benchmarks/srgnn_switch_runs/."""
     lines = ["# SR-GNN with GMM session clustering (switch case)", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores. "
-             f"Command: `python benchmarks/srgnn_switch.py --seed {args.seed} --clusters {args.clusters} --epochs "
-             f"{args.epochs} --lr {args.lr}`. Fine-tuning took {fit_s:.0f} s.", "",
              "Base = the refit SR-GNN (all training sessions). Clusters: a GMM over its session vectors of the last "
-             "10% of training sessions; per cluster a copy fine-tuned on the training prefixes routed there.", "",
-             "| cluster | test prefixes | training prefixes | Base HR@20 | switch HR@20 | Δ | Base MRR@20 | switch MRR@20 | Δ | "
-             "Wilcoxon p (RR@20) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        b, s = r["base"], r["switch"]
-        lines.append(f"| {r['cluster']} | {r['test_prefixes']:,} | {r['train_prefixes'] or '—'} | {100 * b['HR@20']:.2f} | "
-                     f"{100 * s['HR@20']:.2f} | {100 * (s['HR@20'] - b['HR@20']):+.2f} | {100 * b['MRR@20']:.2f} | "
-                     f"{100 * s['MRR@20']:.2f} | {100 * (s['MRR@20'] - b['MRR@20']):+.2f} | {r['wilcoxon_p']:.2g} |")
-    (OUT / "srgnn_switch.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+             "10% of training sessions; per cluster a copy of Base fine-tuned on the training prefixes routed there "
+             "(fresh Adam at the given lr); test prefixes routed by the GMM. Δ = switch − Base on the same prefixes; "
+             "Wilcoxon on per-prefix RR@20.", ""]
+    for path in sorted((OUT / "srgnn_switch_runs").glob("*.json")):
+        run = json.loads(path.read_text())
+        a = run["args"]
+        lines += [f"## {a['model']}, seed {a['seed']}, {a['clusters']} clusters, {a['epochs']} epoch(s) at lr {a['lr']:g}",
+                  "", f"{run.get('when', '')}; {run.get('machine', '')}. Command: `python benchmarks/srgnn_switch.py "
+                  f"--seed {a['seed']} --clusters {a['clusters']} --epochs {a['epochs']} --lr {a['lr']:g}`. "
+                  f"Fine-tuning took {run['fit_s']:.0f} s.", "",
+                  "| cluster | test prefixes | training prefixes | Base HR@20 | switch HR@20 | Δ | Base MRR@20 | "
+                  "switch MRR@20 | Δ | Wilcoxon p (RR@20) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in run["rows"]:
+            b, sw = r["base"], r["switch"]
+            lines.append(f"| {r['cluster']} | {r['test_prefixes']:,} | {r['train_prefixes'] or '—'} | "
+                         f"{100 * b['HR@20']:.2f} | {100 * sw['HR@20']:.2f} | {100 * (sw['HR@20'] - b['HR@20']):+.2f} | "
+                         f"{100 * b['MRR@20']:.2f} | {100 * sw['MRR@20']:.2f} | "
+                         f"{100 * (sw['MRR@20'] - b['MRR@20']):+.2f} | {r['wilcoxon_p']:.2g} |")
+        lines.append("")
+    text = "\n".join(lines)
+    (OUT / "srgnn_switch.md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":
