@@ -97,7 +97,8 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     epochs, validation, train, curve = args.epochs, (bench_valid.test_prefixes, bench_valid.test_targets), \
         bench_valid.train, None
     if args.protocol == "refit":
-        # the epoch count: this seed's validation run, else the lowest seed's (recorded as epochs_from)
+        # the epoch count: the validation run of this variant (or of --epochs-from) for this seed,
+        # else the lowest seed's (recorded as epochs_from)
         chooser = args.epochs_from or variant
         selected = [RESULTS / f"{run_name(args.model, chooser, args.source, s, args.dataset)}.json"
                     for s in [seed] + list(range(10))]
