@@ -71,10 +71,11 @@ def item_categories(bench) -> np.ndarray:
     return diginetica_categories(bench, registry.data_dir())
 
 
-def source_vectors(args, bench_valid, seed: int) -> np.ndarray:
+def source_vectors(args, train, seed: int) -> np.ndarray:
+    # cleora: the click graph of the sessions the model trains on (all of train under refit)
     if args.source == "cleora":
         from sketchrec.models.emde import row_item_embeddings
-        return row_item_embeddings(bench_valid.train, steps=args.cleora_steps, dim=args.cleora_dim, seed=seed)
+        return row_item_embeddings(train, steps=args.cleora_steps, dim=args.cleora_dim, seed=seed)
     base = Path(args.runs_dir) / f"{run_name(args.model, 'base', '', seed, args.dataset, args.protocol)}.model.npz"
     if not base.exists():
         raise SystemExit(f"variant needs the Base model of seed {seed}: run --variants base --seeds {seed} "
@@ -111,7 +112,7 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     augmentation = None
     if variant != "base":
-        vectors = None if variant == "blur" else source_vectors(args, bench_valid, seed)
+        vectors = None if variant == "blur" else source_vectors(args, train, seed)
         cats = item_categories(bench) if variant == "categories" else None
         augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed).fit()
     model = MODELS[args.model](epochs=epochs, patience=args.patience, seed=seed, bf16=args.bf16,
