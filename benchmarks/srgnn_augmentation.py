@@ -110,9 +110,11 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         log.info("%s: %d epochs, as selected by %s", name, epochs, selected[0].name)
     runs = Path(args.runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
-    augmentation = None
+    augmentation, source_s = None, 0.0
     if variant != "base":
+        t0 = time.perf_counter()
         vectors = None if variant == "blur" else source_vectors(args, train, seed)
+        source_s = time.perf_counter() - t0
         cats = item_categories(bench) if variant == "categories" else None
         augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed).fit()
     model = MODELS[args.model](epochs=epochs, patience=args.patience, seed=seed, bf16=args.bf16,
@@ -143,7 +145,7 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
               "test": {k: v for k, v in metrics.items() if "@" in k}, "best_epoch": model.best_epoch_,
               "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
               "n_test": int(len(ranks)), "params": model.get_params(),
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "source_s": source_s, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                              time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
