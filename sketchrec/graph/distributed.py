@@ -92,7 +92,10 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
     # from the client: no worker-to-worker transfers (measured here: broadcast
     # scatters and peer fetches could stall under full CPU load).
     home = [workers[b % n_workers] for b in range(len(blocks))]
-    m_on = {w: client.scatter(m, workers=[w]) for w in set(home)}
+    # hash=False: a fresh key per call. With content-hashed keys, a second call on the same graph
+    # reuses the key the first call's futures are releasing, and the scheduler drops the data
+    # under it ('computation on lost data').
+    m_on = {w: client.scatter(m, workers=[w], hash=False) for w in set(home)}
     submit = lambda fn, b, *args: client.submit(fn, *args, workers=[home[b]], pure=False)  # noqa: E731
     t_blocks = [submit(_init_block, b, n, c0, c1, seed, threads_per_task) for b, (c0, c1) in enumerate(blocks)]
     for _ in range(iterations):
@@ -100,7 +103,7 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
         outs = [submit(_first, b, p) for b, p in enumerate(pairs)]
         # the reduction of row norms happens on the client, in block order
         norms = _sum_norms(*client.gather([submit(_second, b, p) for b, p in enumerate(pairs)]))
-        norms_on = {w: client.scatter(norms, workers=[w]) for w in set(home)}
+        norms_on = {w: client.scatter(norms, workers=[w], hash=False) for w in set(home)}
         t_blocks = [submit(_scale, b, o, norms_on[home[b]], threads_per_task) for b, o in enumerate(outs)]
     wait(t_blocks, timeout=timeout)
     nodes = graph.embedded_nodes()
