@@ -100,12 +100,12 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     if args.protocol == "refit":
         # the epoch count: the validation run of this variant (or of --epochs-from) for this seed,
         # else the lowest seed's (recorded as epochs_from)
-        chooser = args.epochs_from or variant
-        selected = [RESULTS / f"{run_name(args.model, chooser, args.source, s, args.dataset)}.json"
+        chooser, chooser_model = args.epochs_from or variant, args.epochs_model or args.model
+        selected = [RESULTS / f"{run_name(chooser_model, chooser, args.source, s, args.dataset)}.json"
                     for s in [seed] + list(range(10))]
         selected = [p for p in selected if p.exists()]
         if not selected:
-            raise SystemExit(f"--protocol refit needs a validation run of {args.model} {chooser} (its best epoch)")
+            raise SystemExit(f"--protocol refit needs a validation run of {chooser_model} {chooser} (its best epoch)")
         epochs, validation, train, curve = json.loads(selected[0].read_text())["best_epoch"], None, bench.train, []
         log.info("%s: %d epochs, as selected by %s", name, epochs, selected[0].name)
     runs = Path(args.runs_dir)
@@ -118,6 +118,7 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         cats = item_categories(bench) if variant == "categories" else None
         augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed).fit()
     model = MODELS[args.model](epochs=epochs, patience=args.patience, seed=seed, bf16=args.bf16,
+                               bf16_attention=args.bf16_attention,
                                threads=args.threads, lr_decay_every=args.lr_decay_every)
 
     def diagnostic(epoch, fitted, row):     # refit only: test after every epoch, selects nothing
@@ -244,7 +245,12 @@ def main() -> None:
     parser.add_argument("--epochs-from", choices=list(LABELS), default=None,
                         help="refit: take the epoch count from this variant's validation run (default: the "
                              "variant's own), e.g. base, to skip a validation run per variant")
+    parser.add_argument("--epochs-model", choices=sorted(MODELS), default=None,
+                        help="refit: take the epoch count from this model's validation run (default: the model "
+                             "itself), e.g. srgnn for TAGNN, whose validation run costs a session of its own")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--bf16-attention", action="store_true",
+                        help="TAGNN: the target attention's GEMMs take bf16 operands in training (~1.5x per batch)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cleora-steps", type=int, default=2)
     parser.add_argument("--cleora-dim", type=int, default=100)

@@ -174,3 +174,31 @@ def test_padded_nodes_start_as_exact_zeros():
         alone = net(*session_graphs(Sessions.from_lists([short], n_items=model.n_items_)).tensors())[0]
         padded = net(*g)[0]
     torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_target_attention_is_close_and_scoring_stays_float32():
+    """bf16 GEMM operands change the attention term and its gradients by bf16 rounding only;
+    a TAGNN trained with them still scores in float32 (eval mode gives the float32 result)."""
+    torch.manual_seed(0)
+    q, h = torch.randn(7, 5, 16, requires_grad=True), torch.randn(7, 5, 16, requires_grad=True)
+    items = torch.randn(3000, 16, requires_grad=True)
+    bias = torch.zeros(7, 5)
+    bias[:, 3:] = -torch.inf
+    weights = torch.randn(7, 3000)
+    exact = TargetAttention.apply(q, h, items, bias, False)
+    with mock.patch.object(TargetAttention, "CHUNK_ELEMENTS_BF16", 2000):     # several chunks
+        rounded = TargetAttention.apply(q, h, items, bias, True)
+        grads = torch.autograd.grad((rounded * weights).sum(), [q, h, items])
+    want = torch.autograd.grad((exact * weights).sum(), [q, h, items])
+    assert not torch.equal(rounded, exact)                     # the bf16 path really ran
+    torch.testing.assert_close(rounded, exact, rtol=0.05, atol=0.05 * exact.abs().max().item())
+    for got, ref in zip(grads, want):
+        assert torch.linalg.norm(got - ref) < 0.02 * torch.linalg.norm(ref)
+    train = rule_data()
+    model = TAGNN(hidden=16, epochs=2, batch_size=50, bf16_attention=True, progress=False, threads=1).fit(train)
+    prefixes = Sessions.from_lists([[4, 5, 6], [10, 11]], n_items=30)
+    net = model.net_
+    with torch.no_grad():
+        net.bf16_attention = False
+        fp32 = net(*session_graphs(prefixes, model.max_len).tensors()).numpy()
+    np.testing.assert_array_equal(model.score(prefixes), fp32)
