@@ -183,10 +183,12 @@ def report() -> None:
                 return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
             test = lambda metric: cell([r["test"][metric] for r in rs])  # noqa: E731
             epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
-            chosen_by = {json.loads((RESULTS / r["epochs_from"]).read_text())["variant"] for r in rs
-                         if r.get("epochs_from") and (RESULTS / r["epochs_from"]).exists()}
-            if chosen_by - {variant}:
-                epochs += " by " + "/".join(LABELS[v] for v in sorted(chosen_by)) + " validation"
+            chosen_by = {(c["model"], c["variant"]) for c in (json.loads((RESULTS / r["epochs_from"]).read_text())
+                                                              for r in rs if r.get("epochs_from")
+                                                              and (RESULTS / r["epochs_from"]).exists())}
+            if chosen_by - {(model, variant)}:
+                epochs += " by " + "/".join((f"{m} " if m != model else "") + LABELS[v]
+                                            for m, v in sorted(chosen_by)) + " validation"
             threads = "/".join(sorted({str(r["params"].get("threads") or os.cpu_count()) for r in rs}))
             sec = np.mean([np.mean([h["seconds"] for h in r["history"]]) for r in rs])
             curves = [[h["test_curve"] for h in r["history"] if "test_curve" in h] for r in rs]
@@ -223,7 +225,10 @@ def report() -> None:
                 if ps:
                     delta += (" (per prefix: McNemar on hits@20 p=" + ", ".join(f"{p:.2g}" for p in ps_hr)
                               + "; Wilcoxon on RR@20 p=" + ", ".join(f"{p:.2g}" for p in ps) + ")")
-            lines.append(f"| {model} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
+            precision = {("bf16 autocast" if r["params"].get("bf16") else "bf16 attention GEMMs"
+                          if r["params"].get("bf16_attention") else "") for r in rs} - {""}
+            label = model + (f" ({'/'.join(sorted(precision))})" if precision else "")
+            lines.append(f"| {label} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
                          f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {threads} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")

@@ -160,9 +160,14 @@ class GatedGraphNet(nn.Module):
             # softmax over a session's clicks = softmax over its nodes with log(clicks) added
             bias = torch.where(node_clicks > 0, torch.log(node_clicks.clamp(min=1)),
                                torch.full_like(node_clicks, -torch.inf))
-            bf16 = torch.is_autocast_enabled("cpu") or (self.bf16_attention and self.training
-                                                         and torch.is_grad_enabled())
-            scores = scores + TargetAttention.apply(self.target_att(h), h, items, bias, bf16)
+            if self.bf16_attention and self.training and torch.is_grad_enabled():
+                real = node_clicks > 0                                               # packed nodes
+                starts = torch.cat([torch.zeros(1, dtype=torch.int64), real.sum(1).cumsum(0)])
+                scores = scores + PackedTargetAttention.apply(self.target_att(h)[real], h[real], items,
+                                                              bias[real], starts)
+            else:
+                scores = scores + TargetAttention.apply(self.target_att(h), h, items, bias,
+                                                        torch.is_autocast_enabled("cpu"))
         return scores
 
 
@@ -228,6 +233,62 @@ class TargetAttention(torch.autograd.Function):
             grad_x += grad_lp @ items[s:e]
             grad_items[s:e] = grad_lp.reshape(-1, e - s).T @ flat_x
         return grad_x[:, :n], grad_x[:, n:], grad_items, None, None
+
+
+class PackedTargetAttention(torch.autograd.Function):
+    """TargetAttention's training path with bfloat16 GEMM operands over packed nodes.
+
+    q, h: (T, d) the real nodes of all sessions one after another (no padding), session b's
+    being starts[b]:starts[b + 1]; bias: (T,) log clicks per node. Per chunk of items one GEMM
+    of [q; h] gives bfloat16 logits and values; a numba kernel does the softmax over each
+    session's nodes and the weighted sum in float32 in one pass (sketchrec/models/_attention_kernels.py),
+    and in backward writes both halves' gradients as bfloat16 for the two gradient GEMMs.
+    The chunks' logits are kept for backward (2 bytes per node and item, ~60 MB for a batch of
+    100 Diginetica prefixes) unless that exceeds KEEP_BYTES; then backward recomputes them.
+    Same numbers as TargetAttention with bf16=True up to float32 summation order."""
+
+    KEEP_BYTES = 1 << 30
+
+    @staticmethod
+    def forward(ctx, q, h, items, bias, starts):
+        from sketchrec.models._attention_kernels import attention_forward
+        x = torch.cat([q, h]).to(torch.bfloat16)
+        items, bias_np, starts_np = items.to(torch.bfloat16), bias.float().numpy(), starts.numpy()
+        out = torch.empty(len(starts) - 1, len(items), dtype=torch.float32)
+        out_np = out.numpy()
+        keep = 2 * len(x) * len(items) <= PackedTargetAttention.KEEP_BYTES
+        ctx.logits = []
+        for s, e in TargetAttention._chunks(len(x), len(items), torch.bfloat16):
+            lp = x @ items[s:e].T
+            attention_forward(_bits(lp), starts_np, bias_np, out_np[:, s:e])
+            if keep:
+                ctx.logits.append(lp)
+        ctx.save_for_backward(x, items, bias, starts, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from sketchrec.models._attention_kernels import attention_backward
+        x, items, bias, starts, out = ctx.saved_tensors
+        grad_np, out_np = grad.float().contiguous().numpy(), out.numpy()
+        bias_np, starts_np = bias.float().numpy(), starts.numpy()
+        grad_x = torch.zeros(x.shape, dtype=torch.float32)
+        grad_items = torch.empty(items.shape, dtype=torch.float32)
+        kept, ctx.logits = ctx.logits, None
+        for c, (s, e) in enumerate(TargetAttention._chunks(len(x), len(items), torch.bfloat16)):
+            lp = kept[c] if kept else x @ items[s:e].T
+            grad_lp = torch.empty(lp.shape, dtype=torch.int16)
+            attention_backward(_bits(lp), starts_np, bias_np, out_np[:, s:e], grad_np[:, s:e], _bits(grad_lp))
+            grad_lp = grad_lp.view(torch.bfloat16)
+            grad_x += grad_lp @ items[s:e]
+            grad_items[s:e] = grad_lp.T @ x
+        n = len(x) // 2
+        return grad_x[:n], grad_x[n:], grad_items, None, None
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    """A bfloat16 / int16 tensor's memory as a uint16 numpy array (no copy)."""
+    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 class SRGNN(Recommender):
