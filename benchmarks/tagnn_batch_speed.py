@@ -1,6 +1,8 @@
 """TAGNN training batches on CPU: the item-chunked TargetAttention against plain autograd
-(the same formula as three (B, n, N) tensor expressions), float32 and bf16 autocast, on
-Diginetica (43,097 items, batch 100) in the training loop's size-grouped batch order.
+(the same formula as three (B, n, N) tensor expressions), float32 and bf16 autocast, and the
+training path of `TAGNN(bf16_attention=True)` (bf16 GEMM operands only in the attention,
+padded, or packed nodes with the numba kernels), on Diginetica (43,097 items, batch 100) in
+the training loop's size-grouped batch order.
 
 The batches are the first --batches of one epoch's shuffled order, a random sample of it, so
 the mean time per batch times the epoch's batch count estimates an epoch. Variants alternate
@@ -29,7 +31,7 @@ from sketchrec.models import srgnn  # noqa: E402
 from srgnn_batch_profile import train_step, training_batches  # noqa: E402
 
 
-def plain_target_attention(q, h, items, bias):
+def plain_target_attention(q, h, items, bias, bf16=False):
     beta = torch.softmax(q @ items.T + bias.unsqueeze(2).to(q.dtype), dim=1)
     return (beta * (h @ items.T)).sum(1)
 
@@ -38,25 +40,40 @@ class Plain:
     apply = staticmethod(plain_target_attention)
 
 
+class PaddedBF16(srgnn.TargetAttention):
+    """The padded chunked path with bf16 GEMM operands and nothing else in bf16."""
+    @staticmethod
+    def apply(q, h, items, bias, bf16=False):
+        return torch.autograd.Function.apply.__func__(PaddedBF16, q, h, items, bias, True)
+
+
 def main() -> None:
     args, bench, prefixes, targets = training_batches(__doc__, 40)
     sizes = srgnn._node_counts(prefixes)
     epoch = srgnn._batch_order(np.random.default_rng(0), len(targets), 100, sizes)
     sample = epoch[:args.batches]
     targets_t = torch.from_numpy(targets.astype(np.int64))
-    variants = [("plain autograd", Plain, False), ("chunked", srgnn.TargetAttention, False),
-                ("plain autograd", Plain, True), ("chunked", srgnn.TargetAttention, True)]
-    nets = [srgnn.GatedGraphNet(bench.train.n_items, 100, 1, target_aware=True) for _ in variants]
+    chunked = srgnn.TargetAttention
+    variants = [("plain autograd", Plain, "float32"), ("chunked", chunked, "float32"),
+                ("plain autograd", Plain, "bf16 autocast"), ("chunked", chunked, "bf16 autocast"),
+                ("chunked, padded nodes", PaddedBF16, "bf16 attention GEMMs"),
+                ("packed nodes, numba kernels", chunked, "bf16 attention GEMMs")]
+    nets = [srgnn.GatedGraphNet(bench.train.n_items, 100, 1, target_aware=True,
+                                bf16_attention=name.startswith("packed")) for name, _, _ in variants]
     for net in nets[1:]:
         net.load_state_dict(nets[0].state_dict())
     optimisers = [torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5, fused=True) for net in nets]
     times = np.zeros((len(variants), len(sample)))
+    warm = srgnn.session_graphs(prefixes.take(epoch[-1])).tensors()      # numba compiles, caches fill
+    for (_, impl, precision), net, opt in zip(variants, nets, optimisers):
+        with mock.patch.object(srgnn, "TargetAttention", impl):
+            train_step(net, opt, warm, targets_t[epoch[-1]], precision == "bf16 autocast")
     load0 = os.getloadavg()[0]
     for b, rows in enumerate(sample):
         graphs = srgnn.session_graphs(prefixes.take(rows)).tensors()
-        for v, ((_, impl, bf16), net, opt) in enumerate(zip(variants, nets, optimisers)):
+        for v, ((_, impl, precision), net, opt) in enumerate(zip(variants, nets, optimisers)):
             with mock.patch.object(srgnn, "TargetAttention", impl):
-                times[v, b] = train_step(net, opt, graphs, targets_t[rows], bf16)
+                times[v, b] = train_step(net, opt, graphs, targets_t[rows], precision == "bf16 autocast")
     load1 = os.getloadavg()[0]
     mean_nodes = np.mean([sizes[r].max() for r in sample])
     lines = ["# TAGNN: one training batch on CPU", "",
@@ -65,10 +82,10 @@ def main() -> None:
              f"Command: `python benchmarks/tagnn_batch_speed.py --batches {args.batches} --threads {args.threads}`. "
              f"Forward + loss + backward + fused Adam over {len(sample)} batches of one epoch's order "
              f"(mean padded graph size {mean_nodes:.1f} nodes; the epoch has {len(epoch):,} batches).", "",
-             "| target attention | autocast | median ms / batch | mean ms / batch | epoch estimate (min) | vs plain float32 |",
+             "| target attention | precision | median ms / batch | mean ms / batch | epoch estimate (min) | vs plain float32 |",
              "|---|---|---|---|---|---|"]
-    for (name, _, bf16), t in zip(variants, times):
-        lines.append(f"| {name} | {'bf16' if bf16 else 'float32'} | {np.median(t) * 1000:.0f} | {t.mean() * 1000:.0f} | "
+    for (name, _, precision), t in zip(variants, times):
+        lines.append(f"| {name} | {precision} | {np.median(t) * 1000:.0f} | {t.mean() * 1000:.0f} | "
                      f"{t.mean() * len(epoch) / 60:.0f} | {times[0].mean() / t.mean():.2f}x |")
     out = ROOT / "docs" / "benchmarks" / "tagnn_batch_speed.md"
     out.write_text("\n".join(lines) + "\n")

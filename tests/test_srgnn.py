@@ -10,7 +10,8 @@ import torch
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
 from sketchrec.models.base import Recommender
-from sketchrec.models.srgnn import SRGNN, TAGNN, GatedGraphNet, TargetAttention, session_graphs
+from sketchrec.models.srgnn import (SRGNN, TAGNN, GatedGraphNet, PackedTargetAttention, TargetAttention,
+                                   session_graphs)
 
 
 def reference_graph(seq):
@@ -202,3 +203,42 @@ def test_bf16_target_attention_is_close_and_scoring_stays_float32():
         net.bf16_attention = False
         fp32 = net(*session_graphs(prefixes, model.max_len).tensors()).numpy()
     np.testing.assert_array_equal(model.score(prefixes), fp32)
+
+
+def test_packed_bf16_attention_matches_the_padded_path():
+    """Packed nodes + numba kernels give the padded bf16 path's output (same bf16 logits, float32
+    softmax: equal to float32 rounding) and its gradients (to the bf16 rounding of the gradient
+    GEMMs' outputs), across several item chunks; sessions of one to five nodes, repeated clicks."""
+    torch.manual_seed(0)
+    q, h = torch.randn(7, 5, 16, requires_grad=True), torch.randn(7, 5, 16, requires_grad=True)
+    items = torch.randn(3000, 16, requires_grad=True)
+    clicks = torch.zeros(7, 5)
+    for b in range(7):
+        clicks[b, :1 + b % 5] = 1.0
+    clicks[1, 0], clicks[4, 2] = 3.0, 2.0
+    bias = torch.where(clicks > 0, torch.log(clicks.clamp(min=1)), torch.full_like(clicks, -torch.inf))
+    weights = torch.randn(7, 3000)
+    real = clicks > 0
+    starts = torch.cat([torch.zeros(1, dtype=torch.int64), real.sum(1).cumsum(0)])
+    padded = TargetAttention.apply(q, h, items, bias, True)
+    want = torch.autograd.grad((padded * weights).sum(), [q, h, items])
+    for keep in (1 << 30, 0):                          # logits kept for backward, or recomputed
+        with mock.patch.object(TargetAttention, "CHUNK_ELEMENTS_BF16", 20000), \
+             mock.patch.object(PackedTargetAttention, "KEEP_BYTES", keep):
+            packed = PackedTargetAttention.apply(q[real], h[real], items, bias[real], starts)
+            grads = torch.autograd.grad((packed * weights).sum(), [q, h, items])
+        torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+        for got, ref in zip(grads, want):
+            assert torch.linalg.norm(got - ref) < 0.01 * torch.linalg.norm(ref)
+        assert torch.all(grads[0][~real] == 0) and torch.all(grads[1][~real] == 0)
+
+
+def test_attention_kernel_exp_is_accurate():
+    """The kernels' vectorised exp over the whole range a softmax sees (x <= 0)."""
+    from sketchrec.models._attention_kernels import _exp_nonpositive
+    x = -np.concatenate([np.linspace(0, 30, 20001), [60.0, 86.0, 87.0, 100.0, 1e30]]).astype(np.float32)
+    out, scratch = np.empty_like(x), np.empty_like(x)
+    _exp_nonpositive(x, out, scratch)
+    want = np.exp(x.astype(np.float64))
+    np.testing.assert_allclose(out[:-3], want[:-3], rtol=5e-7, atol=0)
+    assert np.all(out[-3:] < 2e-38) and np.all(out >= 0)     # clamped at -87: tiny, never NaN / inf

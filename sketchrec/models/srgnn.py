@@ -340,6 +340,9 @@ class SRGNN(Recommender):
             raise ValueError("SR-GNN needs at least one training session")
         torch.manual_seed(self.seed)
         torch.set_num_threads(self.threads or os.cpu_count() or 1)
+        if self.target_aware and self.bf16_attention:      # the attention kernels' threads too
+            import numba
+            numba.set_num_threads(min(self.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
         rng = np.random.default_rng(self.seed)
         self.n_items_ = train.n_items
         self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention)
