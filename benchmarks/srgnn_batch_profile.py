@@ -38,8 +38,8 @@ def training_batches(doc: str, batches: int):
     return args, bench, prefixes.tail(50), targets
 
 
-def train_step(net, opt, graphs, targets, bf16: bool) -> float:
-    """Seconds for one forward + loss + backward + optimiser step."""
+def train_step(net, opt, graphs, targets, bf16: bool, losses: list | None = None) -> float:
+    """Seconds for one forward + loss + backward + optimiser step (the loss appended to `losses`)."""
     t0 = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         scores = net(*graphs)
@@ -47,7 +47,10 @@ def train_step(net, opt, graphs, targets, bf16: bool) -> float:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if losses is not None:
+        losses.append(loss.item())
+    return seconds
 
 
 def main() -> None:
