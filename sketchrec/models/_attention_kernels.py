@@ -7,7 +7,7 @@ h_t . e_i. These kernels take LP as raw bfloat16 bits (uint16), widen them to fl
 bfloat16 is the high half of a float32) and do everything else in float32, one session per
 thread and one pass over its rows: the softmax over a session's nodes, the weighted sum, and in
 backward the gradients of both halves, written back as bfloat16 bits (round to nearest even)
-for the two gradient GEMMs. That replaces about ten torch passes over (B, 2n, C) tensors.
+for the two gradient GEMMs, instead of a torch pass (and a dtype copy) per operation.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def _widen(bits, out):
 def _exp_nonpositive(x, out, scale):
     """out = exp(x) for x <= 0 (float32), vectorisable: exp(x) = 2^k exp(r), r = x - k ln 2,
     exp(r) by its degree-6 Taylor polynomial (|r| <= ln2 / 2: relative error < 2e-7), 2^k
-    built from its exponent bits. numba has no vector exp without Intel's SVML; libm's scalar
-    one made the kernels slower than torch's passes. `scale` is a float32 scratch buffer."""
+    built from its exponent bits. numba has no vector exp without Intel's SVML, and libm's
+    scalar one does not vectorise. `scale` is a float32 scratch buffer."""
     bits = scale.view(np.int32)
     for j in range(x.shape[0]):
         v = max(x[j], np.float32(-87.0))

@@ -21,12 +21,14 @@ import os
 import time
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from sketchrec.augment.adjacency import AdjacencyAugmentation
+from sketchrec.models._attention_kernels import attention_backward, attention_forward
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models._checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from sketchrec.models.base import Recommender
@@ -184,9 +186,8 @@ class TargetAttention(torch.autograd.Function):
 
     With `bf16` (or under CPU autocast) the GEMMs take bfloat16 operands and give bfloat16
     logits; the softmax, the sums, the gradients' accumulation and all outputs stay float32.
-    On CPUs with AVX512-BF16 such a GEMM runs ~4x faster than float32 (22 vs 104 ms for one
-    batch's [q; h] against 43k items, 2 threads); its chunks are larger, since the float32
-    one's L2-sized chunks leave the bf16 kernel starved (measured: 2^22 elements best)."""
+    Its chunks are larger than the float32 ones: the bf16 GEMM kernel needs wide operands
+    (per-batch times in docs/benchmarks/tagnn_batch_speed.md)."""
 
     CHUNK_ELEMENTS = 1 << 18            # float32: (B, 2n, chunk) floats per chunk, 1 MB, in L2
     CHUNK_ELEMENTS_BF16 = 1 << 22
@@ -243,15 +244,14 @@ class PackedTargetAttention(torch.autograd.Function):
     of [q; h] gives bfloat16 logits and values; a numba kernel does the softmax over each
     session's nodes and the weighted sum in float32 in one pass (sketchrec/models/_attention_kernels.py),
     and in backward writes both halves' gradients as bfloat16 for the two gradient GEMMs.
-    The chunks' logits are kept for backward (2 bytes per node and item, ~60 MB for a batch of
-    100 Diginetica prefixes) unless that exceeds KEEP_BYTES; then backward recomputes them.
-    Same numbers as TargetAttention with bf16=True up to float32 summation order."""
+    The chunks' logits are kept for backward (2 bytes per node row and item) unless that exceeds
+    KEEP_BYTES; then backward recomputes them. Output: TargetAttention with bf16=True's up to
+    float32 rounding; gradients: up to the bf16 rounding of the gradient GEMMs' outputs."""
 
     KEEP_BYTES = 1 << 30
 
     @staticmethod
     def forward(ctx, q, h, items, bias, starts):
-        from sketchrec.models._attention_kernels import attention_forward
         x = torch.cat([q, h]).to(torch.bfloat16)
         items, bias_np, starts_np = items.to(torch.bfloat16), bias.float().numpy(), starts.numpy()
         out = torch.empty(len(starts) - 1, len(items), dtype=torch.float32)
@@ -268,7 +268,6 @@ class PackedTargetAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from sketchrec.models._attention_kernels import attention_backward
         x, items, bias, starts, out = ctx.saved_tensors
         grad_np, out_np = grad.float().contiguous().numpy(), out.numpy()
         bias_np, starts_np = bias.float().numpy(), starts.numpy()
@@ -341,7 +340,6 @@ class SRGNN(Recommender):
         torch.manual_seed(self.seed)
         torch.set_num_threads(self.threads or os.cpu_count() or 1)
         if self.target_aware and self.bf16_attention:      # the attention kernels' threads too
-            import numba
             numba.set_num_threads(min(self.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
         rng = np.random.default_rng(self.seed)
         self.n_items_ = train.n_items
@@ -455,8 +453,7 @@ class SRGNN(Recommender):
         return {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
 
     def _load_extra(self, arrays) -> None:
-        self.net_ = GatedGraphNet(self.n_items_, self.hidden, self.step, self.target_aware,
-                                  getattr(self, "bf16_attention", False))
+        self.net_ = GatedGraphNet(self.n_items_, self.hidden, self.step, self.target_aware, self.bf16_attention)
         self.net_.load_state_dict({k[4:]: torch.from_numpy(arrays[k].copy()) for k in arrays.files
                                    if k.startswith("net.")})
         self.net_.eval()
