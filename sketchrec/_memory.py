@@ -14,6 +14,26 @@ import ctypes.util
 import gc
 
 
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # pragma: no cover
+        return None
+
+
+_LIBC = _libc()
+
+
+def trim_heap() -> None:
+    """Return glibc's free heap pages to the OS (cheap: call it every few training batches).
+
+    Training loops whose temporaries change size every batch (TAGNN's attention: a few MB to
+    a GB per batch) raise glibc's mmap threshold and then leave freed blocks scattered in its
+    heaps: without this the process grew by ~60 MB/s over a TAGNN epoch."""
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
+
+
 def release_free_memory() -> None:
     gc.collect()
     try:  # arrow's own allocator (mimalloc/jemalloc) keeps freed pages too
@@ -21,11 +41,7 @@ def release_free_memory() -> None:
         pa.default_memory_pool().release_unused()
     except ImportError:  # pragma: no cover
         pass
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
+    trim_heap()
 
 
 def peak_rss_mib() -> float:

@@ -10,8 +10,8 @@ import torch
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
 from sketchrec.models.base import Recommender
-from sketchrec.models.srgnn import (SRGNN, TAGNN, GatedGraphNet, PackedTargetAttention, TargetAttention,
-                                   session_graphs)
+from sketchrec.models.srgnn import (SRGNN, TAGNN, GatedGraphNet, ItemTable, PackedTargetAttention,
+                                   SoftmaxCrossEntropy, TargetAttention, session_graphs)
 
 
 def reference_graph(seq):
@@ -242,3 +242,52 @@ def test_attention_kernel_exp_is_accurate():
     want = np.exp(x.astype(np.float64))
     np.testing.assert_allclose(out[:-3], want[:-3], rtol=5e-7, atol=0)
     assert np.all(out[-3:] < 2e-38) and np.all(out >= 0)     # clamped at -87: tiny, never NaN / inf
+
+
+def test_fused_softmax_cross_entropy_equals_torch_on_bf16_logits():
+    """The numba loss over bfloat16 logits: torch's cross-entropy of the widened logits, and its
+    gradient as autocast would give it (float32 softmax - onehot, rounded to bfloat16); a row
+    length that is no multiple of the kernels' 16 lanes, a huge and a tiny logit."""
+    torch.manual_seed(0)
+    logits = (torch.randn(9, 5003) * 4).bfloat16()
+    logits[0, 17], logits[1, 5002], logits[2, 0] = 80.0, -90.0, 30.0
+    logits.requires_grad_()
+    targets = torch.tensor([17, 5002, 3, 0, 1, 2, 4999, 5000, 8])
+    fused = SoftmaxCrossEntropy.apply(logits, targets)
+    (got,) = torch.autograd.grad(2.5 * fused, [logits])
+    want = torch.nn.functional.cross_entropy(logits.float(), targets)
+    (ref,) = torch.autograd.grad(2.5 * want, [logits])
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(fused, want, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(got.float(), ref.float(), rtol=0.01, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_item_table_gives_the_two_uses_one_gradient(dtype):
+    """ItemTable = the table cast to `dtype` plus a row lookup, with the gradient autograd gives
+    the two separate uses (rows looked up more than once, and rows never looked up)."""
+    torch.manual_seed(0)
+    weight = torch.randn(50, 8, requires_grad=True)
+    index = torch.tensor([[3, 3, 7], [0, 49, 3]])
+    scale, row_scale = torch.randn(50, 8), torch.randn(2, 3, 8)
+    table, rows = ItemTable.apply(weight, index, dtype)
+    assert table.dtype == dtype and torch.equal(rows, weight.detach()[index])
+    (got,) = torch.autograd.grad((table.float() * scale).sum() + (rows * row_scale).sum(), [weight])
+    (want,) = torch.autograd.grad((weight.to(dtype).float() * scale).sum() + (weight[index] * row_scale).sum(),
+                                  [weight])
+    torch.testing.assert_close(got, want)
+
+
+def test_training_forward_scores_like_eval():
+    """The training path (ItemTable, fused loss under bf16 autocast) scores as the plain eval path."""
+    model = SRGNN(hidden=16, epochs=1, progress=False, threads=1).fit(rule_data())
+    net = model.net_
+    g = session_graphs(Sessions.from_lists([[4, 5, 6], [10, 11], [3]], n_items=30)).tensors()
+    with torch.no_grad():
+        plain = net(*g)
+    net.train()
+    torch.testing.assert_close(net(*g).detach(), plain)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = net(*g)
+    assert rounded.dtype == torch.bfloat16
+    torch.testing.assert_close(rounded.detach().float(), plain, rtol=0.05, atol=0.05 * plain.abs().max().item())

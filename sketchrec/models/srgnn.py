@@ -29,11 +29,15 @@ from tqdm.auto import tqdm
 
 from sketchrec.augment.adjacency import AdjacencyAugmentation
 from sketchrec.models._attention_kernels import attention_backward, attention_forward
+from sketchrec.models._loss_kernels import logsumexp_rows, softmax_minus_onehot
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models._checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from sketchrec.models.base import Recommender
+from sketchrec._memory import trim_heap
 
 log = logging.getLogger(__name__)
+
+TRIM_EVERY = 50          # batches between handing glibc's free heap pages back (sketchrec._memory)
 
 
 class SessionGraphs(NamedTuple):
@@ -131,13 +135,16 @@ class GatedGraphNet(nn.Module):
         candidate = torch.tanh(i_n + reset * h_n)
         return candidate + update * (h - candidate)
 
-    def node_states(self, node_items, adj):
+    def node_states(self, node_items, adj, rows=None):
+        """(B, n, d) node states after propagation; `rows`: the nodes' embeddings, if looked up already."""
         # Padded nodes (id n_items) start as exact zeros. The table has no padding row on purpose:
         # scoring against `weight[:-1]` made autograd zero-fill and copy a second (N, d) gradient
         # every batch (~8 ms of 46), and a padding row kept in the table decays under Adam's
         # weight decay into denormal floats that make every GNN matmul ~5x slower on x86.
         real = node_items < self.n_items
-        h = self.embedding(torch.where(real, node_items, 0)) * real.unsqueeze(2)
+        if rows is None:
+            rows = self.embedding(torch.where(real, node_items, 0))
+        h = rows * real.unsqueeze(2)
         for _ in range(self.step):
             h = self.gnn_cell(adj, h)
         return h
@@ -154,9 +161,12 @@ class GatedGraphNet(nn.Module):
         return self.transform(torch.cat([last, global_], dim=1))
 
     def forward(self, node_items, alias, mask, adj, node_clicks):
-        h = self.node_states(node_items, adj)
+        items, rows = self.embedding.weight, None                                     # (N, d)
+        if self.training and torch.is_grad_enabled():       # one gradient for the table's two uses
+            dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else items.dtype
+            items, rows = ItemTable.apply(items, torch.where(node_items < self.n_items, node_items, 0), dtype)
+        h = self.node_states(node_items, adj, rows)
         s = self.session_vectors(node_items, alias, mask, adj, h=h)
-        items = self.embedding.weight                                                 # (N, d)
         scores = s @ items.T                                                          # (B, N)
         if self.target_aware:
             # softmax over a session's clicks = softmax over its nodes with log(clicks) added
@@ -171,6 +181,63 @@ class GatedGraphNet(nn.Module):
                 scores = scores + TargetAttention.apply(self.target_att(h), h, items, bias,
                                                         torch.is_autocast_enabled("cpu"))
         return scores
+
+
+class ItemTable(torch.autograd.Function):
+    """The item table's two uses in training as one op: the table in `dtype` (what every
+    session is scored against) and its rows `index` (the graph nodes' first states), with one
+    gradient: the scoring GEMM's dense (N, d) gradient with the nodes' rows index-added to it.
+    As two autograd uses the lookup's gradient is a second (N, d) tensor, zero-filled and then
+    added to the first: two more passes over the table every batch."""
+
+    @staticmethod
+    def forward(ctx, weight, index, dtype):
+        ctx.save_for_backward(index)
+        ctx.shape = weight.shape
+        table = weight.view_as(weight) if dtype == weight.dtype else weight.to(dtype)
+        return table, weight[index]
+
+    @staticmethod
+    def backward(ctx, grad_table, grad_rows):
+        index, = ctx.saved_tensors
+        if grad_table is None:
+            grad = torch.zeros(ctx.shape, dtype=torch.float32)
+        else:                               # a fresh float32 copy, or a copy of autograd's float32 buffer
+            grad = grad_table.to(torch.float32, copy=True)
+        if grad_rows is not None:
+            grad.index_add_(0, index.reshape(-1), grad_rows.reshape(-1, ctx.shape[1]).to(torch.float32))
+        return grad, None, None
+
+
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (B, N) bfloat16 logits against `targets`, the softmax in float32
+    by numba kernels, one pass per row each way (sketchrec/models/_loss_kernels.py). Equals
+    F.cross_entropy(logits.float(), targets) up to float32 rounding; the gradient is bfloat16,
+    as bf16 autocast's would be after its cast."""
+
+    @staticmethod
+    def forward(ctx, logits, targets):
+        logits = logits.contiguous()
+        lse = torch.empty(len(logits), dtype=torch.float32)
+        logsumexp_rows(_bits(logits), lse.numpy())
+        picked = logits.gather(1, targets.unsqueeze(1)).squeeze(1).float()
+        ctx.save_for_backward(logits, targets, lse)
+        return (lse - picked).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, targets, lse = ctx.saved_tensors
+        weight = torch.full((len(logits),), float(grad) / len(logits), dtype=torch.float32)
+        out = torch.empty(logits.shape, dtype=torch.int16)
+        softmax_minus_onehot(_bits(logits), lse.numpy(), targets.numpy(), weight.numpy(), _bits(out))
+        return out.view(torch.bfloat16), None
+
+
+def softmax_cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over all items: the fused kernels for bfloat16 scores, torch's otherwise."""
+    if scores.dtype == torch.bfloat16:
+        return SoftmaxCrossEntropy.apply(scores, targets)
+    return nn.functional.cross_entropy(scores.float(), targets)
 
 
 class TargetAttention(torch.autograd.Function):
@@ -256,13 +323,16 @@ class PackedTargetAttention(torch.autograd.Function):
         items, bias_np, starts_np = items.to(torch.bfloat16), bias.float().numpy(), starts.numpy()
         out = torch.empty(len(starts) - 1, len(items), dtype=torch.float32)
         out_np = out.numpy()
+        chunks = TargetAttention._chunks(len(x), len(items), torch.bfloat16)
+        # kept logits live in one buffer: as one ~8 MB tensor per chunk, held until backward,
+        # they fragmented glibc's heap and the process grew without bound over an epoch
         keep = 2 * len(x) * len(items) <= PackedTargetAttention.KEEP_BYTES
-        ctx.logits = []
-        for s, e in TargetAttention._chunks(len(x), len(items), torch.bfloat16):
-            lp = x @ items[s:e].T
+        kept = torch.empty(len(x) * len(items), dtype=torch.bfloat16) if keep else None
+        for s, e in chunks:
+            lp = x @ items[s:e].T if kept is None else torch.mm(
+                x, items[s:e].T, out=kept[len(x) * s:len(x) * e].view(len(x), e - s))
             attention_forward(_bits(lp), starts_np, bias_np, out_np[:, s:e])
-            if keep:
-                ctx.logits.append(lp)
+        ctx.kept = kept
         ctx.save_for_backward(x, items, bias, starts, out)
         return out
 
@@ -273,9 +343,9 @@ class PackedTargetAttention(torch.autograd.Function):
         bias_np, starts_np = bias.float().numpy(), starts.numpy()
         grad_x = torch.zeros(x.shape, dtype=torch.float32)
         grad_items = torch.empty(items.shape, dtype=torch.float32)
-        kept, ctx.logits = ctx.logits, None
-        for c, (s, e) in enumerate(TargetAttention._chunks(len(x), len(items), torch.bfloat16)):
-            lp = kept[c] if kept else x @ items[s:e].T
+        kept, ctx.kept = ctx.kept, None
+        for s, e in TargetAttention._chunks(len(x), len(items), torch.bfloat16):
+            lp = x @ items[s:e].T if kept is None else kept[len(x) * s:len(x) * e].view(len(x), e - s)
             grad_lp = torch.empty(lp.shape, dtype=torch.int16)
             attention_backward(_bits(lp), starts_np, bias_np, out_np[:, s:e], grad_np[:, s:e], _bits(grad_lp))
             grad_lp = grad_lp.view(torch.bfloat16)
@@ -378,13 +448,15 @@ class SRGNN(Recommender):
             batches = _batch_order(rng, len(targets), self.batch_size, sizes)
             bar = tqdm(batches, desc=f"{name} epoch {epoch + 1}", unit="batch", leave=False,
                        disable=not self.progress)
-            for rows in bar:
+            for i, rows in enumerate(bar):
+                if i % TRIM_EVERY == 0:
+                    trim_heap()
                 t0 = time.perf_counter()
                 graphs = session_graphs(prefixes.take(rows), augment=augmentation, rng=rng).tensors()
                 t1 = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     scores = self.net_(*graphs)
-                loss = nn.functional.cross_entropy(scores.float(), targets_t[rows])
+                loss = softmax_cross_entropy(scores, targets_t[rows])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 t2 = time.perf_counter()
