@@ -55,9 +55,11 @@ RESULTS = ROOT / "docs" / "benchmarks" / "srgnn_runs"
 MODELS = {"srgnn": SRGNN, "tagnn": TAGNN}
 LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
           "categories": "Categories+Blur"}
-PUBLISHED = {  # HR@20 / MRR@20 on Diginetica: thesis Tables 7.1 / 7.6 and the original papers
-    ("srgnn", "base"): (50.71, 17.75), ("srgnn", "i2i"): (51.18, 18.05), ("srgnn", "kmeans"): (51.12, 18.06),
-    ("tagnn", "base"): (50.34, 17.66), ("tagnn", "gmm"): (51.13, 18.05)}
+PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 1/64: the SR-GNN and TAGNN papers
+    ("diginetica", "srgnn", "base"): (50.71, 17.75), ("diginetica", "srgnn", "i2i"): (51.18, 18.05),
+    ("diginetica", "srgnn", "kmeans"): (51.12, 18.06),
+    ("diginetica", "tagnn", "base"): (50.34, 17.66), ("diginetica", "tagnn", "gmm"): (51.13, 18.05),
+    ("yoochoose1-64", "srgnn", "base"): (70.57, 30.94), ("yoochoose1-64", "tagnn", "base"): (71.02, 31.12)}
 log = logging.getLogger("srgnn_augmentation")
 
 
@@ -196,7 +198,7 @@ def report() -> None:
             if all(curves):
                 best_test = (cell([max(c["HR@20"] for c in cs) for cs in curves]) + " / "
                              + cell([max(c["MRR@20"] for c in cs) for cs in curves]))
-            pub = PUBLISHED.get((model, variant)) if dataset == "diginetica" else None
+            pub = PUBLISHED.get((dataset, model, variant))
             delta = "—"
             base = {r["seed"]: r for r in groups.get((model, protocol, "base", None), [])}
             paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]

@@ -28,8 +28,9 @@ and with anomaly detection turned off again after import.
     python benchmarks/srgnn_vs_recbole.py --epochs 3               # + HR@20 / MRR@20 after 3 epochs (hours)
     python benchmarks/srgnn_vs_recbole.py --epochs 3 --bf16        # + ours with bf16 autocast, both modes
 writes docs/benchmarks/srgnn_vs_recbole.md and .json. Speed is always measured afresh, all rows in one
-run; a quality run whose arguments match one in the existing .json is reused from there (it takes
-hours and does not depend on what else the machine runs), and the table says so.
+run; a quality run whose arguments (and, for ours, model code: MODEL_CODE's hash) match one in the
+existing .json is reused from there (it takes hours and does not depend on what else the machine
+runs), and the table says so.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ PEER_PYTHON = Path(os.environ.get("RECBOLE_PYTHON", "/work/peers/recbole/bin/pyt
 NAME = "diginetica"
 MAX_LEN = 50
 HP = dict(hidden=100, step=1, batch_size=100, lr=1e-3, l2=1e-5)
+# our quality runs are reused only while the code they trained with is unchanged
+MODEL_CODE = ("sketchrec/models/srgnn.py", "sketchrec/models/_loss_kernels.py",
+              "sketchrec/models/_attention_kernels.py")
+
+
+def model_code_version() -> str:
+    digest = hashlib.sha256()
+    for name in MODEL_CODE:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 # ---------------------------------------------------------------------------------------------
 # ours: kept small so it is easy to adapt when SRGNN's API changes
@@ -338,17 +349,17 @@ def main() -> None:
         before.get("args", {}).get(k) == str(getattr(args, k))
         for k in ("epochs", "threads", "lr_decay", "max_train_sessions", "recbole_anomaly_detection"))
 
-    def quality(key: str, python: Path, code: str, run_args: dict) -> dict:
-        # hours of training: reuse an earlier run of exactly these arguments
+    def quality(key: str, python: Path, code: str, run_args: dict, version: str | None = None) -> dict:
+        # hours of training: reuse an earlier run of exactly these arguments (and, for ours, code)
         old = earlier.get(key)
-        if old is not None and ((old.get("args") == run_args and old.get("meta") == meta)
-                                or ("args" not in old and same_command)):
+        if old is not None and old.get("code") == version and (
+                (old.get("args") == run_args and old.get("meta") == meta) or ("args" not in old and same_command)):
             old = {"when": "an earlier run", **old, "args": run_args, "meta": meta, "reused": True}
             print(f"{key}: reusing the quality run of {old['when']}", flush=True)
             return old
         r = run(python, code, run_args, args.threads, run_dir)
         return dict(r, args=run_args, meta=meta, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    reused=False)
+                    reused=False, code=version)
 
     results["speed"] = {}
     results["speed"]["ours"] = o = run(Path(sys.executable), OURS, dict(ours_args, mode="speed"),
@@ -371,12 +382,13 @@ def main() -> None:
         raise RuntimeError(f"RecBole does not hold our data: {check}")
     if args.epochs:
         results["quality"] = {}
+        version = model_code_version()
         results["quality"]["ours"] = qo = quality("ours", Path(sys.executable), OURS,
-                                                  dict(ours_args, mode="quality"))
+                                                  dict(ours_args, mode="quality"), version)
         print("ours    ", qo, flush=True)
         if args.bf16:
             results["quality"]["ours_bf16"] = quality("ours_bf16", Path(sys.executable), OURS,
-                                                      dict(ours_args, mode="quality", bf16=True))
+                                                      dict(ours_args, mode="quality", bf16=True), version)
             print("ours bf16", results["quality"]["ours_bf16"], flush=True)
         results["quality"]["recbole"] = qp = quality(
             "recbole", PEER_PYTHON, PEER,
@@ -442,7 +454,8 @@ def main() -> None:
         if args.bf16:
             qrows.append(("sketchrec, bf16 autocast", results["quality"]["ours_bf16"]))
         for who, r in (*qrows, (f"RecBole {qp['recbole']}", qp)):
-            when = f"{r['when']}" + (" (reused)" if r["reused"] else "")
+            when = f"{r['when']}" + (" (reused)" if r["reused"] else "") + (
+                f", model code {r['code']}" if r.get("code") else "")
             qlines.append(f"| {who} | {r['epochs']} | {r['pairs']:,} | {r['fit_seconds']:,.0f} | "
                           f"{r['HR@20']:.4f} | {r['MRR@20']:.4f} | {r['peak_rss_mb']:,.0f} | {when} |")
         text += [f"Accuracy after {args.epochs} epoch(s), full ranking of all items on the same test "
