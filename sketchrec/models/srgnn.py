@@ -324,8 +324,8 @@ class PackedTargetAttention(torch.autograd.Function):
         out = torch.empty(len(starts) - 1, len(items), dtype=torch.float32)
         out_np = out.numpy()
         chunks = TargetAttention._chunks(len(x), len(items), torch.bfloat16)
-        # kept logits live in one buffer: as one ~8 MB tensor per chunk, held until backward,
-        # they fragmented glibc's heap and the process grew without bound over an epoch
+        # kept logits live in one buffer (one large block, not a dozen ~8 MB ones held until
+        # backward), which eases glibc's heap fragmentation; `fit` trims the heap too
         keep = 2 * len(x) * len(items) <= PackedTargetAttention.KEEP_BYTES
         kept = torch.empty(len(x) * len(items), dtype=torch.bfloat16) if keep else None
         for s, e in chunks:
