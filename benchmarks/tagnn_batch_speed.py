@@ -74,7 +74,8 @@ def main() -> None:
         graphs = srgnn.session_graphs(prefixes.take(rows)).tensors()
         for v, ((_, impl, precision), net, opt) in enumerate(zip(variants, nets, optimisers)):
             with mock.patch.object(srgnn, "TargetAttention", impl):
-                times[v, b] = train_step(net, opt, graphs, targets_t[rows], precision == "bf16 autocast", losses=losses[v])
+                times[v, b] = train_step(net, opt, graphs, targets_t[rows], precision == "bf16 autocast",
+                                         losses=losses[v])
     load1 = os.getloadavg()[0]
     # every variant trained from the same weights on the same batches: how far each drifted
     # from the float32 chunked one (rounding only; Adam turns tiny gradient differences into

@@ -14,14 +14,14 @@ import ctypes.util
 import gc
 
 
-def _libc():
+def _malloc_trim():
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
     except OSError:  # pragma: no cover
         return None
 
 
-_LIBC = _libc()
+_MALLOC_TRIM = _malloc_trim()        # None where libc is not glibc
 
 
 def trim_heap() -> None:
@@ -29,9 +29,9 @@ def trim_heap() -> None:
 
     Training loops whose temporaries change size every batch (TAGNN's attention: a few MB to
     a GB per batch) raise glibc's mmap threshold and then leave freed blocks scattered in its
-    heaps: without this the process grew by ~60 MB/s over a TAGNN epoch."""
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
+    heaps: without this, the first full-Diginetica TAGNN i2i run reached 13 GB RSS in 7 minutes."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def release_free_memory() -> None:

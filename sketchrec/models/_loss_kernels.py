@@ -3,8 +3,8 @@
 SR-GNN's loss is a softmax over every item: under bf16 autocast the scoring GEMM gives a
 (B, N) bfloat16 matrix, and torch then widens it to float32, takes log_softmax (three passes),
 and in backward computes softmax - onehot in float32 and narrows it back to bfloat16 for the
-two gradient GEMMs: six passes over B x N floats for 3 GFLOP of GEMM that AMX does in a few
-ms. Here one thread per row widens the row into a float32 buffer that stays in L2 (43k items:
+two gradient GEMMs: six passes over B x N floats around three GEMMs that bf16 hardware does
+quickly (docs/benchmarks/srgnn_batch_profile.md has the per-operator times). Here one thread per row widens the row into a float32 buffer that stays in L2 (43k items:
 170 KB), and forward gives the row's log-sum-exp; backward writes g (softmax - onehot)
 straight back as bfloat16 bits.
 """
@@ -19,7 +19,7 @@ from sketchrec.models._attention_kernels import _exp_nonpositive, _to_bf16_bits,
 
 @numba.njit(cache=True, fastmath=True, inline="always")
 def _max(row):
-    """max(row) in 16 lanes: a plain `m = max(m, x)` loop does not vectorise (4.6x slower)."""
+    """max(row) in 16 lanes: a plain `m = max(m, x)` reduction loop does not vectorise."""
     lanes = np.full(16, -np.inf, dtype=np.float32)
     n16 = row.shape[0] // 16 * 16
     for j in range(0, n16, 16):
