@@ -10,8 +10,9 @@ import torch
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
 from sketchrec.models.base import Recommender
+from sketchrec.models._table_adam import TableAdam
 from sketchrec.models.srgnn import (SRGNN, TAGNN, GatedGraphNet, ItemTable, PackedTargetAttention,
-                                   SoftmaxCrossEntropy, TargetAttention, session_graphs)
+                                   SoftmaxCrossEntropy, TargetAttention, session_graphs, softmax_cross_entropy)
 
 
 def reference_graph(seq):
@@ -108,9 +109,11 @@ def test_validation_keeps_best_epoch_and_stops_early():
     assert got["MRR@20"] == pytest.approx(max(mrr))
 
 
-def test_checkpoint_resume_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, bf16):
+    """Also under bf16, where TableAdam's bfloat16 table copy must be rebuilt from the resumed weights."""
     train = rule_data()
-    kw = dict(hidden=16, epochs=3, batch_size=64, lr=5e-3, progress=False, threads=1)
+    kw = dict(hidden=16, epochs=3, batch_size=64, lr=5e-3, bf16=bf16, progress=False, threads=1)
     full = SRGNN(**kw).fit(train)
     path = tmp_path / "srgnn.ckpt.npz"
 
@@ -247,10 +250,11 @@ def test_attention_kernel_exp_is_accurate():
 def test_fused_softmax_cross_entropy_equals_torch_on_bf16_logits():
     """The numba loss over bfloat16 logits: torch's cross-entropy of the widened logits, and its
     gradient as autocast would give it (float32 softmax - onehot, rounded to bfloat16); a row
-    length that is no multiple of the kernels' 16 lanes, a huge and a tiny logit."""
+    length that is no multiple of the kernels' 16 lanes, a huge and a tiny logit, a row of negatives."""
     torch.manual_seed(0)
     logits = (torch.randn(9, 5003) * 4).bfloat16()
     logits[0, 17], logits[1, 5002], logits[2, 0] = 80.0, -90.0, 30.0
+    logits[3] = -logits[3].abs() - 1.0                      # a row of negative logits only
     logits.requires_grad_()
     targets = torch.tensor([17, 5002, 3, 0, 1, 2, 4999, 5000, 8])
     fused = SoftmaxCrossEntropy.apply(logits, targets)
@@ -260,6 +264,12 @@ def test_fused_softmax_cross_entropy_equals_torch_on_bf16_logits():
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(fused, want, rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(got.float(), ref.float(), rtol=0.01, atol=1e-6)
+    (unit,) = torch.autograd.grad(SoftmaxCrossEntropy.apply(logits, targets), [logits])   # d loss, unscaled
+    torch.testing.assert_close(unit.float(), ref.float() / 2.5, rtol=0.01, atol=1e-6)
+    with torch.no_grad():                                       # no gradient wanted: log-sum-exp only
+        torch.testing.assert_close(SoftmaxCrossEntropy.apply(logits, targets), want.detach(), rtol=1e-6, atol=1e-5)
+    with pytest.raises(IndexError):
+        SoftmaxCrossEntropy.apply(logits, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 5003]))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -291,3 +301,74 @@ def test_training_forward_scores_like_eval():
         rounded = net(*g)
     assert rounded.dtype == torch.bfloat16
     torch.testing.assert_close(rounded.detach().float(), plain, rtol=0.05, atol=0.05 * plain.abs().max().item())
+
+
+def test_table_adam_steps_the_table_as_torch_adam_does():
+    """TableAdam's numba step over the table (bfloat16 gradient plus looked-up rows' gradients,
+    a table width that is no multiple of its lanes, rows beyond one task's 256) equals torch's
+    fused Adam on the float32 sum of both; its bfloat16 copy is the rounded table; the other
+    parameters and the state_dict are torch Adam's."""
+    torch.manual_seed(0)
+    table, other = torch.nn.Parameter(torch.randn(1000, 37)), torch.nn.Parameter(torch.randn(5))
+    ref_table, ref_other = (torch.nn.Parameter(p.detach().clone()) for p in (table, other))
+    ours = TableAdam([table, other], table, lr=1e-2, weight_decay=1e-3)
+    ref = torch.optim.Adam([ref_table, ref_other], lr=1e-2, weight_decay=1e-3, fused=True)
+    for _ in range(4):
+        grad, index, rows, g_other = torch.randn(1000, 37).bfloat16(), torch.randint(0, 1000, (7, 3)), \
+            torch.randn(7, 3, 37), torch.randn(5)
+        ours.zero_grad()
+        ours.accept(grad, index, rows)
+        other.grad = g_other.clone()
+        ours.step()
+        ref_table.grad = grad.float().index_add(0, index.reshape(-1), rows.reshape(-1, 37))
+        ref_other.grad = g_other.clone()
+        ref.step()
+        torch.testing.assert_close(table.detach(), ref_table.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(other.detach(), ref_other.detach())
+        assert torch.equal(ours.table_copy(), table.detach().bfloat16())
+    assert set(ours.state_dict()["state"][0]) == set(ref.state_dict()["state"][0])
+    with torch.no_grad():
+        table.mul_(2.0)                       # changed behind the optimiser's back: the copy follows
+    assert torch.equal(ours.table_copy(), table.detach().bfloat16())
+    ours.accept(grad, index, rows)
+    with pytest.raises(RuntimeError, match="before step"):
+        ours.accept(grad, index, rows)
+
+
+def test_bf16_training_step_with_table_adam_equals_plain_adam():
+    """One bf16 training step of the network through ItemTable + TableAdam gives the weights the
+    same step gives through ItemTable's float32 gradient and torch's fused Adam."""
+    torch.manual_seed(0)
+    g = session_graphs(Sessions.from_lists([[4, 5, 6, 4], [10, 11], [3], [7, 8, 9]], n_items=300)).tensors()
+    targets = torch.tensor([7, 12, 4, 10])
+    nets = [GatedGraphNet(300, 16), GatedGraphNet(300, 16)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    ours = TableAdam(nets[0].parameters(), nets[0].embedding.weight, lr=1e-2, weight_decay=1e-5)
+    ref = torch.optim.Adam(nets[1].parameters(), lr=1e-2, weight_decay=1e-5, fused=True)
+    nets[0].table_optimiser = ours
+    for _ in range(2):
+        for net, opt in zip(nets, (ours, ref)):
+            net.train()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                scores = net(*g)
+            opt.zero_grad()
+            softmax_cross_entropy(scores, targets).backward()
+            opt.step()
+    assert nets[0].embedding.weight.grad is None           # the table's gradient went to TableAdam
+    for (name, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("cls", [SRGNN, TAGNN])
+def test_padding_to_a_multiple_changes_shapes_not_scores(cls):
+    """Nodes and clicks padded up to a multiple of 8 (SR-GNN's training and scoring batches):
+    the padded nodes and clicks are masked everywhere, so the scores and session vectors stay."""
+    model = cls(hidden=16, epochs=1, progress=False, threads=1).fit(rule_data())
+    rows = Sessions.from_lists([[4, 5, 6, 4, 9], [10, 11], [3]], n_items=30)
+    plain, padded = session_graphs(rows), session_graphs(rows, multiple=8)
+    assert plain.adjacency.shape == (3, 4, 8) and padded.adjacency.shape == (3, 8, 16)
+    assert plain.alias.shape == (3, 5) and padded.alias.shape == (3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.net_(*padded.tensors()), model.net_(*plain.tensors()))
+        torch.testing.assert_close(model.net_.session_vectors(*padded.tensors()),
+                                   model.net_.session_vectors(*plain.tensors()))

@@ -4,9 +4,11 @@ SR-GNN's loss is a softmax over every item: under bf16 autocast the scoring GEMM
 (B, N) bfloat16 matrix, and torch then widens it to float32, takes log_softmax (three passes),
 and in backward computes softmax - onehot in float32 and narrows it back to bfloat16 for the
 two gradient GEMMs: six passes over B x N floats around three GEMMs that bf16 hardware does
-quickly (docs/benchmarks/srgnn_batch_profile.md has the per-operator times). Here one thread per row widens the row into a float32 buffer that stays in L2 (43k items:
-170 KB), and forward gives the row's log-sum-exp; backward writes g (softmax - onehot)
-straight back as bfloat16 bits.
+quickly (docs/benchmarks/srgnn_batch_profile.md has the per-operator times). Here one thread
+per row widens the row into a float32 buffer that stays in L2 (43k items: 170 KB) and, in the
+same visit, gives the row's log-sum-exp and writes its gradient g = w (softmax - onehot)
+straight back as bfloat16 bits: each logit is widened and exponentiated once. Training always
+differentiates the loss it computes, so the gradient is worked out with it, not in backward.
 """
 
 from __future__ import annotations
@@ -14,22 +16,23 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sketchrec.models._attention_kernels import _exp_nonpositive, _to_bf16_bits, _widen
+from sketchrec.models._attention_kernels import _exp_nonpositive, _narrow, _widen
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
-def _max(row):
-    """max(row) in 16 lanes: a plain `m = max(m, x)` reduction loop does not vectorise."""
-    lanes = np.full(16, -np.inf, dtype=np.float32)
-    n16 = row.shape[0] // 16 * 16
-    for j in range(0, n16, 16):
-        for k in range(16):
-            v = row[j + k]
-            lanes[k] = v if v > lanes[k] else lanes[k]
-    m = lanes.max()
-    for j in range(n16, row.shape[0]):
-        m = max(m, row[j])
-    return m
+@numba.njit(cache=True, inline="always")
+def _max_bits(bits):
+    """The largest of a row of bfloat16 bits, as float32. Mapping each to an unsigned key that
+    orders like the floats (positives: set the sign bit; negatives: flip all bits) makes it an
+    integer max, which vectorises 16 lanes wide; a float `max` loop does not vectorise (NaN
+    rules) and a 16-lane float version ran ~8x slower than this."""
+    best = np.uint16(0)
+    for j in range(bits.shape[0]):
+        u = bits[j]
+        best = max(best, np.uint16(u ^ (np.uint16(0xFFFF) if u >= np.uint16(0x8000) else np.uint16(0x8000))))
+    top = best ^ (np.uint16(0x8000) if best >= np.uint16(0x8000) else np.uint16(0xFFFF))
+    out = np.empty(1, np.uint32)
+    out[0] = np.uint32(top) << np.uint32(16)
+    return out.view(np.float32)[0]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
@@ -38,8 +41,8 @@ def logsumexp_rows(logits, lse):
     n = logits.shape[1]
     for b in numba.prange(logits.shape[0]):
         row, e, scale = np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.float32)
+        m = _max_bits(logits[b])
         _widen(logits[b], row)
-        m = _max(row)
         for j in range(n):
             row[j] -= m
         _exp_nonpositive(row, e, scale)
@@ -50,21 +53,24 @@ def logsumexp_rows(logits, lse):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
-def softmax_minus_onehot(logits, lse, targets, weight, grad):
-    """grad[b] = weight[b] (softmax(logits[b]) - onehot(targets[b])) as bfloat16 bits.
-    logits, grad: (B, N) uint16; lse, weight: (B,) float32; targets: (B,) int64."""
+def softmax_cross_entropy_rows(logits, targets, weight, lse, grad):
+    """lse[b] = log sum_j exp(logits[b, j]) and grad[b] = weight[b] (softmax(logits[b]) -
+    onehot(targets[b])) as bfloat16 bits, one visit per row.
+    logits, grad: (B, N) uint16; targets: (B,) int64; weight, lse: (B,) float32."""
     n = logits.shape[1]
     for b in numba.prange(logits.shape[0]):
         row, p, scale = np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.float32)
+        m = _max_bits(logits[b])
         _widen(logits[b], row)
-        shift = lse[b]
         for j in range(n):
-            row[j] = min(row[j] - shift, np.float32(0.0))     # log p <= 0 up to rounding
+            row[j] -= m
         _exp_nonpositive(row, p, scale)
-        p[targets[b]] -= np.float32(1.0)
-        w = weight[b]
-        bits, dst = p.view(np.uint32), grad[b]
+        total = np.float32(0.0)
+        for j in range(n):
+            total += p[j]
+        lse[b] = m + np.log(total)
+        w = weight[b] / total
         for j in range(n):
             p[j] *= w
-        for j in range(n):
-            dst[j] = _to_bf16_bits(bits[j])
+        p[targets[b]] -= weight[b]
+        _narrow(p, grad[b])

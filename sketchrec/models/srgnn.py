@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from sketchrec.augment.adjacency import AdjacencyAugmentation
 from sketchrec.models._attention_kernels import attention_backward, attention_forward
-from sketchrec.models._loss_kernels import logsumexp_rows, softmax_minus_onehot
+from sketchrec.models._loss_kernels import logsumexp_rows, softmax_cross_entropy_rows
+from sketchrec.models._table_adam import TableAdam
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models._checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from sketchrec.models.base import Recommender
@@ -38,6 +39,12 @@ from sketchrec._memory import trim_heap
 log = logging.getLogger(__name__)
 
 TRIM_EVERY = 50          # batches between handing glibc's free heap pages back (sketchrec._memory)
+# SR-GNN pads a batch's nodes and clicks to a multiple of 8. oneDNN builds a GEMM kernel for every
+# new shape, and a batch's shapes follow its largest session (1..50 nodes and clicks), so a fresh
+# training run kept meeting new ones: 300 batches took 27.1 ms each unpadded, 24.4 padded, and
+# 23.2 either way once every shape had been seen (docs/benchmarks/srgnn_batch_profile.md).
+# TAGNN does not pad: its evaluation attention costs nodes x items, padding included.
+PAD_MULTIPLE = 8
 
 
 class SessionGraphs(NamedTuple):
@@ -56,8 +63,9 @@ class SessionGraphs(NamedTuple):
 
 def session_graphs(histories: Sessions, max_len: int | None = None,
                    augment: AdjacencyAugmentation | None = None,
-                   rng: np.random.Generator | None = None) -> SessionGraphs:
-    """The batch's session graphs; `augment` (training only) re-weights and blurs them."""
+                   rng: np.random.Generator | None = None, multiple: int = 1) -> SessionGraphs:
+    """The batch's session graphs; `augment` (training only) re-weights and blurs them.
+    `multiple`: pad the node and click dimensions up to a multiple of it (see PAD_MULTIPLE)."""
     h = histories if max_len is None else histories.tail(max_len)
     n_rows, lengths = len(h), h.lengths
     if np.any(lengths == 0):
@@ -69,14 +77,14 @@ def session_graphs(histories: Sessions, max_len: int | None = None,
     n_nodes = np.bincount(u_rows, minlength=n_rows)
     first = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
     local = np.arange(len(uniq)) - first[u_rows]
-    width = int(n_nodes.max())
+    width = _round_up(int(n_nodes.max()), multiple)
     node_items = np.full((n_rows, width), h.n_items, dtype=np.int64)
     node_items[u_rows, local] = uniq % (h.n_items + 1)
     node_clicks = np.zeros((n_rows, width), dtype=np.float32)
     node_clicks[u_rows, local] = clicks
     click_node = local[inverse]
     pos = h.position_of_click()
-    length = int(lengths.max())
+    length = _round_up(int(lengths.max()), multiple)
     alias = np.zeros((n_rows, length), dtype=np.int64)
     alias[rows, pos] = click_node
     mask = np.zeros((n_rows, length), dtype=bool)
@@ -99,6 +107,10 @@ def session_graphs(histories: Sessions, max_len: int | None = None,
     return SessionGraphs(node_items, alias, mask, adjacency, node_clicks)
 
 
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 class GatedGraphNet(nn.Module):
     """SR-GNN's network: GRU-style propagation `step` times, soft-attention readout
     s = W3 [v_last ; s_g], scores s . v_i. With `target_aware` (TAGNN), every candidate
@@ -110,6 +122,7 @@ class GatedGraphNet(nn.Module):
         self.hidden, self.step, self.target_aware = hidden, step, target_aware
         self.bf16_attention = bf16_attention      # training only: scoring in eval mode stays float32
         self.n_items = n_items
+        self.table_optimiser: TableAdam | None = None       # set by SRGNN.fit while it trains
         self.embedding = nn.Embedding(n_items, hidden)     # no padding row: see node_states
         self.edge_in = nn.Linear(hidden, hidden)
         self.edge_out = nn.Linear(hidden, hidden)
@@ -164,7 +177,8 @@ class GatedGraphNet(nn.Module):
         items, rows = self.embedding.weight, None                                     # (N, d)
         if self.training and torch.is_grad_enabled():       # one gradient for the table's two uses
             dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else items.dtype
-            items, rows = ItemTable.apply(items, torch.where(node_items < self.n_items, node_items, 0), dtype)
+            items, rows = ItemTable.apply(items, torch.where(node_items < self.n_items, node_items, 0), dtype,
+                                          self.table_optimiser)
         h = self.node_states(node_items, adj, rows)
         s = self.session_vectors(node_items, alias, mask, adj, h=h)
         scores = s @ items.T                                                          # (B, N)
@@ -188,49 +202,67 @@ class ItemTable(torch.autograd.Function):
     session is scored against) and its rows `index` (the graph nodes' first states), with one
     gradient: the scoring GEMM's dense (N, d) gradient with the nodes' rows index-added to it.
     As two autograd uses the lookup's gradient is a second (N, d) tensor, zero-filled and then
-    added to the first: two more passes over the table every batch."""
+    added to the first: two more passes over the table every batch.
+
+    With a `TableAdam` and dtype bfloat16 the table is the optimiser's bfloat16 copy (no cast
+    per batch), and backward hands the bfloat16 gradient and the rows' gradients to the
+    optimiser, which adds them inside its step (the table's .grad stays None)."""
 
     @staticmethod
-    def forward(ctx, weight, index, dtype):
+    def forward(ctx, weight, index, dtype, optimiser: TableAdam | None = None):
         ctx.save_for_backward(index)
         ctx.shape = weight.shape
-        table = weight.view_as(weight) if dtype == weight.dtype else weight.to(dtype)
+        ctx.optimiser = optimiser if dtype == torch.bfloat16 else None
+        if ctx.optimiser is not None:            # its bf16 copy, refreshed by its last step
+            copy = optimiser.table_copy()
+            table = copy.view_as(copy)
+        else:
+            table = weight.view_as(weight) if dtype == weight.dtype else weight.to(dtype)
         return table, weight[index]
 
     @staticmethod
     def backward(ctx, grad_table, grad_rows):
         index, = ctx.saved_tensors
+        if ctx.optimiser is not None:           # the bf16 gradient goes to the optimiser as it is
+            ctx.optimiser.accept(grad_table, index, grad_rows)
+            ctx.optimiser = None
+            return None, None, None, None
         if grad_table is None:
             grad = torch.zeros(ctx.shape, dtype=torch.float32)
         else:                               # a fresh float32 copy, or a copy of autograd's float32 buffer
             grad = grad_table.to(torch.float32, copy=True)
         if grad_rows is not None:
             grad.index_add_(0, index.reshape(-1), grad_rows.reshape(-1, ctx.shape[1]).to(torch.float32))
-        return grad, None, None
+        return grad, None, None, None
 
 
 class SoftmaxCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of (B, N) bfloat16 logits against `targets`, the softmax in float32
-    by numba kernels, one pass per row each way (sketchrec/models/_loss_kernels.py). Equals
-    F.cross_entropy(logits.float(), targets) up to float32 rounding; the gradient is bfloat16,
-    as bf16 autocast's would be after its cast."""
+    by numba kernels (sketchrec/models/_loss_kernels.py). When the logits need a gradient the
+    forward kernel writes it in the same pass over each row, and backward only scales it: one
+    widening and one exp per logit in all. Equals F.cross_entropy(logits.float(), targets) up
+    to float32 rounding; the gradient is bfloat16, as bf16 autocast's would be after its cast."""
 
     @staticmethod
     def forward(ctx, logits, targets):
-        logits = logits.contiguous()
+        logits, targets = logits.contiguous(), targets.contiguous()
+        if len(targets) and (int(targets.min()) < 0 or int(targets.max()) >= logits.shape[1]):
+            raise IndexError(f"targets outside 0..{logits.shape[1] - 1}")    # the kernel would write past the row
         lse = torch.empty(len(logits), dtype=torch.float32)
-        logsumexp_rows(_bits(logits), lse.numpy())
+        if ctx.needs_input_grad[0]:
+            weight = torch.full((len(logits),), 1.0 / len(logits), dtype=torch.float32)
+            grad = torch.empty(logits.shape, dtype=torch.int16)
+            softmax_cross_entropy_rows(_bits(logits), targets.numpy(), weight.numpy(), lse.numpy(), _bits(grad))
+            ctx.save_for_backward(grad.view(torch.bfloat16))
+        else:
+            logsumexp_rows(_bits(logits), lse.numpy())
         picked = logits.gather(1, targets.unsqueeze(1)).squeeze(1).float()
-        ctx.save_for_backward(logits, targets, lse)
         return (lse - picked).mean()
 
     @staticmethod
-    def backward(ctx, grad):
-        logits, targets, lse = ctx.saved_tensors
-        weight = torch.full((len(logits),), float(grad) / len(logits), dtype=torch.float32)
-        out = torch.empty(logits.shape, dtype=torch.int16)
-        softmax_minus_onehot(_bits(logits), lse.numpy(), targets.numpy(), weight.numpy(), _bits(out))
-        return out.view(torch.bfloat16), None
+    def backward(ctx, grad_loss):
+        grad, = ctx.saved_tensors                     # d mean loss / d logits
+        return (grad if float(grad_loss) == 1.0 else (grad.float() * grad_loss).to(grad.dtype)), None
 
 
 def softmax_cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -368,6 +400,7 @@ class SRGNN(Recommender):
     seed, threads, progress."""
 
     target_aware = False
+    _pad_multiple = PAD_MULTIPLE
 
     def __init__(self, hidden: int = 100, step: int = 1, epochs: int = 10, batch_size: int = 100,
                  lr: float = 1e-3, lr_decay_every: int = 3, lr_decay: float = 0.1, l2: float = 1e-5,
@@ -416,7 +449,7 @@ class SRGNN(Recommender):
         self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention)
         if init_from is not None:
             self.net_.load_state_dict(init_from.net_.state_dict())
-        optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.l2, fused=True)
+        optimiser = TableAdam(self.net_.parameters(), self.net_.embedding.weight, lr=self.lr, weight_decay=self.l2)
         scheduler = torch.optim.lr_scheduler.StepLR(optimiser, self.lr_decay_every, self.lr_decay)
         if last_pair_only:
             train = train.take(train.lengths >= 2)
@@ -439,6 +472,7 @@ class SRGNN(Recommender):
             self.best_epoch_ = extra.get("best_epoch")
             log.info("%s: resumed from %s after epoch %d", type(self).__name__, checkpoint, first_epoch)
         name = type(self).__name__.lower()
+        self.net_.table_optimiser = optimiser       # bf16 training scores with its table copy
         for epoch in range(first_epoch, self.epochs):
             if validation is not None and stale >= self.patience:
                 break
@@ -452,7 +486,8 @@ class SRGNN(Recommender):
                 if i % TRIM_EVERY == 0:
                     trim_heap()
                 t0 = time.perf_counter()
-                graphs = session_graphs(prefixes.take(rows), augment=augmentation, rng=rng).tensors()
+                graphs = session_graphs(prefixes.take(rows), augment=augmentation, rng=rng,
+                                        multiple=self._pad_multiple).tensors()
                 t1 = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                     scores = self.net_(*graphs)
@@ -486,6 +521,7 @@ class SRGNN(Recommender):
                                 net=self.net_, optimiser=optimiser, scheduler=scheduler, rng=rng,
                                 history=self.history_, best=best, best_state=best_state,
                                 extra={"stale": stale, "best_epoch": getattr(self, "best_epoch_", None)})
+        self.net_.table_optimiser = None
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         self.net_.eval()
@@ -501,8 +537,8 @@ class SRGNN(Recommender):
     def score(self, histories: Sessions) -> np.ndarray:
         self._check_histories(histories)
         with torch.inference_mode():                       # always float32: bf16 logits tie at the top
-            parts = [self.net_(*session_graphs(c, self.max_len).tensors()).float().numpy()
-                     for c in self._chunks(histories)]
+            parts = [self.net_(*session_graphs(c, self.max_len, multiple=self._pad_multiple).tensors())
+                     .float().numpy() for c in self._chunks(histories)]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def session_vectors(self, histories: Sessions, batch_size: int = 1000) -> np.ndarray:
@@ -512,7 +548,8 @@ class SRGNN(Recommender):
         with torch.inference_mode():
             for start in range(0, len(histories), batch_size):
                 batch = histories.take(np.arange(start, min(start + batch_size, len(histories))))
-                out.append(self.net_.session_vectors(*session_graphs(batch, self.max_len).tensors()).numpy())
+                graphs = session_graphs(batch, self.max_len, multiple=self._pad_multiple).tensors()
+                out.append(self.net_.session_vectors(*graphs).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.hidden), np.float32)
 
     def item_vectors(self) -> np.ndarray:
@@ -537,6 +574,7 @@ class TAGNN(SRGNN):
     batch x nodes x items."""
 
     target_aware = True
+    _pad_multiple = 1
 
 
 def _node_counts(prefixes: Sessions) -> np.ndarray:
