@@ -1,13 +1,19 @@
 """Where one SR-GNN training batch spends its time on CPU, and what the fused training path saves:
 float32 vs bf16 autocast, each with plain autograd (embedding lookup + scoring as two uses of the
-table, torch's cross-entropy) and with the fused path `SRGNN.fit` trains with (`ItemTable`: one
-gradient for both uses; under bf16 `SoftmaxCrossEntropy`: the loss by numba kernels over the
-bf16 logits). Diginetica, 43,097 items, batch 100.
+table, torch's cross-entropy, torch's fused Adam) and with the fused path `SRGNN.fit` trains with
+(`ItemTable`: one gradient for both uses; `TableAdam`; under bf16 `SoftmaxCrossEntropy`, the loss
+and its gradient by one numba pass over the bf16 logits, and TableAdam's one pass over the table
+that steps it and writes its bf16 copy). Diginetica, 43,097 items, batch 100.
 
 All four variants start from the same weights and train on the same batches, interleaved batch by
 batch, so machine noise hits them alike. oneDNN builds a GEMM kernel the first time it sees a
 shape, and a batch's shapes depend on its longest session: the batches are run twice and the
 second pass (every shape seen) is reported next to the first.
+
+A second part times what a fresh training run sees: `SRGNN(bf16=True).fit` for one epoch over a
+seeded set of training sessions giving --fit-batches batches, each run in a process of its own,
+with the batches' nodes and clicks padded to multiples of 8 (what fit does, PAD_MULTIPLE) and
+unpadded, alternating, --fit-repeats times each.
 
     python benchmarks/srgnn_batch_profile.py --batches 100      # -> docs/benchmarks/srgnn_batch_profile.md
 """
@@ -15,8 +21,11 @@ second pass (every shape seen) is reported next to the first.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,15 +38,20 @@ sys.path.insert(0, str(ROOT))
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.data.sessions import expand_prefixes  # noqa: E402
+from sketchrec.models import srgnn  # noqa: E402
+from sketchrec.models._table_adam import TableAdam  # noqa: E402
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy  # noqa: E402
 
 
-def training_batches(doc: str, batches: int):
-    """The command line (--batches, --threads) and Diginetica's training prefixes (at most 50
-    clicks) with their targets, as the SR-GNN / TAGNN training loop sees them."""
+def training_batches(doc: str, batches: int, extra=None):
+    """The command line (--batches, --threads, and what `extra(parser)` adds) and Diginetica's
+    training prefixes (at most 50 clicks) with their targets, as the SR-GNN / TAGNN training loop
+    sees them."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=batches)
     parser.add_argument("--threads", type=int, default=2)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,11 +88,57 @@ def train_step(net, opt, graphs, targets, bf16: bool, fused: bool = True, losses
 PLAIN = "plain autograd"
 VARIANTS = [  # (precision, bf16 autocast, fused training path, label)
     ("float32", False, False, PLAIN), ("float32", False, True, "fused (ItemTable)"),
-    ("bf16 autocast", True, False, PLAIN), ("bf16 autocast", True, True, "fused (ItemTable, SoftmaxCrossEntropy)")]
+    ("bf16 autocast", True, False, PLAIN),
+    ("bf16 autocast", True, True, "fused (ItemTable, SoftmaxCrossEntropy, TableAdam)")]
+
+
+def fit_run(bench, n_batches: int, threads: int, padded: bool) -> dict:
+    """One epoch of SRGNN(bf16=True).fit over a seeded set of whole training sessions giving
+    n_batches batches, after a 20-batch warm-up fit (thread pools, numba's compiled kernels)."""
+    if not padded:
+        srgnn.SRGNN._pad_multiple = 1
+    train = bench.train
+
+    def sessions(n, seed):
+        order = np.random.default_rng(seed).permutation(len(train))
+        pairs = np.cumsum(np.maximum(train.lengths[order] - 1, 0))
+        return train.take(np.sort(order[:int(np.searchsorted(pairs, n * 100)) + 1]))
+
+    def model():
+        return srgnn.SRGNN(epochs=1, bf16=True, threads=threads, progress=False)
+    model().fit(sessions(20, 1))
+    part = sessions(n_batches, 0)
+    history = model().fit(part).history_[-1]
+    batches = math.ceil(len(expand_prefixes(part)[1]) / 100)
+    return {"padded": padded, "batches": batches,
+            **{k: v / batches * 1000 for k, v in history.items() if k == "seconds" or k.endswith("_s")}}
+
+
+def fresh_runs(args) -> list[dict]:
+    """fit_run in a process of its own (oneDNN's kernels for each shape start empty), padded and
+    unpadded alternating."""
+    runs = []
+    for _ in range(args.fit_repeats):
+        for padded in (True, False):
+            cmd = [sys.executable, __file__, "--child-fit", "padded" if padded else "unpadded",
+                   "--fit-batches", str(args.fit_batches), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(runs[-1], flush=True)
+    return runs
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--fit-batches", type=int, default=300)
+    parser.add_argument("--fit-repeats", type=int, default=2)
+    parser.add_argument("--child-fit", choices=["padded", "unpadded"], help=argparse.SUPPRESS)
 
 
 def main() -> None:
-    args, bench, prefixes, targets = training_batches(__doc__, 100)
+    args, bench, prefixes, targets = training_batches(__doc__, 100, add_arguments)
+    if args.child_fit:
+        print(json.dumps(fit_run(bench, args.fit_batches, args.threads, args.child_fit == "padded")))
+        return
     order = np.random.default_rng(0).permutation(len(targets))
     targets_t = torch.from_numpy(targets.astype(np.int64))
     batches = [order[b * 100:(b + 1) * 100] for b in range(args.batches)]
@@ -88,7 +148,12 @@ def main() -> None:
     for _, bf16, fused, _ in VARIANTS:
         net = (GatedGraphNet if fused else PlainNet)(bench.train.n_items, 100, 1)
         net.load_state_dict(init)
-        runs.append((net, torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5, fused=True), bf16, fused))
+        if fused:
+            opt = TableAdam(net.parameters(), net.embedding.weight, lr=1e-3, weight_decay=1e-5)
+            net.table_optimiser = opt
+        else:
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5, fused=True)
+        runs.append((net, opt, bf16, fused))
     times = np.zeros((2, len(VARIANTS), args.batches))
     losses = [[] for _ in VARIANTS]
     for rep in range(2):
@@ -104,10 +169,12 @@ def main() -> None:
         for b in range(n_prof):
             train_step(net, opt, graphs[b], targets_t[batches[b]], True, True)
     top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
+    fits = fresh_runs(args)
     lines = ["# SR-GNN: one training batch on CPU", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
              f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/srgnn_batch_profile.py "
-             f"--batches {args.batches}`. Forward + loss + backward + fused Adam; the four variants start from "
+             f"--batches {args.batches} --fit-batches {args.fit_batches} --fit-repeats {args.fit_repeats}`. Forward + "
+             f"loss + backward + optimiser step; the four variants start from "
              f"the same weights and take the same {args.batches} batches, interleaved; batches {warm + 1}..N of "
              "each pass. Pass 2 repeats the batches, so every GEMM shape has been seen by oneDNN.", "",
              "| precision | training path | pass 1 mean ms | pass 1 median ms | pass 2 mean ms | pass 2 median ms | "
@@ -121,6 +188,16 @@ def main() -> None:
               f"Top operators, bf16 autocast, fused path, {n_prof} batches of pass 3 (self CPU time per batch):", "",
               "| operator | ms / batch | calls / batch |", "|---|---|---|"]
     lines += [f"| {e.key} | {e.self_cpu_time_total / 1000 / n_prof:.2f} | {e.count / n_prof:.0f} |" for e in top]
+    lines += ["", f"Fresh training runs: `SRGNN(bf16=True).fit`, one epoch over {fits[0]['batches']} batches, each "
+              "run in a process of its own (after a 20-batch warm-up fit), padded and unpadded alternating; "
+              "ms per batch from the run's history:", "",
+              "| nodes and clicks | run | ms / batch | graphs | forward + backward | optimiser |", "|---|---|---|---|---|---|"]
+    for i, r in enumerate(fits):
+        lines.append(f"| {'padded to multiples of 8' if r['padded'] else 'unpadded'} | {i // 2 + 1} | "
+                     f"{r['seconds']:.1f} | {r['graphs_s']:.1f} | {r['forward_backward_s']:.1f} | {r['optimiser_s']:.1f} |")
+    mean = {p: np.mean([r["seconds"] for r in fits if r["padded"] == p]) for p in (True, False)}
+    lines += ["", f"Mean: padded {mean[True]:.1f} ms, unpadded {mean[False]:.1f} ms per batch "
+              f"({mean[False] / mean[True]:.2f}x)."]
     out = ROOT / "docs" / "benchmarks" / "srgnn_batch_profile.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -9,9 +9,10 @@ incoming edges divided by the node's in-degree, outgoing by its out-degree.
 During training an `AdjacencyAugmentation` may re-weight the edges before the
 normalisation and blur the result (sketchrec/augment/adjacency.py).
 
-Where the time goes (Diginetica, 43,097 items, batch 100, 2 cores): almost
-all of it is the scoring matmul against every item's embedding, forward and
-backward; building the batch graphs is ~2 ms; the fused Adam step ~3 ms.
+Where the time goes (Diginetica, 43,097 items, batch 100, 2 cores, bf16 training): the
+scoring GEMMs against every item, forward and backward, the softmax over every item and the
+optimiser's pass over the item table; building the batch graphs is ~1 ms (per-operator
+times in docs/benchmarks/srgnn_batch_profile.md, the training path in docs/srgnn.md).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 TRIM_EVERY = 50          # batches between handing glibc's free heap pages back (sketchrec._memory)
 # SR-GNN pads a batch's nodes and clicks to a multiple of 8. oneDNN builds a GEMM kernel for every
 # new shape, and a batch's shapes follow its largest session (1..50 nodes and clicks), so a fresh
-# training run kept meeting new ones: 300 batches took 27.1 ms each unpadded, 24.4 padded, and
-# 23.2 either way once every shape had been seen (docs/benchmarks/srgnn_batch_profile.md).
+# training run kept meeting new ones: fresh 301-batch bf16 runs took 30.3 ms per batch unpadded
+# and 25.5 ms padded (docs/benchmarks/srgnn_batch_profile.md).
 # TAGNN does not pad: its evaluation attention costs nodes x items, padding included.
 PAD_MULTIPLE = 8
 
