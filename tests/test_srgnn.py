@@ -330,6 +330,8 @@ def test_table_adam_steps_the_table_as_torch_adam_does():
     with torch.no_grad():
         table.mul_(2.0)                       # changed behind the optimiser's back: the copy follows
     assert torch.equal(ours.table_copy(), table.detach().bfloat16())
+    with pytest.raises(TypeError, match="bfloat16"):
+        ours.accept(grad.float(), index, rows)            # a float32 gradient belongs in .grad
     ours.accept(grad, index, rows)
     with pytest.raises(RuntimeError, match="before step"):
         ours.accept(grad, index, rows)

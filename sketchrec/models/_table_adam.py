@@ -1,9 +1,9 @@
 """Adam whose step over the item table is one numba pass that also writes the table's bfloat16 copy.
 
-Under bf16 autocast a training batch of SR-GNN touches the (N, d) float32 item table five
-times around its Adam step: autocast casts it to bfloat16 for the scoring GEMM, the GEMM's
-bfloat16 gradient is widened into a float32 gradient, the lookup's rows are added to it, and
-Adam reads parameter, gradient and both moments and writes three of them back. Here the
+Under bf16 autocast a training batch of SR-GNN makes three passes over the (N, d) float32
+item table and its gradient: autocast casts the table to bfloat16 for the scoring GEMM, the
+GEMM's bfloat16 gradient is widened into a float32 one (the lookup's rows are index-added to
+it), and Adam reads parameter, gradient and both moments and writes three back. Here the
 table's step reads the bfloat16 gradient as it is, adds the looked-up rows' gradients where
 they belong, updates parameter and moments with torch's Adam arithmetic (L2 weight decay added
 to the gradient, bias-corrected moments) and writes the bfloat16 copy the next forward scores
@@ -90,6 +90,11 @@ class TableAdam(torch.optim.Adam):
         (float32, index.shape + (d,)) added at rows `index`."""
         if self._pending is not None:
             raise RuntimeError("TableAdam: a second table gradient before step(); it does not accumulate")
+        if grad_table is None:                              # only the looked-up rows had a gradient
+            grad_table = torch.zeros(self.table.shape, dtype=torch.bfloat16)
+        if grad_table.dtype != torch.bfloat16 or grad_table.shape != self.table.shape:
+            raise TypeError(f"TableAdam takes a bfloat16 {tuple(self.table.shape)} table gradient, "
+                            f"not {grad_table.dtype} {tuple(grad_table.shape)}")
         self._pending = (grad_table, index, grad_rows)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
