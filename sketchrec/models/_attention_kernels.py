@@ -94,7 +94,7 @@ def _to_bf16_bits(x):
 @numba.njit(cache=True)
 def _narrow(x, out):
     """float32 x -> bfloat16 bits, into out. A function of its own, not inlined: the same loop
-    written inline in a larger kernel did not vectorise there (2x slower TableAdam step)."""
+    written inline in TableAdam's kernel did not vectorise there."""
     bits = x.view(np.uint32)
     for i in range(x.shape[0]):
         out[i] = _to_bf16_bits(bits[i])

@@ -28,7 +28,7 @@ ROWS_PER_TASK = 256
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _adam(param, exp_avg, exp_avg_sq, grad, step_size, beta1, beta2, eps, weight_decay, bias_correction2_sqrt):
     """torch's Adam arithmetic, in place. error_model="numpy": numba's default raises on a
-    division by zero, and that branch keeps LLVM from vectorising the loop (~5x slower)."""
+    division by zero, and that branch keeps LLVM from vectorising the loop."""
     one = np.float32(1.0)
     for i in range(param.shape[0]):
         g = grad[i] + weight_decay * param[i]
