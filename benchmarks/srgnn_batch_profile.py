@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _sessions import whole_sessions  # noqa: E402
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.data.sessions import expand_prefixes  # noqa: E402
 from sketchrec.models import srgnn  # noqa: E402
@@ -97,17 +98,11 @@ def fit_run(bench, n_batches: int, threads: int, padded: bool) -> dict:
     n_batches batches, after a 20-batch warm-up fit (thread pools, numba's compiled kernels)."""
     if not padded:
         srgnn.SRGNN._pad_multiple = 1
-    train = bench.train
-
-    def sessions(n, seed):
-        order = np.random.default_rng(seed).permutation(len(train))
-        pairs = np.cumsum(np.maximum(train.lengths[order] - 1, 0))
-        return train.take(np.sort(order[:int(np.searchsorted(pairs, n * 100)) + 1]))
 
     def model():
         return srgnn.SRGNN(epochs=1, bf16=True, threads=threads, progress=False)
-    model().fit(sessions(20, 1))
-    part = sessions(n_batches, 0)
+    model().fit(whole_sessions(bench.train, 20 * 100, 1))
+    part = whole_sessions(bench.train, n_batches * 100, 0)
     history = model().fit(part).history_[-1]
     batches = math.ceil(len(expand_prefixes(part)[1]) / 100)
     return {"padded": padded, "batches": batches,

@@ -72,6 +72,7 @@ a = json.loads(sys.argv[1])
 from sketchrec.data import registry
 from sketchrec.data.sessions import expand_prefixes
 from sketchrec.models.srgnn import SRGNN
+from _sessions import whole_sessions
 
 bench = registry.load(a["dataset"])
 train = bench.train
@@ -86,11 +87,7 @@ def make(epochs):
     return SRGNN(**{k: v for k, v in want.items() if k in names}), [k for k in want if k not in names]
 
 def subset(n_batches, seed):
-    # a seeded random set of whole sessions whose prefix pairs fill n_batches batches
-    order = np.random.default_rng(seed).permutation(len(train))
-    pairs = np.cumsum(np.maximum(train.lengths[order] - 1, 0))
-    m = int(np.searchsorted(pairs, n_batches * a["batch_size"])) + 1
-    return train.take(np.sort(order[:m]))
+    return whole_sessions(train, n_batches * a["batch_size"], seed)
 
 out = {"n_items": int(bench.n_items), "n_test": int(len(bench.test_targets))}
 if a["mode"] == "speed":
@@ -292,8 +289,9 @@ def write_recbole_benchmark(bench, out_dir: Path, name: str = NAME, max_len: int
 
 
 def run(python: Path, code: str, args: dict, threads: int, cwd: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")]),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "NUMBA_NUM_THREADS": str(threads)}
     cwd.mkdir(parents=True, exist_ok=True)
     out = subprocess.run([str(python), "-c", code, json.dumps(args)], capture_output=True, text=True,
                          env=env, cwd=cwd)
