@@ -156,6 +156,78 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     log.info("%s: test %s", name, result["test"])
 
 
+def reciprocal_rank(ranks: np.ndarray, k: int = 20) -> np.ndarray:
+    return np.where(ranks <= k, 1.0 / ranks, 0.0)
+
+
+def paired_ranks(dataset: str, model: str, protocol: str, variant: str, source: str | None, seed: int):
+    """The per-test-prefix ranks of a variant's run and of Base with the same seed, or None."""
+    files = [RESULTS / f"{run_name(model, v, src or '', seed, dataset, protocol)}.ranks.npz"
+             for v, src in ((variant, source), ("base", None))]
+    if not all(f.exists() for f in files):
+        return None
+    return tuple(np.load(f)["ranks"].astype(np.int64) for f in files)
+
+
+def plot_deltas(rows: list[dict], dataset: str, path: Path) -> bool:
+    """Each refit variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot
+    per seed with the per-prefix 95% interval of that paired difference (normal approximation
+    over the test prefixes), and the thesis's gain (its variant minus its Base) where it reports
+    both. Returns False when there is nothing to plot."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict = {}
+    for r in rows:
+        if r["dataset"] == dataset and r.get("protocol") == "refit" and r["variant"] != "base":
+            groups.setdefault((r["model"], r["variant"], r["source"]), []).append(r)
+    order = sorted(groups, key=lambda g: (g[0], list(LABELS).index(g[1]), str(g[2])))
+    points = {g: [] for g in order}                # (seed, metric) -> (delta, half-width)
+    for g in order:
+        model, variant, source = g
+        for r in sorted(groups[g], key=lambda r: r["seed"]):
+            ranks = paired_ranks(dataset, model, "refit", variant, source, r["seed"])
+            if ranks is None:
+                continue
+            ra, rb = ranks
+            diffs = {"HR@20": (ra <= 20).astype(float) - (rb <= 20), "MRR@20": reciprocal_rank(ra) - reciprocal_rank(rb)}
+            points[g].append({m: (100 * d.mean(), 196 * d.std(ddof=1) / np.sqrt(len(d))) for m, d in diffs.items()})
+    order = [g for g in order if points[g]]
+    if not order:
+        return False
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.9 * len(order) + 2), 6.5), sharex=True)
+    for ax, metric, col in zip(axes, ("HR@20", "MRR@20"), (0, 1)):
+        for x, g in enumerate(order):
+            pts = points[g]
+            offsets = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else [0.0]
+            for off, p in zip(offsets, pts):
+                ax.errorbar(x + off, p[metric][0], yerr=p[metric][1], fmt="o", ms=4, capsize=2,
+                            color="tab:blue" if g[0] == "srgnn" else "tab:orange")
+            if len(pts) > 1:
+                ax.hlines(np.mean([p[metric][0] for p in pts]), x - 0.3, x + 0.3, color="black", lw=1.5)
+            model, variant, _ = g
+            ours, theirs = PUBLISHED.get((dataset, model, variant)), PUBLISHED.get((dataset, model, "base"))
+            if ours and theirs:
+                ax.plot(x, ours[col] - theirs[col], marker="x", ms=9, mew=2, color="tab:red", ls="none")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_ylabel(f"Δ {metric} vs Base (points)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(range(len(order)))
+    axes[-1].set_xticklabels([f"{'SR-GNN' if m == 'srgnn' else 'TAGNN'}\n{LABELS[v]}" + (f"\n({s})" if s else "")
+                              for m, v, s in order], fontsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="none", color="tab:blue", label="SR-GNN, one seed ± 95% (per prefix)"),
+               plt.Line2D([], [], marker="o", ls="none", color="tab:orange", label="TAGNN, one seed ± 95% (per prefix)"),
+               plt.Line2D([], [], color="black", label="mean over seeds"),
+               plt.Line2D([], [], marker="x", ls="none", mew=2, color="tab:red", label="thesis (variant − its Base)")]
+    axes[0].set_title(f"{dataset}: adjacency augmentation, gain over Base of the same seed (refit protocol)")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=4, frameon=False)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def report() -> None:
     from scipy import stats
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
@@ -205,13 +277,11 @@ def report() -> None:
             if paired:
                 d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
                 ps, ps_hr = [], []
-                for r, b in paired:     # per-prefix paired test on reciprocal ranks (0 beyond 20)
-                    fa = RESULTS / f"{run_name(model, variant, source or '', r['seed'], dataset, protocol)}.ranks.npz"
-                    fb = RESULTS / f"{run_name(model, 'base', '', b['seed'], dataset, protocol)}.ranks.npz"
-                    if fa.exists() and fb.exists():
-                        ra, rb = np.load(fa)["ranks"].astype(np.int64), np.load(fb)["ranks"].astype(np.int64)
-                        rr = lambda x: np.where(x <= 20, 1.0 / x, 0.0)  # noqa: E731
-                        ps.append(stats.wilcoxon(rr(ra), rr(rb)).pvalue)
+                for r in (r for r, _ in paired):    # per-prefix paired tests
+                    ranks = paired_ranks(dataset, model, protocol, variant, source, r["seed"])
+                    if ranks is not None:
+                        ra, rb = ranks
+                        ps.append(stats.wilcoxon(reciprocal_rank(ra), reciprocal_rank(rb)).pvalue)
                         only_a, only_b = int(((ra <= 20) & (rb > 20)).sum()), int(((rb <= 20) & (ra > 20)).sum())
                         ps_hr.append(stats.binomtest(only_a, only_a + only_b).pvalue)     # exact McNemar on hits
                 d_hr = [100 * (r["test"]["HR@20"] - b["test"]["HR@20"]) for r, b in paired]
@@ -234,6 +304,9 @@ def report() -> None:
                          f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {threads} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")
+        figure = ROOT / "docs" / "benchmarks" / f"srgnn_augmentation_{dataset}.png"
+        if plot_deltas(rows, dataset, figure):
+            lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
     (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
