@@ -169,31 +169,27 @@ def paired_ranks(dataset: str, model: str, protocol: str, variant: str, source: 
     return tuple(np.load(f)["ranks"].astype(np.int64) for f in files)
 
 
-def plot_deltas(rows: list[dict], dataset: str, path: Path) -> bool:
-    """Each refit variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot
-    per seed with the per-prefix 95% interval of that paired difference (normal approximation
-    over the test prefixes), and the thesis's gain (its variant minus its Base) where it reports
-    both. Returns False when there is nothing to plot."""
+def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path) -> bool:
+    """Each variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot per
+    seed with the per-prefix 95% interval of that paired difference (normal approximation over
+    the test prefixes), and the thesis's gain (its variant minus its Base) where it reports both.
+    groups: ((model, protocol, variant, source), runs) in table order, refit variants only.
+    Returns False when there is nothing to plot."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict = {}
-    for r in rows:
-        if r["dataset"] == dataset and r.get("protocol") == "refit" and r["variant"] != "base":
-            groups.setdefault((r["model"], r["variant"], r["source"]), []).append(r)
-    order = sorted(groups, key=lambda g: (g[0], list(LABELS).index(g[1]), str(g[2])))
-    points = {g: [] for g in order}                # (seed, metric) -> (delta, half-width)
-    for g in order:
-        model, variant, source = g
-        for r in sorted(groups[g], key=lambda r: r["seed"]):
-            ranks = paired_ranks(dataset, model, "refit", variant, source, r["seed"])
+    points = {}                 # (model, variant, source) -> per seed {metric: (delta, half-width)}
+    for (model, protocol, variant, source), rs in groups:
+        for r in sorted(rs, key=lambda r: r["seed"]):
+            ranks = paired_ranks(dataset, model, protocol, variant, source, r["seed"])
             if ranks is None:
                 continue
             ra, rb = ranks
             diffs = {"HR@20": (ra <= 20).astype(float) - (rb <= 20), "MRR@20": reciprocal_rank(ra) - reciprocal_rank(rb)}
-            points[g].append({m: (100 * d.mean(), 196 * d.std(ddof=1) / np.sqrt(len(d))) for m, d in diffs.items()})
-    order = [g for g in order if points[g]]
+            points.setdefault((model, variant, source), []).append(
+                {m: (100 * d.mean(), 100 * 1.96 * d.std(ddof=1) / np.sqrt(len(d))) for m, d in diffs.items()})
+    order = list(points)
     if not order:
         return False
     fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.9 * len(order) + 2), 6.5), sharex=True)
@@ -251,7 +247,8 @@ def report() -> None:
             if r["dataset"] == dataset:
                 groups.setdefault((r["model"], r.get("protocol", "validation"), r["variant"], r["source"]), []).append(r)
         order = lambda kv: (kv[0][0], kv[0][1], list(LABELS).index(kv[0][2]), str(kv[0][3]))  # noqa: E731
-        for (model, protocol, variant, source), rs in sorted(groups.items(), key=order):
+        ordered = sorted(groups.items(), key=order)
+        for (model, protocol, variant, source), rs in ordered:
             def cell(values):
                 v = np.array(values) * 100
                 return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
@@ -277,7 +274,7 @@ def report() -> None:
             if paired:
                 d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
                 ps, ps_hr = [], []
-                for r in (r for r, _ in paired):    # per-prefix paired tests
+                for r, _ in paired:     # per-prefix paired tests
                     ranks = paired_ranks(dataset, model, protocol, variant, source, r["seed"])
                     if ranks is not None:
                         ra, rb = ranks
@@ -305,7 +302,7 @@ def report() -> None:
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")
         figure = ROOT / "docs" / "benchmarks" / f"srgnn_augmentation_{dataset}.png"
-        if plot_deltas(rows, dataset, figure):
+        if plot_deltas([(k, rs) for k, rs in ordered if k[1] == "refit" and k[2] != "base"], dataset, figure):
             lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
     (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
     print("\n".join(lines))
