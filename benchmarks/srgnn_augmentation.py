@@ -192,7 +192,9 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
     order = list(points)
     if not order:
         return False
-    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.9 * len(order) + 2), 6.5), sharex=True)
+    # wide enough for the title and legend even with one or two variants
+    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 0.9 * len(order) + 2), 6.5), sharex=True)
+    thesis_shown = False
     for ax, metric, col in zip(axes, ("HR@20", "MRR@20"), (0, 1)):
         for x, g in enumerate(order):
             pts = points[g]
@@ -206,16 +208,21 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
             ours, theirs = PUBLISHED.get((dataset, model, variant)), PUBLISHED.get((dataset, model, "base"))
             if ours and theirs:
                 ax.plot(x, ours[col] - theirs[col], marker="x", ms=9, mew=2, color="tab:red", ls="none")
+                thesis_shown = True
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_ylabel(f"Δ {metric} vs Base (points)")
         ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xlim(-0.8, len(order) - 0.2)
     axes[-1].set_xticks(range(len(order)))
     axes[-1].set_xticklabels([f"{'SR-GNN' if m == 'srgnn' else 'TAGNN'}\n{LABELS[v]}" + (f"\n({s})" if s else "")
                               for m, v, s in order], fontsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="none", color="tab:blue", label="SR-GNN, one seed ± 95% (per prefix)"),
-               plt.Line2D([], [], marker="o", ls="none", color="tab:orange", label="TAGNN, one seed ± 95% (per prefix)"),
-               plt.Line2D([], [], color="black", label="mean over seeds"),
-               plt.Line2D([], [], marker="x", ls="none", mew=2, color="tab:red", label="thesis (variant − its Base)")]
+    models, several_seeds = {g[0] for g in order}, any(len(pts) > 1 for pts in points.values())
+    handles = [plt.Line2D([], [], marker="o", ls="none", color=colour, label=f"{name}, one seed ± 95% (per prefix)")
+               for model, colour, name in (("srgnn", "tab:blue", "SR-GNN"), ("tagnn", "tab:orange", "TAGNN"))
+               if model in models]
+    handles += [plt.Line2D([], [], color="black", label="mean over seeds")] if several_seeds else []
+    handles += [plt.Line2D([], [], marker="x", ls="none", mew=2, color="tab:red",
+                           label="thesis (variant − its Base)")] if thesis_shown else []
     axes[0].set_title(f"{dataset}: adjacency augmentation, gain over Base of the same seed (refit protocol)")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=4, frameon=False)
