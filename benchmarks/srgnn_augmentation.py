@@ -53,6 +53,7 @@ from sketchrec.models.srgnn import SRGNN, TAGNN  # noqa: E402
 
 RESULTS = ROOT / "docs" / "benchmarks" / "srgnn_runs"
 MODELS = {"srgnn": SRGNN, "tagnn": TAGNN}
+MODEL_STYLE = {"srgnn": ("SR-GNN", "tab:blue"), "tagnn": ("TAGNN", "tab:orange")}   # figure name, colour
 LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
           "categories": "Categories+Blur"}
 PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 1/64: the SR-GNN and TAGNN papers
@@ -201,7 +202,7 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
             offsets = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else [0.0]
             for off, p in zip(offsets, pts):
                 ax.errorbar(x + off, p[metric][0], yerr=p[metric][1], fmt="o", ms=4, capsize=2,
-                            color="tab:blue" if g[0] == "srgnn" else "tab:orange")
+                            color=MODEL_STYLE[g[0]][1])
             if len(pts) > 1:
                 ax.hlines(np.mean([p[metric][0] for p in pts]), x - 0.3, x + 0.3, color="black", lw=1.5)
             model, variant, _ = g
@@ -214,12 +215,11 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xlim(-0.8, len(order) - 0.2)
     axes[-1].set_xticks(range(len(order)))
-    axes[-1].set_xticklabels([f"{'SR-GNN' if m == 'srgnn' else 'TAGNN'}\n{LABELS[v]}" + (f"\n({s})" if s else "")
+    axes[-1].set_xticklabels([f"{MODEL_STYLE[m][0]}\n{LABELS[v]}" + (f"\n({s})" if s else "")
                               for m, v, s in order], fontsize=8)
-    models, several_seeds = {g[0] for g in order}, any(len(pts) > 1 for pts in points.values())
     handles = [plt.Line2D([], [], marker="o", ls="none", color=colour, label=f"{name}, one seed ± 95% (per prefix)")
-               for model, colour, name in (("srgnn", "tab:blue", "SR-GNN"), ("tagnn", "tab:orange", "TAGNN"))
-               if model in models]
+               for model, (name, colour) in MODEL_STYLE.items() if model in {g[0] for g in order}]
+    several_seeds = any(len(pts) > 1 for pts in points.values())
     handles += [plt.Line2D([], [], color="black", label="mean over seeds")] if several_seeds else []
     handles += [plt.Line2D([], [], marker="x", ls="none", mew=2, color="tab:red",
                            label="thesis (variant − its Base)")] if thesis_shown else []
