@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from sketchrec.augment import AdjacencyAugmentation  # noqa: E402
 from sketchrec.data import registry  # noqa: E402
+from sketchrec.precision import cpu_summary  # noqa: E402
 from sketchrec.eval.metrics import session_metrics, target_ranks  # noqa: E402
 from sketchrec.models.base import Recommender  # noqa: E402
 from sketchrec.models.srgnn import SRGNN, TAGNN  # noqa: E402
@@ -148,9 +149,10 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
               and variant != "blur" else None, "seed": seed, "dataset": args.dataset,
               "test": {k: v for k, v in metrics.items() if "@" in k}, "best_epoch": model.best_epoch_,
               "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
-              "n_test": int(len(ranks)), "params": model.get_params(),
+              "n_test": int(len(ranks)),
+              "params": {**model.get_params(), "bf16": model.bf16_, "bf16_attention": model.bf16_attention_},
               "source_s": source_s, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M UTC",
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu": cpu_summary(), "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                              time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))
@@ -332,9 +334,12 @@ def main() -> None:
     parser.add_argument("--epochs-model", choices=sorted(MODELS), default=None,
                         help="refit: take the epoch count from this model's validation run (default: the model "
                              "itself), e.g. srgnn for TAGNN, whose validation run costs a session of its own")
-    parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--bf16-attention", action="store_true",
-                        help="TAGNN: the target attention's GEMMs take bf16 operands in training (~1.5x per batch)")
+    parser.add_argument("--bf16", action="store_const", const=True, default="auto",
+                        help="force bf16 autocast in training (default: only where the CPU computes bf16 natively)")
+    parser.add_argument("--float32", dest="bf16", action="store_const", const=False, help="force float32 training")
+    parser.add_argument("--bf16-attention", action="store_const", const=True, default="auto",
+                        help="TAGNN: force bf16 operands in the target attention's training GEMMs (~1.5x per "
+                             "batch where bf16 is native; default: only there)")
     parser.add_argument("--no-curve", action="store_true",
                         help="refit: skip the diagnostic test scoring after every epoch (TAGNN: ~157 s each)")
     parser.add_argument("--threads", type=int, default=None)

@@ -1,17 +1,29 @@
-"""Training-step cost on this CPU: EMDE float32 vs bfloat16 autocast, and SR-GNN on Diginetica.
+"""Training cost per batch on this CPU: float32 vs bfloat16, and what the "auto" default picks.
 
-    python benchmarks/train_step_speed.py
-times forward + backward + Adam for one batch (EMDE: 512 rows, 3 input modalities and 2 output
-sources of depth 10 x width 128, ~60 active input buckets per row, hidden 1,024 and 3,000;
-SR-GNN: 100 real Diginetica training prefixes, hidden 100, full softmax over 43,097 items,
-with the vectorised batch-graph build timed apart). Median of 5 after a warm-up.
+    python benchmarks/train_step_speed.py [--sessions 12000] [--bf16-batches 6]
+
+Two measurements, each in float32, forced bf16 autocast, and the default (`bf16="auto"`):
+- one network step (forward + backward + Adam), median of 3 after a warm-up: EMDE's network
+  (512 rows, 3 input modalities and 2 output sources of depth 10 x width 128, ~60 active input
+  buckets per row, hidden 1,024 and 3,000) and SR-GNN's (100 real Diginetica prefixes, hidden
+  100, full softmax over 43,097 items);
+- what a user's `fit` sees: `EMDE(epochs=1).fit` and `SRGNN(epochs=1).fit` on the first
+  `--sessions` Diginetica training sessions (sketching / batch graphs included), seconds of
+  the epoch over its batches. Forced bf16 on a CPU without native bf16 is so slow that its fit
+  runs over the first `--bf16-batches` batches' worth of sessions only.
+
+A ratio measured on one CPU may not hold on another, so the results are kept per CPU in
+docs/benchmarks/train_step_speed.json and the page shows one table per CPU it was run on.
 Writes docs/benchmarks/train_step_speed.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +35,24 @@ if (ROOT.parent / "shared/datasets").exists():
     os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
 
 from sketchrec.data.sessions import expand_prefixes  # noqa: E402
-from sketchrec.eval.report import machine_line, median_seconds as median_time  # noqa: E402
+from sketchrec.eval.report import machine_line, median_seconds  # noqa: E402
+from sketchrec.models import EMDE, SRGNN  # noqa: E402
 from sketchrec.models.emde import SketchNet  # noqa: E402
-from sketchrec.models.srgnn import GatedGraphNet, session_graphs  # noqa: E402
+from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy  # noqa: E402
 from sketchrec.pipeline import load_session_benchmark  # noqa: E402
+from sketchrec.precision import cpu_summary, native_bf16  # noqa: E402
+
+OUT = ROOT / "docs/benchmarks/train_step_speed.md"
+STORE = OUT.with_suffix(".json")
+PRECISIONS = (("float32", False), ("bf16 autocast", True))
 
 
-def emde_rows() -> list[str]:
+def timed_step(step, slow: bool) -> float:
+    """Median seconds of `step`; fewer repeats when emulated bf16 makes one step take seconds."""
+    return median_seconds(step, repeats=3 if slow else 5)
+
+
+def emde_steps() -> list[dict]:
     rows, batch, n_inputs = [], 512, 3 * 10 * 128
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, n_inputs, (batch * 60,), generator=g)
@@ -39,52 +62,101 @@ def emde_rows() -> list[str]:
     for hidden in (1024, 3000):
         net = SketchNet(n_inputs, hidden, 20, 128, 1)
         opt = torch.optim.Adam(net.parameters())
-        for bf16 in (False, True):
+        for label, bf16 in PRECISIONS:
             def step():
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     loss = -net(idx, offsets, weights).gather(2, target).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            s = median_time(step)
-            rows.append(f"| EMDE hidden {hidden} | {'bfloat16 autocast' if bf16 else 'float32'} | {1000 * s:.0f} |")
+            rows.append({"what": f"EMDE network step, hidden {hidden}", "precision": label,
+                         "ms": 1000 * timed_step(step, bf16 and not native_bf16())})
             print(rows[-1], flush=True)
     return rows
 
 
-def srgnn_rows() -> list[str]:
-    bench = load_session_benchmark("diginetica")
+def srgnn_steps(bench) -> list[dict]:
     prefixes, targets = expand_prefixes(bench.train)
     rows = np.random.default_rng(0).choice(len(targets), 100, replace=False)
     batch, y = prefixes.take(rows), torch.from_numpy(targets[rows].astype(np.int64))
     net = GatedGraphNet(bench.n_items, 100, 1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    tensors = [torch.from_numpy(a) for a in session_graphs(batch, 50)]
+    tensors = session_graphs(batch).tensors()
+    out = []
+    for label, bf16 in PRECISIONS:
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                scores = net(*tensors)
+            loss = softmax_cross_entropy(scores, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out.append({"what": f"SR-GNN network step, {bench.n_items:,} items", "precision": label,
+                    "ms": 1000 * timed_step(step, bf16 and not native_bf16())})
+        print(out[-1], flush=True)
+    return out
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(net(*tensors), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    build = median_time(lambda: session_graphs(batch, 50))
-    train = median_time(step)
-    epoch = len(targets) / 100 * (build + train)
-    out = [f"| SR-GNN batch graphs (100 prefixes) | numpy | {1000 * build:.1f} |",
-           f"| SR-GNN hidden 100, 43,097 items | float32 | {1000 * train:.0f} |"]
-    print(*out, f"epoch estimate {epoch:.0f} s", sep="\n", flush=True)
-    return out + [f"\nSR-GNN epoch estimate on Diginetica ({len(targets):,} prefixes): {epoch:.0f} s."]
+
+def fit_rows(bench, n_sessions: int, bf16_batches: int, threads: int) -> list[dict]:
+    """Seconds per batch of one real training epoch, for each precision setting."""
+    out = []
+    for name, make, batch_size in (
+            ("EMDE().fit", lambda bf16: EMDE(epochs=1, bf16=bf16, threads=threads, progress=False), 512),
+            ("SRGNN().fit", lambda bf16: SRGNN(epochs=1, bf16=bf16, threads=threads, progress=False), 100)):
+        make(False).fit(bench.train.take(np.arange(500)))      # warm-up: numba compiles its kernels once
+        for label, bf16 in (("default (auto)", "auto"), *PRECISIONS):
+            emulated = bf16 is True and not native_bf16()
+            train = bench.train.take(np.arange(n_sessions))
+            if emulated:      # about 4 prefixes per session: a few batches' worth
+                train = train.take(np.arange(max(2, bf16_batches * batch_size // 4)))
+            model = make(bf16)
+            model.fit(train)
+            seconds = sum(h["seconds"] for h in model.history_)
+            batches = -(-len(expand_prefixes(train)[1]) // batch_size)
+            out.append({"what": name, "precision": label, "resolved": "bf16" if model.bf16_ else "float32",
+                        "ms": 1000 * seconds / batches, "batches": batches})
+            print(out[-1], flush=True)
+    return out
+
+
+def render(store: dict) -> str:
+    lines = ["# Training cost per batch: float32 vs bfloat16", "",
+             "Command: `python benchmarks/train_step_speed.py` (one section per CPU it was run on; "
+             "the newest first).", "",
+             "`bf16=\"auto\"` (every model's default) trains in bf16 only where the CPU computes it "
+             "natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and many times slower, and "
+             "\"auto\" stays in float32. Network step: forward + backward + Adam on one batch, median "
+             "of 3-5 after a warm-up. `fit`: one training epoch on the first Diginetica sessions "
+             "(sketching and batch graphs included), seconds over batches.", ""]
+    for cpu, run in sorted(store.items(), key=lambda kv: kv[1]["when"], reverse=True):
+        lines += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
+                  "| what | precision | resolved to | ms per batch | vs float32 |", "|---|---|---|---|---|"]
+        base = {r["what"]: r["ms"] for r in run["rows"] if r["precision"] == "float32"}
+        for r in run["rows"]:
+            ratio = f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""
+            lines.append(f"| {r['what']} | {r['precision']} | {r.get('resolved', '')} | {r['ms']:,.1f} | {ratio} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
-    table = ["| model | precision | ms per batch |", "|---|---|---|", *emde_rows(), *srgnn_rows()]
-    out = ROOT / "docs/benchmarks/train_step_speed.md"
-    out.write_text("# Training-step cost\n\n" f"{machine_line()}; torch threads {torch.get_num_threads()}\n\n"
-                   "Command: `python benchmarks/train_step_speed.py`\n\n"
-                   "Forward + backward + Adam for one batch, median of 5 after a warm-up (EMDE: 512 rows of "
-                   "random sparse sketches, depth 20 x width 128 output; SR-GNN: 100 real Diginetica prefixes).\n\n"
-                   + "\n".join(table) + "\n")
-    print(f"written {out}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=12000, help="Diginetica training sessions per fit")
+    parser.add_argument("--bf16-batches", type=int, default=6,
+                        help="batches of the forced-bf16 fit on a CPU without native bf16")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bench = load_session_benchmark("diginetica")
+    t0 = time.perf_counter()
+    rows = [*emde_steps(), *srgnn_steps(bench), *fit_rows(bench, args.sessions, args.bf16_batches, args.threads)]
+    store = json.loads(STORE.read_text()) if STORE.exists() else {}
+    store[cpu_summary()] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_line(),
+                            "threads": args.threads, "rows": rows,
+                            "note": f"fit rows on the first {args.sessions:,} sessions; {time.perf_counter() - t0:.0f} s"}
+    STORE.write_text(json.dumps(store, indent=1))
+    OUT.write_text(render(store))
+    print(f"written {OUT}")
 
 
 if __name__ == "__main__":

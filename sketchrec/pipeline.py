@@ -51,12 +51,17 @@ def load_session_benchmark(name: str) -> SessionBenchmark:
 def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *, tune: bool = True,
                       validation_share: float = 0.1, tune_pairs: int = 5000,
                       max_test_pairs: int | None = None, progress: bool = True,
-                      on_result=None, keep_models: bool = False) -> SessionRun:
+                      on_result=None, keep_models: bool = False, grids: dict | None = None,
+                      fixed: dict | None = None) -> SessionRun:
     """Tune (on validation) and evaluate session models on one benchmark.
 
     on_result: optional callback(EvalResult) called as each model finishes.
     keep_models: keep the fitted models in `run.models` (e.g. to bundle one).
+    grids: validation grid per model (default `SESSION_GRIDS`); fixed: settings per model
+        that are not tuned (e.g. a training budget), applied under the chosen ones.
     """
+    grids = SESSION_GRIDS if grids is None else grids
+    fixed = fixed or {}
     bench = dataset if isinstance(dataset, SessionBenchmark) else load_session_benchmark(dataset)
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -64,16 +69,17 @@ def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *,
     valid = bench.validation(validation_share) if tune else None
     run = SessionRun(bench.name, [])
     for name in models:
-        grid = SESSION_GRIDS.get(name, {})
-        params: dict = {}
+        grid = grids.get(name, {})
+        params: dict = dict(fixed.get(name, {}))
         if tune and grid:
-            params, rows = grid_search(
-                MODELS[name], grid,
+            chosen, rows = grid_search(
+                lambda **p: MODELS[name](**{**params, **p}), grid,
                 lambda m: evaluate_session_benchmark(m, valid, max_pairs=tune_pairs,
                                                      progress=False).metrics,
                 metric="MRR@20", progress=progress)
+            params.update(chosen)
             run.validation[name] = rows
-            log.info("%s on %s: chose %s on validation", name, bench.name, params)
+            log.info("%s on %s: chose %s on validation", name, bench.name, chosen)
         run.chosen[name] = params
         model = MODELS[name](**params)
         result = evaluate_session_benchmark(model, bench, max_pairs=max_test_pairs, progress=progress)

@@ -39,7 +39,8 @@ def results_rich_table(results: list[EvalResult], metrics: list[str], title: str
 
 
 def machine_line() -> str:
-    """Machine, Python and library versions, for the header of a results file."""
+    """Machine (CPU model and vector extensions), Python and library versions, for the header
+    of a results file: a ratio measured on one CPU may not hold on another."""
     import numpy
     import scipy
 
@@ -50,8 +51,9 @@ def machine_line() -> str:
         cores = psutil.cpu_count(logical=True)
     except ImportError:  # pragma: no cover
         mem, cores = "? RAM", "?"
+    from sketchrec.precision import cpu_summary
     return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; {platform.machine()}, {cores} cores, "
-            f"{mem}; Python {platform.python_version()}, numpy {numpy.__version__}, "
+            f"{mem}; CPU {cpu_summary()}; Python {platform.python_version()}, numpy {numpy.__version__}, "
             f"scipy {scipy.__version__}, sketchrec {sketchrec.__version__}")
 
 

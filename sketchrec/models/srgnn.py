@@ -35,6 +35,7 @@ from sketchrec.models._table_adam import TableAdam
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models._checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from sketchrec.models.base import Recommender
+from sketchrec.precision import use_bf16
 from sketchrec._memory import trim_heap
 
 log = logging.getLogger(__name__)
@@ -397,7 +398,9 @@ class SRGNN(Recommender):
     """SR-GNN. Parameters: hidden, step, epochs (at most), batch_size, lr, lr_decay_every
     (epochs), lr_decay, l2 (Adam weight decay), max_len (clicks kept per prefix), patience
     (epochs without a better validation MRR@20 before stopping), bf16 (autocast the network in training; scoring stays float32),
-    bf16_attention (TAGNN: only the target attention's GEMMs take bf16 operands in training),
+    bf16_attention (TAGNN: only the target attention's GEMMs take bf16 operands in training);
+    both bf16 options default to "auto": on where the CPU computes bf16 natively (AVX-512 BF16
+    or AMX), off where it would be emulated and many times slower (`sketchrec.precision`),
     seed, threads, progress."""
 
     target_aware = False
@@ -405,7 +408,8 @@ class SRGNN(Recommender):
 
     def __init__(self, hidden: int = 100, step: int = 1, epochs: int = 10, batch_size: int = 100,
                  lr: float = 1e-3, lr_decay_every: int = 3, lr_decay: float = 0.1, l2: float = 1e-5,
-                 max_len: int = 50, patience: int = 2, bf16: bool = False, bf16_attention: bool = False,
+                 max_len: int = 50, patience: int = 2, bf16: bool | str = "auto",
+                 bf16_attention: bool | str = "auto",
                  seed: int = 0,
                  threads: int | None = None, progress: bool = True):
         self.hidden = hidden
@@ -443,11 +447,13 @@ class SRGNN(Recommender):
             raise ValueError("SR-GNN needs at least one training session")
         torch.manual_seed(self.seed)
         torch.set_num_threads(self.threads or os.cpu_count() or 1)
-        if self.target_aware and self.bf16_attention:      # the attention kernels' threads too
+        self.bf16_ = use_bf16(self.bf16, f"{type(self).__name__} training")
+        self.bf16_attention_ = self.target_aware and use_bf16(self.bf16_attention, "TAGNN attention")
+        if self.bf16_attention_:      # the attention kernels' threads too
             numba.set_num_threads(min(self.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
         rng = np.random.default_rng(self.seed)
         self.n_items_ = train.n_items
-        self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention)
+        self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention_)
         if init_from is not None:
             self.net_.load_state_dict(init_from.net_.state_dict())
         optimiser = TableAdam(self.net_.parameters(), self.net_.embedding.weight, lr=self.lr, weight_decay=self.l2)
@@ -490,7 +496,7 @@ class SRGNN(Recommender):
                 graphs = session_graphs(prefixes.take(rows), augment=augmentation, rng=rng,
                                         multiple=self._pad_multiple).tensors()
                 t1 = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16_):
                     scores = self.net_(*graphs)
                 loss = softmax_cross_entropy(scores, targets_t[rows])
                 optimiser.zero_grad(set_to_none=True)
@@ -563,7 +569,7 @@ class SRGNN(Recommender):
         return {f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
 
     def _load_extra(self, arrays) -> None:
-        self.net_ = GatedGraphNet(self.n_items_, self.hidden, self.step, self.target_aware, self.bf16_attention)
+        self.net_ = GatedGraphNet(self.n_items_, self.hidden, self.step, self.target_aware)   # scoring only
         self.net_.load_state_dict({k[4:]: torch.from_numpy(arrays[k].copy()) for k in arrays.files
                                    if k.startswith("net.")})
         self.net_.eval()
