@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/sketchrec demo
+	$(VENV)/bin/sketchrec demo $(if $(FULL),--full,)
 
 test: setup
 	$(PY) -m pytest -q

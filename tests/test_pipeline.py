@@ -1,22 +1,11 @@
 """The main jobs end to end on real data (small settings so they stay fast)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sketchrec import pipeline
 from sketchrec.data import registry
 from sketchrec.data.benchmark import SessionBenchmark
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason=f"{SHARED} not present")
-
-
-@pytest.fixture(autouse=True)
-def data_dir(monkeypatch):
-    monkeypatch.setenv("SKETCHREC_DATA", str(SHARED))
-
 
 def small_benchmark() -> SessionBenchmark:
     """RetailRocket with a fifth of its training sessions and 2,000 test pairs."""
@@ -27,6 +16,7 @@ def small_benchmark() -> SessionBenchmark:
                             bench.test_targets[rows], bench.item_ids)
 
 
+@pytest.mark.needs_dataset("retailrocket")
 def test_session_job_tunes_on_validation_and_beats_popularity(monkeypatch):
     monkeypatch.setitem(pipeline.SESSION_GRIDS, "vsknn", {"k": [20, 100], "decay": ["linear"]})
     seen = []
@@ -39,6 +29,7 @@ def test_session_job_tunes_on_validation_and_beats_popularity(monkeypatch):
     assert all(r.n_eval == 2000 and r.score_seconds > 0 for r in run.results)
 
 
+@pytest.mark.needs_dataset("retailrocket", "movielens-100k")
 def test_unknown_model_and_wrong_dataset_kind():
     with pytest.raises(ValueError, match="unknown model"):
         pipeline.session_baselines(small_benchmark(), ["nope"])
@@ -46,6 +37,7 @@ def test_unknown_model_and_wrong_dataset_kind():
         pipeline.load_session_benchmark("movielens-100k")
 
 
+@pytest.mark.needs_dataset("movielens-100k")
 def test_topk_job_on_movielens_ease_beats_popularity():
     inter = registry.load("movielens-100k")
     histories = inter.select(inter.weight >= 4).to_sessions()

@@ -13,17 +13,7 @@ from sketchrec.cli import app
 from sketchrec.data import registry
 from sketchrec.robustness.report import NgramFeatures, RobustnessStudy, labelled_dataset, write_report
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HAS_WORDNET = Path("/usr/share/wordnet/data.verb").exists()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared():
-    if not SHARED.is_dir():
-        pytest.skip(f"staged datasets not found at {SHARED}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(registry.ENV_VAR, str(SHARED))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +29,7 @@ def study_results(ag_news):
     return {"ag-news": study.run("ag-news", *ag_news)}
 
 
+@pytest.mark.needs_dataset("ag-news")
 def test_labelled_dataset_splits():
     train_texts, y_train, test_texts, y_test = labelled_dataset("ag-news", n_train=800)
     assert len(train_texts) == 800 and np.bincount(y_train).tolist() == [200] * 4
@@ -48,6 +39,7 @@ def test_labelled_dataset_splits():
         labelled_dataset("imdb")
 
 
+@pytest.mark.needs_dataset("ag-news")
 def test_study_measures_what_corruption_does(study_results):
     res = study_results["ag-news"]
     assert res["clean"] > 0.6                                           # 4 classes: chance is 0.25
@@ -64,6 +56,7 @@ def test_study_measures_what_corruption_does(study_results):
         assert res["antonym_probe"]["edited"] > 0 and 0 <= res["antonym_probe"]["unchanged"] <= 1
 
 
+@pytest.mark.needs_dataset("ag-news")
 def test_report_writes_tables_and_figures(study_results, tmp_path):
     path = write_report(study_results, tmp_path / "robust.md", command="pytest", model="ngrams")
     text = path.read_text()
@@ -97,6 +90,7 @@ def _csv(path, texts, labels):
     return path
 
 
+@pytest.mark.needs_dataset("sst2")
 def test_cli_report_on_user_files(tmp_path):
     sst = registry.load("sst2", split="train")
     rows = np.random.default_rng(0).choice(len(sst), 1_200, replace=False)

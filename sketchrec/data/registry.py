@@ -1,9 +1,11 @@
 """Dataset registry: what each real dataset is, where its files live, how to load it.
 
 Every dataset is a `DatasetSpec`: its files (relative path -> sha256, size,
-official download URL or None), provenance (source repo@commit, licence,
-citation), the counts its README verified, and a loader that turns the files
-into a typed object (`SessionBenchmark`, `Interactions`, `GraphDataset`, ...).
+official download URL or None, and for re-packed files a `Recipe` that
+rebuilds them from their original files), provenance (source repo@commit,
+licence, citation), the counts its README verified, and a loader that turns
+the files into a typed object (`SessionBenchmark`, `Interactions`,
+`GraphDataset`, ...).
 
 Files are looked up under `data_dir()`: the `SKETCHREC_DATA` environment
 variable, else the user cache folder. The layout under it is the layout of the
@@ -54,6 +56,34 @@ class UnknownDatasetError(KeyError):
 
 
 @dataclass(frozen=True)
+class Source:
+    """An original file a `Recipe` starts from: its URL at a pinned commit, sha256 and size."""
+
+    url: str
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to rebuild a re-packed file exactly from its original `sources`.
+
+    convert : name of a converter in `sketchrec.data.convert.CONVERTERS`.
+    options : (key, value) pairs passed to the converter as keyword arguments
+        (a tuple, so that specs stay immutable and hashable).
+    """
+
+    convert: str
+    sources: tuple[Source, ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
+
+
+def recipe(convert: str, *sources: Source, **options) -> Recipe:
+    """`Recipe(convert, sources, options)` with the options given as keywords."""
+    return Recipe(convert, tuple(sources), tuple(sorted(options.items())))
+
+
+@dataclass(frozen=True)
 class FileSpec:
     """One file of a dataset.
 
@@ -62,6 +92,9 @@ class FileSpec:
         was re-packed (gzipped, tarred, converted) and cannot be fetched as is.
     note : how a url=None file was made / where to get it.
     required : False for files the loader does not need (still verified if present).
+    recipe : for a re-packed file, how `sketchrec.data.download.fetch` rebuilds
+        it from the original files (downloaded, then converted and checked
+        against `sha256`); None when no exact recipe is known.
     """
 
     sha256: str
@@ -69,6 +102,12 @@ class FileSpec:
     url: str | None = None
     note: str = ""
     required: bool = True
+    recipe: Recipe | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        """True if `fetch` can produce the file (as is, or rebuilt by its recipe)."""
+        return self.url is not None or self.recipe is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,14 +145,16 @@ def raw_url(repo: str, commit: str, path: str) -> str:
 
 def file_table(table: str, *, repo: str | None = None, commit: str | None = None,
                remote_path: Callable[[str], str | None] | dict | None = None, note: str = "",
-               optional: bool | tuple = ()) -> dict[str, FileSpec]:
+               optional: bool | tuple = (),
+               recipes: Callable[[str], Recipe | None] | dict | None = None) -> dict[str, FileSpec]:
     """FileSpecs from README checksum lines ("sha256  size  relpath").
 
     With `repo`/`commit`, each file's URL is the raw GitHub URL of
     `remote_path(relpath)` (a callable or dict; default: the file's base name at
     the repository root). A remote path of None, or no repo, gives url=None
     with `note`. Files whose relpath ends with an entry of `optional` (all
-    files if optional=True) are not required by the loader.
+    files if optional=True) are not required by the loader. `recipes` (a
+    callable or dict of relpath -> Recipe) says how to rebuild url=None files.
     """
     out = {}
     for line in table.strip().splitlines():
@@ -128,7 +169,9 @@ def file_table(table: str, *, repo: str | None = None, commit: str | None = None
                 remote = remote_path(rel)
         url = raw_url(repo, commit, remote) if remote is not None else None
         is_optional = optional is True or (bool(optional) and rel.endswith(tuple(optional)))
-        out[rel] = FileSpec(sha, int(size), url, "" if url else note, required=not is_optional)
+        how = None if url or recipes is None else (
+            recipes.get(rel) if isinstance(recipes, dict) else recipes(rel))
+        out[rel] = FileSpec(sha, int(size), url, "" if url else note, required=not is_optional, recipe=how)
     return out
 
 
@@ -275,7 +318,10 @@ def info(name: str, *, data_dir: str | Path | None = None) -> dict:
         present = path.is_file()
         files[rel] = {"present": present, "size": path.stat().st_size if present else None,
                       "expected_size": fs.size, "sha256": fs.sha256, "url": fs.url,
-                      "note": fs.note, "required": fs.required}
+                      "note": fs.note, "required": fs.required,
+                      "recipe": None if fs.recipe is None else {
+                          "convert": fs.recipe.convert, "options": dict(fs.recipe.options),
+                          "sources": [{"url": s.url, "sha256": s.sha256} for s in fs.recipe.sources]}}
     return {"name": spec.name, "family": spec.family, "description": spec.description,
             "source": spec.source, "licence": spec.licence, "citation": spec.citation,
             "counts": dict(spec.counts), "data_dir": str(root), "files": files,
@@ -285,7 +331,8 @@ def info(name: str, *, data_dir: str | Path | None = None) -> dict:
 
 def missing_file_error(spec: DatasetSpec, rel: str, root: Path) -> FileNotFoundError:
     fs = spec.files[rel]
-    how = (f"download it with sketchrec.data.download.fetch({spec.name!r})" if fs.url else
+    how = (f"download it with sketchrec.data.download.fetch({spec.name!r}) or "
+           f"`sketchrec datasets fetch {spec.name}`" if fs.downloadable else
            f"it cannot be downloaded as is ({fs.note}); place it there by hand, see the "
            f"dataset README ({_README_HINT})")
     return FileNotFoundError(

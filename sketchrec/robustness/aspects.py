@@ -14,14 +14,18 @@ whitespace, capitalisation of replaced words is carried over, and a text with no
 eligible unit comes back unchanged. Compose them with `Compose([...])` or `a | b`.
 
 The word lists (misspellings, homophones, keyboard neighbours, Hu & Liu's opinion
-lexicon) are the `wildnlp-resources` dataset, read through the registry.
+lexicon) are WildNLP's own files, shipped as package data in `resources/` (origin, licence
+and checksums in its README): a runtime part of the library, not a dataset to stage, so the
+aspects work on a fresh install. They are byte-identical to the registry's `wildnlp-resources`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 import zlib
+from importlib.resources import files
 
 import numpy as np
 
@@ -30,16 +34,21 @@ _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
 ARTICLES = ("a", "an", "the")
 MARKS = ".,!?;:"
+RESOURCES = files("sketchrec.robustness") / "resources"
+
+
+def _lexicon(name: str) -> frozenset:
+    """Hu & Liu's word list, read as the registry's loader reads it (Latin-1, ';' header lines dropped)."""
+    lines = (RESOURCES / name).read_text(encoding="latin-1").splitlines()
+    return frozenset(w.strip().lower() for w in lines if w.strip() and not w.startswith(";"))
 
 
 @functools.lru_cache(maxsize=1)
 def resources() -> dict:
     """The WildNLP word lists: misspellings, homophones, qwerty (dicts), positive, negative (sets)."""
-    from sketchrec.data import registry
-    r = registry.load("wildnlp-resources")
-    return {"misspellings": r["misspellings"], "homophones": r["homophones"], "qwerty": r["qwerty"],
-            "positive": frozenset(w.lower() for w in r["positive_words"]),
-            "negative": frozenset(w.lower() for w in r["negative_words"])}
+    table = {key: json.loads((RESOURCES / f"{key}.json").read_text(encoding="utf-8"))
+             for key in ("misspellings", "homophones", "qwerty")}
+    return {**table, "positive": _lexicon("positive_words.txt"), "negative": _lexicon("negative_words.txt")}
 
 
 def _match_case(template: str, word: str) -> str:

@@ -13,7 +13,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from sketchrec.data.loaders._parse import read_csv, read_int_pairs, undirected_unique
-from sketchrec.data.registry import DatasetSpec, file_table, register
+from sketchrec.data.convert import PLANETOID_PARTS
+from sketchrec.data.registry import DatasetSpec, Source, file_table, recipe, register
 
 
 @dataclass
@@ -258,12 +259,27 @@ c194a1b990e064315be963d100a2be1f49b1ab419db038e5044566873ff648ee  481457  planet
 8715de5b86b25622a86afce35c3d2f07d090a92ca9dd66d3279c4ab66eb018d3  9874  planetoid/converted/pubmed_split.json
 """, "", dict(nodes=19_717, edges=44_324, classes=3, class_counts=(4_103, 7_739, 7_875), split=(60, 500, 1_000))),
 }
+_PLANETOID_NOTE = ("CSV/npz converted from the Planetoid pickles by the dataset staging (Kipf & Welling node "
+                   "order; see the README)")
+_PUBMED_NOTE = ("; fetch cannot rebuild it: PubMed's raw pickles were not staged (ind.pubmed.allx is in no "
+                "snapshot found), so no sha256 pins them")
+
+
+def _planetoid_recipes(name: str, raw: dict):
+    """converted/<name>_<kind>.* <- the named convert.planetoid_<kind> over the eight raw files
+    (downloaded to planetoid/raw/, read with safe_pickle's numpy/scipy allowlist)."""
+    sources = tuple(Source(fs.url, fs.sha256, fs.size)
+                    for fs in (raw[f"planetoid/raw/ind.{name}.{part}"] for part in PLANETOID_PARTS))
+    return lambda rel: recipe("planetoid-" + rel.rsplit("_", 1)[1].split(".")[0], *sources)
+
+
 for _name, (_converted, _raw, _counts) in _PLANETOID.items():
-    _files = file_table(_converted, note="CSV/npz converted from the Planetoid pickles by the dataset "
-                        "staging (Kipf & Welling node order; see the README)")
-    if _raw:  # the original pickles: downloadable, never unpickled here, so not required
-        _files.update(file_table(_raw, repo="kimiyoung/planetoid", commit="af6abf468a772cc055bec88c52e4d6f51b7c37e3",
-                                 remote_path=lambda rel: "data/" + rel.rsplit("/", 1)[1], optional=True))
+    # the original pickles: downloadable, not required by the loader (it reads converted/)
+    _raw_files = file_table(_raw, repo="kimiyoung/planetoid", commit="af6abf468a772cc055bec88c52e4d6f51b7c37e3",
+                            remote_path=lambda rel: "data/" + rel.rsplit("/", 1)[1], optional=True) if _raw else {}
+    _files = file_table(_converted, note=_PLANETOID_NOTE + ("" if _raw else _PUBMED_NOTE),
+                        recipes=_planetoid_recipes(_name, _raw_files) if _raw else None)
+    _files.update(_raw_files)
     register(DatasetSpec(
         _name, "graph", f"{_name} citation graph with the public Planetoid split"
         + ("" if _raw else " (no node features: ind.pubmed.allx is not available)"), _files,

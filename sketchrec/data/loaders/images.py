@@ -15,7 +15,7 @@ import pyarrow as pa
 import scipy.io
 
 from sketchrec.data.loaders._parse import read_csv
-from sketchrec.data.registry import DatasetSpec, file_table, register
+from sketchrec.data.registry import DatasetSpec, file_table, recipe, register
 
 
 @dataclass
@@ -236,7 +236,11 @@ register(DatasetSpec(
 8e7e58d612958f7d9b0de1931ed68b211703eeb239e808f3d82c5f0837cc0222  2007  images/sklearn-digits/digits.rst
 """, note="member of the scikit-learn 1.9.1 wheel (sklearn/datasets/data/digits.csv.gz, "
         "sklearn/datasets/descr/digits.rst), copied unchanged; copy it from an installed scikit-learn",
-        optional=("digits.rst",)),
+        optional=("digits.rst",), recipes={  # scikit-learn is a dependency: fetch copies (and checks) its files
+            "images/sklearn-digits/digits.csv.gz": recipe("package-file", package="sklearn",
+                                                          path="datasets/data/digits.csv.gz"),
+            "images/sklearn-digits/digits.rst": recipe("package-file", package="sklearn",
+                                                       path="datasets/descr/digits.rst")}),
     "E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. UCI ML repository 1998",
     "BSD-3-Clause (scikit-learn)", "PyPI scikit-learn 1.9.1 wheel",
     dict(images=1_797, class_counts=(178, 182, 177, 183, 181, 182, 181, 179, 174, 180)), load_sklearn_digits))

@@ -14,7 +14,7 @@ from sketchrec.data.idmap import IdMap
 from sketchrec.data.interactions import Interactions
 from sketchrec.data.loaders._parse import read_csv, read_int_lines, read_string_columns
 from sketchrec.data.readers import read_interactions
-from sketchrec.data.registry import DatasetSpec, file_table, register
+from sketchrec.data.registry import DatasetSpec, Source, file_table, raw_url, recipe, register
 from sketchrec.data.sessions import Sessions
 
 
@@ -236,11 +236,20 @@ _SEQ = {
 3c7a13d16fffbb265b1ebea41991f95c8aad8789a6e016733a6166aa26223e6d  786807  sequential-rec/Yelp.txt.gz
 """, dict(users=30_431, items=20_033, interactions=316_354, min_length=5)),
 }
+_ICLREC = ("salesforce/ICLRec", "2890e6c3ff6a22c6699fc19cb863b66786c1cde4")
+_SEQ_SOURCES = {  # (sha256, size) of the unchanged data/<name>.txt; the staged file is `gzip -n -6` of it
+    "beauty": ("226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8", 1090094),
+    "sports": ("2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2", 1707483),
+    "toys": ("176c680c688d497598c4a89a03b402c0fe78d795e5db335c2e78dd5f2d778a3f", 922166),
+    "yelp": ("724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed", 1814224),
+}
 for _name, (_file, _what, _table, _counts) in _SEQ.items():
+    _original = Source(raw_url(*_ICLREC, f"data/{_file[:-3]}"), *_SEQ_SOURCES[_name])
     register(DatasetSpec(
         _name, "sequential", f"{_what} user sequences (5-core, chronological; S3-Rec / ICLRec)",
         file_table(_table, note=f"gzip of the unchanged salesforce/ICLRec data/{_file[:-3]} (its sha256 is "
-                   "in the README); a re-made gzip differs in its header bytes"),
+                   "in the README); a re-made gzip differs in its header bytes",
+                   recipes=lambda rel, src=_original: recipe("gzip", src, level=6)),
         "K. Zhou et al. S3-Rec. CIKM 2020; Y. Chen et al. ICLRec. WWW 2022; R. He, J. McAuley. WWW 2016; "
         "J. McAuley et al. SIGIR 2015", "BSD-3-Clause (ICLRec); Amazon / Yelp data terms",
         "salesforce/ICLRec@2890e6c3ff6a22c6699fc19cb863b66786c1cde4", _counts,

@@ -21,7 +21,7 @@ from sketchrec.data.idmap import IdMap
 from sketchrec.data.interactions import Interactions
 from sketchrec.data.loaders._parse import read_csv, read_int_lines, read_string_columns, split_int_lists
 from sketchrec.data.readers import read_interactions
-from sketchrec.data.registry import DatasetSpec, file_table, register
+from sketchrec.data.registry import DatasetSpec, Source, file_table, raw_url, recipe, register
 from sketchrec.data.sessions import Sessions
 
 log = logging.getLogger(__name__)
@@ -250,8 +250,51 @@ _BENCH_CITATION = ("S. Wu et al. Session-based Recommendation with Graph Neural 
                    "Z. Wang et al. Global Context Enhanced Graph Neural Networks for Session-based "
                    "Recommendation. SIGIR 2020")
 
+# The source pickles (all_train_seq.txt, test.txt) at the commits above: repo, commit, folder,
+# (sha256, size) of each. `fetch` downloads them and rebuilds the staged text files exactly.
+_GCE_GNN = ("CCIIPLab/GCE-GNN", "212575302e42d64b8cf0b9ffe1b71b0db398d5be")
+_BENCH_SOURCES = {
+    "diginetica": (*_GCE_GNN, "datasets/diginetica",
+                   ("55694865221c682aaa9df6cd5a4ddccff5de902334df5605c5767ee464e11365", 4193626),
+                   ("b2b81f9cb22feb2174feeb3e678b9de5e41ff1653bf23cdaf9046e5404f002ff", 1384823)),
+    "nowplaying": (*_GCE_GNN, "datasets/Nowplaying",
+                   ("963019b0853b49273f81ba591b30be600194f74f71f11e8fc4cf549591416052", 3869978),
+                   ("2c51533a05683877c7e696506a410f13216d93886466fd83c3153166829bfcb9", 2462542)),
+    "yoochoose1-64": ("YuhanZhen/WSDM23-DGNNs--for-Session-based-Recommendation",
+                      "a1f246cc2e4914582829fdb15b89b6c0bdbadd81", "datasets/yoochoose1_64",
+                      ("41408f34a4dcfcd406e034fa14e4b2b583d66fedb1b85d1257645797b94988ae", 2379816),
+                      ("3006ec5cb4b695261efd7b2c5780586b0a5e95e948013e356de8fe45188b6375", 1508454)),
+    "retailrocket": ("MSJeinlong/CGENet", "361cab1829696845656c0b3727a837ff7e1d6991", "datasets/retailrocket",
+                     ("f0fc2bed6f2523a4fce2fe75a14f4788865c0461afead1566ba51273438908a4", 2547840),
+                     ("cbbf1693a3c548390177a56227fe119b93b51cd90445c9224fe52ce50e32a400", 594575)),
+}
+_KEVIN = ("kevingodlike/kevin", "de543d33d97658de54730063d3c740ac39480a5e")
+_RAW_ID_SOURCES = {  # gzip -n -6 of these unchanged files
+    "cikm16_test_raw_ids.tsv.gz": Source(raw_url(*_KEVIN, "cmki16_test.txt"),
+                                         "6ea3b160fbcba8e7075c9e35f700227133f43bca6c0b2c2767884aec84c189f7", 2582285),
+    "rsc15_test_raw_ids.tsv.gz": Source(raw_url(*_KEVIN, "rsc15_test.txt"),
+                                        "12a9cfb7af9c3bb8b9bb43d9c505abc7160cd61bdc185964e7e66964ad7d7f7f", 2484938),
+}
+_BENCH_CONVERTERS = {"train_sessions": ("sessions-train", 0), "test_pairs": ("sessions-test-pairs", 1),
+                     "test_sessions": ("sessions-test-sessions", 1)}  # converter, source pickle
+
+
+def _bench_recipes(repo: str, commit: str, folder: str, train: tuple, test: tuple):
+    pickles = [Source(raw_url(repo, commit, f"{folder}/{file}"), *sha_size)
+               for file, sha_size in (("all_train_seq.txt", train), ("test.txt", test))]
+
+    def for_file(rel: str):
+        base = rel.rsplit("/", 1)[1]
+        if base in _RAW_ID_SOURCES:
+            return recipe("gzip", _RAW_ID_SOURCES[base], level=6)
+        convert, which = _BENCH_CONVERTERS[base.split(".")[0]]
+        return recipe(convert, pickles[which])
+    return for_file
+
+
 for _name, (_folder, _source, _what, _licence, _table, _counts) in _BENCH.items():
-    _files = file_table(_table, note=_PICKLE_NOTE, optional=("_raw_ids.tsv.gz",))
+    _files = file_table(_table, note=_PICKLE_NOTE, optional=("_raw_ids.tsv.gz",),
+                        recipes=_bench_recipes(*_BENCH_SOURCES[_name]))
     _files = {rel: replace(fs, note=_RAW_NOTE) if not fs.required else fs for rel, fs in _files.items()}
     register(DatasetSpec(
         _name, "session-benchmark", f"{_what}: SR-GNN-protocol next-item benchmark (train sessions, "
@@ -303,14 +346,17 @@ register(DatasetSpec(
     "otto-de/recsys-dataset@f404284240ac654d0b924b2fabec0aea7b23f168",
     dict(sessions=20, events=862, clicks=800, carts=52, orders=10, items=510), load_otto_sample))
 
+_TRIVAGO_PARQUET = file_table("""
+beaf6164ef2fe26d82a3067418ae1868bad927d89d99483ace8e637e2e1cd028  2786895  trivago-sample/trivago_val_100k.parquet.snappy
+""", repo="RecoHut-Datasets/trivago", commit="22c121d79e2624664e02ace2d86b7b2f2957a6be")
+_parquet = _TRIVAGO_PARQUET["trivago-sample/trivago_val_100k.parquet.snappy"]
 register(DatasetSpec(
     "trivago-sample", "sessions", "trivago RecSys Challenge 2019 session log, first ~100k rows",
-    {**file_table("""
-beaf6164ef2fe26d82a3067418ae1868bad927d89d99483ace8e637e2e1cd028  2786895  trivago-sample/trivago_val_100k.parquet.snappy
-""", repo="RecoHut-Datasets/trivago", commit="22c121d79e2624664e02ace2d86b7b2f2957a6be"),
+    {**_TRIVAGO_PARQUET,
      **file_table("""
 96ac02cff0e43675b766edc2b9f7fb8e5ff211c99410e66233d9d53d8ad87ca3  2123523  trivago-sample/trivago_val_100k.csv.gz
-""", note="the parquet table written as gzipped CSV by the dataset staging", optional=(".csv.gz",))},
+""", note="the parquet table written as gzipped CSV by the dataset staging", optional=(".csv.gz",),
+        recipes=lambda rel: recipe("parquet-csv-gz", Source(_parquet.url, _parquet.sha256, _parquet.size)))},
     "P. Knees et al. RecSys Challenge 2019: Session-based hotel recommendations. RecSys 2019",
     "none stated (trivago's challenge terms)", "RecoHut-Datasets/trivago@22c121d79e2624664e02ace2d86b7b2f2957a6be",
     dict(rows=100_003, sessions=7_612, users=6_593, clickouts=13_597), load_trivago_sample))

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sketchrec.data.loaders._parse import read_csv, read_string_columns
-from sketchrec.data.registry import DatasetSpec, file_table, register
+from sketchrec.data.registry import DatasetSpec, Source, file_table, raw_url, recipe, register
 
 
 @dataclass
@@ -141,7 +141,9 @@ fcd46f967b7b8efd8b5398481dadf873886298d092195167af907fd532e81e1c  193576  text/s
      **file_table("""
 c06f9a3f33af33f5dbc8b322f52a960ab77afe62d8a7f2f83c50807b8961f56b  1446698  text/sst2/train.tsv.gz
 """, note="gzip of the unchanged SST-2/train.tsv of awake020/pytorch_Bert_sst2; a re-made gzip "
-        "differs in its header bytes")},
+        "differs in its header bytes", recipes=lambda rel: recipe("gzip", Source(
+            raw_url("awake020/pytorch_Bert_sst2", "ce2ab1719d32182e6233b24b2de246bd32814fde", "SST-2/train.tsv"),
+            "e981ceb4fe6c9acd1c79851d0d091b9e78103f1f2a399ca83dda27915d41c56c", 3806081), level=9))},
     "R. Socher et al. Recursive Deep Models for Semantic Compositionality Over a Sentiment Treebank. "
     "EMNLP 2013; A. Wang et al. GLUE. ICLR 2019", "none stated in the source repository",
     "awake020/pytorch_Bert_sst2@ce2ab1719d32182e6233b24b2de246bd32814fde",
