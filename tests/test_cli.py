@@ -128,3 +128,17 @@ def test_serve_refuses_a_broken_bundle(tmp_path):
     (tmp_path / "b").mkdir()
     result = runner.invoke(app, ["serve", str(tmp_path / "b")])
     assert result.exit_code == 2 and "not a sketchrec bundle" in " ".join(result.output.split())
+
+
+def test_demo_offline_with_nothing_cached_fails_in_one_line(tmp_path, monkeypatch):
+    import socket
+    with socket.socket() as s:          # a port nothing listens on: the mirror is "offline"
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    monkeypatch.setenv("SKETCHREC_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("SKETCHREC_MIRROR", closed)
+    result = runner.invoke(app, ["demo", "--output", str(tmp_path / "results.md")])
+    assert result.exit_code == 1
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "sketchrec datasets fetch diginetica" in error[0], result.output
+    assert not (tmp_path / "results.md").exists()
