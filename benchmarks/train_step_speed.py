@@ -136,6 +136,15 @@ def render(store: dict) -> str:
             ratio = f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""
             lines.append(f"| {r['what']} | {r['precision']} | {r.get('resolved', '')} | {r['ms']:,.1f} | {ratio} |")
         lines.append("")
+    lines += ["## Earlier: the development machine of 2026-11-23 (native bf16)", "",
+              "Measured with this script's first version (network steps only, median of 5). Its header named "
+              "only \"x86_64, 2 cores\"; docs/srgnn.md records that machine's bf16 GEMMs as AMX / AVX-512 BF16. "
+              "There bf16 was the faster precision, which is why it was the default then:", "",
+              "| what | float32 ms | bf16 autocast ms | bf16 vs float32 |", "|---|---|---|---|",
+              "| EMDE network step, hidden 1024 | 116 | 72 | 0.62x |",
+              "| EMDE network step, hidden 3000 | 490 | 286 | 0.58x |", "",
+              "A default (\"auto\") row and the float32 row of the same model run the same code where bf16 is "
+              "not native; their difference is run-to-run noise.", ""]
     return "\n".join(lines)
 
 

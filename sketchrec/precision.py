@@ -3,8 +3,8 @@
 bf16 autocast halves the bytes every GEMM reads and, on a CPU with native bf16 arithmetic
 (AVX-512 BF16 on Cooper Lake / Zen 4 and later, or AMX tiles on Sapphire Rapids), roughly
 doubles the GEMM rate. Everywhere else, oneDNN and ATen emulate bf16 with conversions
-around float32 arithmetic, and a training step becomes many times *slower*: 20-60x for
-EMDE's network on an AVX2-only AMD EPYC (docs/benchmarks/train_step_speed.md). Most laptops,
+around float32 arithmetic, and a training step becomes many times *slower*: 40-68x for
+EMDE's network and 17x for SR-GNN's on an AVX2-only AMD EPYC (docs/benchmarks/train_step_speed.md). Most laptops,
 most cloud VMs and every AMD CPU before Zen 4 are AVX2-only, so a fixed bf16 default is
 wrong for most users. Every model's bf16 option therefore defaults to "auto":
 
