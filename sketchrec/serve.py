@@ -90,6 +90,9 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
     item_unit = unit(item_vectors.astype(np.float32)) if item_vectors is not None else None
     text_unit = unit(text_vectors.astype(np.float32)) if text_vectors is not None else None
     lock = threading.Lock()          # torch / numba models are called one batch at a time
+    # The first call compiles numba kernels and touches the model's arrays (seconds): pay for it
+    # here, before the service is up, not in a user's first request.
+    model.recommend(Sessions(np.array([0, 1]), np.zeros(1, np.int32), len(items)), k=1)
 
     registry = CollectorRegistry()
     requests = Counter("sketchrec_requests_total", "Requests by endpoint and status", ["endpoint", "status"],
