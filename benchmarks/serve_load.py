@@ -1,30 +1,41 @@
-"""Latency and throughput of `sketchrec serve` on loopback (issue 9).
+"""Throughput, latency and memory of `sketchrec serve` under load, legitimate and hostile (issues 9, 28).
 
-A bundle is built from a model fitted on Diginetica's training sessions (--model: emde,
-iknn, vsknn, pop, sr), the server runs in its own process (uvicorn, 1 worker), and a load
-generator (httpx, asyncio) sends real test prefixes of Diginetica:
+A bundle is built from EMDE fitted on Diginetica's training sessions (or reused: --bundle), the
+server runs as `sketchrec serve` in its own process with an API key from $SKETCHREC_API_KEY, and
+the load comes from locust (headless, FastHttpUser, closed loop: each user sends its next request
+as soon as the last one is answered), in another process. With two or more cores the server is
+pinned to core 0 and locust to core 1 (`taskset`), so the load generator's own CPU does not slow
+the server down; the report says when they had to share.
 
-- single requests one at a time: p50 / p99 latency;
-- single requests from --concurrency clients at once: throughput and latency;
-- batched requests (--batch sessions per request): users scored per second.
+- Legitimate rows: real Diginetica test prefixes, one session per request (1 and 8 users) and
+  batches of 100 and 1,000 sessions (2 users): requests / s, users (sessions) / s, p50 / p99
+  latency, errors (any answer but 200), and the server's RSS before and after each row.
+- Hostile phase: users that send what a careless or hostile client does (bodies over the size
+  limit, with and without the key; random paths; wrong and non-ASCII keys; k far over the limit;
+  results over the work limit; NaN; the largest batch the limits allow; thousands of long unknown
+  ids; the largest profile batch) while a probe polls /health every 100 ms. Reported: answers by
+  kind and status (anything 5xx but 503 is an error), /health latency during the phase, the
+  server's RSS after it against after the warm-up, and the size of /metrics before and after.
 
-Every run counts errors (any non-200 answer or transport failure). Same machine for server
-and client: the client's own CPU use is part of the picture.
-
-    python benchmarks/serve_load.py --model emde --seconds 20
+    python benchmarks/serve_load.py       # the full run: ~4 min plus fitting EMDE; writes docs/benchmarks
+    python benchmarks/serve_load.py --bundle /tmp/dg-emde  # keep the fitted bundle for the next run
+    python benchmarks/serve_load.py --seconds 5 --hostile-seconds 10 --output /tmp/serve_load.md
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
 import platform
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -32,48 +43,97 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sketchrec.bundle import save_bundle  # noqa: E402
+from sketchrec.bundle import load_bundle, save_bundle  # noqa: E402
 from sketchrec.data import registry  # noqa: E402
+from sketchrec.serve import LIMITS, scored_rows  # noqa: E402
 
-OUT = ROOT / "docs" / "benchmarks"
+OUT = ROOT / "docs" / "benchmarks" / "serve_load.md"
 
+# The locust side, written next to the payloads for each run (the driver itself never imports
+# locust: importing it monkey-patches the standard library with gevent).
+LOCUSTFILE = '''
+import json, os, random, uuid
+from collections import Counter
+from locust import FastHttpUser, constant, events, task
 
-def build_bundle(model_name: str, path: Path, threads: int):
-    bench = registry.load("diginetica")
-    from sketchrec.models import MODELS
-    model = MODELS[model_name](epochs=1, threads=threads, progress=False) if model_name == "emde" else \
-        MODELS[model_name]()
-    t0 = time.perf_counter()
-    model.fit(bench.train)
-    fit_s = time.perf_counter() - t0
-    from sketchrec.pipeline import item_id_map
-    ids = item_id_map(bench)
-    save_bundle(path, model, ids, config={"dataset": "diginetica"})
-    prefixes = [[str(ids.keys[int(i)]) for i in bench.test_prefixes.row(r)] for r in range(len(bench.test_targets))]
-    return prefixes, fit_s, type(model).__name__
+DIR = os.environ["SERVE_LOAD_DIR"]
+KEYED = {"X-API-Key": os.environ["SKETCHREC_API_KEY"], "Content-Type": "application/json"}
+NO_KEY = {"Content-Type": "application/json"}
+STATUS = Counter()
 
 
-def model_cost(bundle: Path, args) -> list[tuple]:
-    """(batch, network ms, readout + top-k ms, recommend ms) for EMDE, in-process."""
-    import torch
+def bodies(name):
+    with open(os.path.join(DIR, name), "rb") as fh:
+        return fh.read().split(b"\\n")
 
-    from sketchrec.bundle import load_bundle
-    from sketchrec.eval.report import median_seconds
-    torch.set_num_threads(args.threads)
-    model = load_bundle(bundle).model
-    bench = registry.load("diginetica")
-    out = []
-    for b in args.batches:
-        h = bench.test_prefixes.take(np.arange(b))
 
-        def median_ms(fn):
-            return 1000 * median_seconds(fn)
-        net = median_ms(lambda: model._readout_inputs(h))
-        log_p, kw = model._readout_inputs(h)
-        sel = median_ms(lambda: model._readout.topk(log_p, args.k, **kw))
-        total = median_ms(lambda: model.recommend(h, k=args.k))
-        out.append((b, net, sel, total))
-    return out
+@events.test_stop.add_listener
+def dump(environment, **kwargs):
+    with open(os.path.join(DIR, "status.json"), "w") as fh:
+        json.dump(STATUS, fh)
+
+
+class Scoring(FastHttpUser):
+    """Real test prefixes, one session or one batch per request; anything but 200 is an error."""
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.bodies = bodies(os.environ["SERVE_LOAD_BODIES"])
+        self.i = random.randrange(len(self.bodies))
+
+    @task
+    def recommend(self):
+        self.i = (self.i + 1) % len(self.bodies)
+        with self.client.post("/recommend", data=self.bodies[self.i], headers=KEYED, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+
+
+# (weight, what, method, path ({} -> a random hex string), body file, X-API-Key: the key, none, or this)
+HOSTILE = [
+    (3, "body over the limit", "POST", "/recommend", "hostile_oversized", KEYED),
+    (3, "body over the limit, no key", "POST", "/recommend", "hostile_oversized", NO_KEY),
+    (3, "random path", "GET", "/{}/{}", None, KEYED),
+    (2, "random path, no key", "GET", "/{}", None, NO_KEY),
+    (2, "wrong key", "POST", "/recommend", "hostile_single", {**KEYED, "X-API-Key": "wrong"}),
+    (1, "non-ASCII key", "POST", "/recommend", "hostile_single", {**KEYED, "X-API-Key": "cl\xe9"}),
+    (2, "k = 10^6", "POST", "/recommend", "hostile_huge_k", KEYED),
+    (1, "k = NaN", "POST", "/recommend", "hostile_nan", KEYED),
+    (1, "1,000 sessions x k=1,000", "POST", "/recommend", "hostile_work", KEYED),
+    (1, "largest batch allowed", "POST", "/recommend", "hostile_largest", KEYED),
+    (1, "1,000 long unknown ids", "POST", "/recommend", "hostile_unknown", KEYED),
+    (1, "largest /profile batch", "POST", "/profile", "hostile_profile", KEYED),
+]
+
+
+class Hostile(FastHttpUser):
+    """What careless and hostile clients send; an error is a 5xx other than 503 (busy)."""
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.body = {name: bodies(name)[0] for name in os.listdir(DIR) if name.startswith("hostile_")}
+
+    @task
+    def send(self):
+        _, kind, method, path, body, headers = random.choices(HOSTILE, weights=[h[0] for h in HOSTILE])[0]
+        path = path.format(uuid.uuid4().hex, uuid.uuid4().hex)
+        with self.client.request(method, path, data=self.body.get(body), headers=headers, name=kind,
+                                 catch_response=True) as r:
+            STATUS[f"{kind}|{r.status_code}"] += 1
+            if r.status_code >= 500 and r.status_code != 503:
+                r.failure(f"status {r.status_code}")
+            else:
+                r.success()
+
+
+class Probe(FastHttpUser):
+    """/health every 100 ms: does the service stay responsive?"""
+    wait_time = constant(0.1)
+
+    @task
+    def health(self):
+        self.client.get("/health", name="/health (probe)")
+'''
 
 
 def free_port() -> int:
@@ -82,98 +142,214 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_load(url: str, payloads, concurrency: int, seconds: float) -> dict:
-    import httpx
-    latencies, errors, users = [], 0, 0
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        async def worker(w: int):
-            nonlocal errors, users
-            i = w
-            while time.perf_counter() < stop:
-                body, n_users = payloads[i % len(payloads)]
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/recommend", json=body)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - t0)
-                if ok:
-                    users += n_users
-                else:
-                    errors += 1
-                i += concurrency
+def bundle_and_prefixes(path: Path, threads: int) -> tuple[list[list[str]], int, float | None, str]:
+    """Diginetica's test prefixes as external ids, and an EMDE bundle at `path` (fitted unless
+    one is there already): (prefixes, items, fit seconds or None, model class)."""
+    from sketchrec.pipeline import item_id_map
+    bench = registry.load("diginetica")
+    ids = item_id_map(bench)
+    fit_s = None
+    if not (path / "CURRENT").exists():
+        from sketchrec.models.emde import EMDE
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "requests_per_s": len(lat) / elapsed, "users_per_s": users / elapsed}
+        model = EMDE(epochs=1, threads=threads, progress=False).fit(bench.train)
+        fit_s = time.perf_counter() - t0
+        save_bundle(path, model, ids, config={"dataset": "diginetica"})
+    name = load_bundle(path).manifest["model_class"]
+    keys = ids.keys.to_pylist()
+    prefixes = [[keys[int(i)] for i in bench.test_prefixes.row(r)] for r in range(len(bench.test_targets))]
+    return prefixes, len(keys), fit_s, name
+
+
+def write_payloads(folder: Path, prefixes, n_items: int, args) -> dict[str, tuple[str, int]]:
+    """One JSON body per line, per load; {row name: (file name, sessions per request)}."""
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(prefixes))
+    lines = lambda bodies: b"\n".join(json.dumps(b).encode() for b in bodies)  # noqa: E731
+    rows = {}
+    single = [{"items": prefixes[i], "k": args.k} for i in order[:5000]]
+    (folder / "single.jsonl").write_bytes(lines(single))
+    for b in args.batches:
+        batched = [{"sessions": [prefixes[i] for i in order[s:s + b]], "k": args.k}
+                   for s in range(0, min(len(order), 50 * b), b)]
+        (folder / f"batch{b}.jsonl").write_bytes(lines(batched))
+        rows[b] = (f"batch{b}.jsonl", b)
+    session = prefixes[order[0]]
+    many, size = [], 0                          # the most sessions that fit the server's body limit
+    for i in np.resize(order, 10_000):
+        size += len(json.dumps(prefixes[i])) + 2
+        if size > 0.95 * LIMITS["max_body_bytes"]:
+            break
+        many.append(prefixes[i])
+    hostile = {
+        "oversized": {"items": ["x" * 1000] * 2100, "k": 20},                      # ~2.1 MB
+        "single": {"items": session, "k": args.k},
+        "huge_k": {"items": session, "k": 10 ** 6},
+        "work": {"sessions": many[:1000], "k": 1000},
+        "largest": {"sessions": many[:scored_rows(LIMITS, n_items)], "k": args.k},
+        "unknown": {"sessions": [[f"{'u' * 250}{i}-{j}" for j in range(10)] for i in range(100)], "k": args.k},
+        "profile": {"sessions": many},
+    }
+    for name, body in hostile.items():
+        (folder / f"hostile_{name}").write_bytes(json.dumps(body).encode())
+    (folder / "hostile_nan").write_bytes(b'{"items": ["1"], "k": NaN}')
+    (folder / "locustfile.py").write_text(LOCUSTFILE)
+    return rows
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+    return psutil.Process(pid).memory_info().rss / 2 ** 20
+
+
+def run_locust(folder: Path, url: str, users: list[str], n_users: int, seconds: float, pin: list[str],
+               env: dict) -> list[dict]:
+    """A headless locust run; its per-request-name stats (locust's JSON)."""
+    out = folder / "stats.json"
+    out.unlink(missing_ok=True)
+    cmd = [*pin, str(Path(sys.executable).parent / "locust"), "-f", str(folder / "locustfile.py"), "--headless",
+           "-u", str(n_users), "-r", str(n_users), "-t", f"{seconds:g}s", "--host", url, "--only-summary",
+           "--stop-timeout", "30", "--loglevel", "ERROR", "--json-file", str(out.with_suffix("")), *users]
+    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=seconds + 120)
+    if not out.exists():
+        raise RuntimeError(f"locust wrote no stats (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(out.read_text())
+
+
+def summarize(entry: dict, per_request: int = 1) -> dict:
+    """Counts, rates and percentiles of one locust stats entry (its response-time histogram, ms)."""
+    times = sorted((float(ms), n) for ms, n in entry["response_times"].items())
+    values, counts = np.array([t for t, _ in times]), np.cumsum([n for _, n in times])
+    pct = lambda q: float(values[np.searchsorted(counts, q * counts[-1])]) if len(values) else np.nan  # noqa: E731
+    span = max(entry["last_request_timestamp"] - entry["start_time"], 1e-9)
+    n, failed = entry["num_requests"], entry["num_failures"]
+    return {"requests": n, "errors": failed, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "requests_per_s": n / span,
+            "users_per_s": (n - failed) * per_request / span}
+
+
+def wait_for(url: str, server: subprocess.Popen, seconds: float = 600) -> None:
+    import httpx
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not come up in {seconds:g} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="emde", choices=["emde", "iknn", "vsknn", "pop", "sr"])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20, help="per legitimate row")
+    parser.add_argument("--hostile-seconds", type=float, default=60)
+    parser.add_argument("--hostile-users", type=int, default=8)
     parser.add_argument("--batches", nargs="+", type=int, default=[100, 1000])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="for fitting the bundle")
     parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--bundle", type=Path, help="reuse (or build and keep) the bundle here")
+    parser.add_argument("--output", type=Path, default=OUT)
     args = parser.parse_args()
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        pin_server, pin_load, pinned = [], [], "server and load generator share the cores (no taskset or one core)"
+    else:
+        pin_server, pin_load, pinned = ["taskset", "-c", "0"], ["taskset", "-c", "1"], \
+            "server pinned to core 0, locust to core 1 (`taskset`)"
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = Path(tmp) / "bundle"
-        prefixes, fit_s, model_name = build_bundle(args.model, bundle, args.threads)
-        port = free_port()
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        server = subprocess.Popen([sys.executable, "-m", "sketchrec.cli", "serve", str(bundle), "--port", str(port)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        folder = Path(tmp)
+        bundle = args.bundle or folder / "bundle"
+        prefixes, n_items, fit_s, model_name = bundle_and_prefixes(bundle, args.threads)
+        batch_files = write_payloads(folder, prefixes, n_items, args)
+        port, key = free_port(), secrets.token_urlsafe(24)
         url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "SKETCHREC_API_KEY": key, "SERVE_LOAD_DIR": str(folder), "OMP_NUM_THREADS": "1",
+               "NUMBA_NUM_THREADS": "1"}
+        server = subprocess.Popen([*pin_server, sys.executable, "-m", "sketchrec.cli", "serve", str(bundle),
+                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        rows, rss = [], {}
         try:
             import httpx
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            rng = np.random.default_rng(0)
-            order = rng.permutation(len(prefixes))
-            single = [({"items": prefixes[i], "k": args.k}, 1) for i in order[:5000]]
-            rows = []
-            rows.append(("single, 1 client", asyncio.run(run_load(url, single, 1, args.seconds))))
-            rows.append((f"single, {args.concurrency} clients",
-                         asyncio.run(run_load(url, single, args.concurrency, args.seconds))))
-            for b in args.batches:
-                batched = [({"sessions": [prefixes[i] for i in order[s:s + b]], "k": args.k}, b)
-                           for s in range(0, min(len(order), 50 * b), b)]
-                rows.append((f"batches of {b}, 2 clients", asyncio.run(run_load(url, batched, 2, args.seconds))))
+            wait_for(url, server)
+            rss["started"] = rss_mb(server.pid)
+            keyed = {"X-API-Key": key}
+            for body in [{"items": p, "k": args.k} for p in prefixes[:50]] + \
+                        [{"sessions": prefixes[:b], "k": args.k} for b in args.batches]:
+                httpx.post(f"{url}/recommend", json=body, headers=keyed, timeout=60).raise_for_status()
+            rss["warm"] = rss_mb(server.pid)
+            loads = [(f"single session, {n} user{'s' * (n > 1)}", "single.jsonl", n, 1) for n in (1, 8)]
+            loads += [(f"batches of {b:,}, 2 users", batch_files[b][0], 2, b) for b in args.batches]
+            for name, bodies, n_users, per_request in loads:
+                before = rss_mb(server.pid)
+                stats = run_locust(folder, url, ["Scoring"], n_users, args.seconds, pin_load,
+                                   {**env, "SERVE_LOAD_BODIES": bodies})
+                entry = next(e for e in stats if e["name"] == "/recommend")
+                rows.append((name, summarize(entry, per_request), before, rss_mb(server.pid)))
+            rss["after legitimate load"] = rss_mb(server.pid)
+            metrics_before = len(httpx.get(f"{url}/metrics", headers=keyed).content)
+            stats = run_locust(folder, url, ["Hostile", "Probe"], args.hostile_users + 1, args.hostile_seconds,
+                               pin_load, env)
+            rss["after hostile"] = rss_mb(server.pid)
+            time.sleep(5)
+            rss["after hostile + 5 s idle"] = rss_mb(server.pid)
+            metrics_after = len(httpx.get(f"{url}/metrics", headers=keyed).content)
+            after = httpx.post(f"{url}/recommend", json={"items": prefixes[0], "k": args.k}, headers=keyed)
+            statuses = json.loads((folder / "status.json").read_text())
         finally:
             server.terminate()
             server.wait(timeout=30)
-        in_process = model_cost(bundle, args) if args.model == "emde" else []
-    lines = ["# Serving: latency and throughput on loopback", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores "
-             "(server and load generator share them). Command: `python benchmarks/serve_load.py --model "
-             f"{args.model} --seconds {args.seconds:g}`.", "",
-             f"Bundle: {model_name} fitted on Diginetica's training sessions ({fit_s:.0f} s); 43,097 items; requests "
-             f"are real Diginetica test prefixes, top-{args.k} over all items; uvicorn, 1 worker, "
-             f"{args.threads} threads. {args.seconds:g} s per row.", "",
-             "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s |", "|---|---|---|---|---|---|---|"]
-    for name, r in rows:
-        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['requests_per_s']:,.0f} | {r['users_per_s']:,.0f} |")
-    if in_process:
-        lines += ["", "The model alone, in this process with no HTTP (median of 5; the server was stopped): where a "
-                  "batch's time goes.", "",
-                  "| sessions per call | network (sketches -> predicted log-sketches) ms | readout + top-k ms | "
-                  "recommend ms | users / s |", "|---|---|---|---|---|"]
-        lines += [f"| {b:,} | {net:.0f} | {sel:.0f} | {total:.0f} | {b / total * 1000:,.0f} |"
-                  for b, net, sel, total in in_process]
-    lines += ["", "Targets (issue 9): p99 under 20 ms for a single request; at least 10,000 users / s with batching."]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serve_load.md").write_text("\n".join(lines) + "\n")
+    hostile = {e["name"]: summarize(e) for e in stats}
+    probe = hostile.pop("/health (probe)")
+    by_kind = defaultdict(dict)
+    for kind_status, n in statuses.items():
+        kind, status = kind_status.rsplit("|", 1)
+        by_kind[kind][status] = n
+    total_s = time.perf_counter() - t_start
+    write_report(args, rows, rss, hostile, by_kind, probe, (metrics_before, metrics_after), after.status_code,
+                 fit_s, model_name, len(prefixes), pinned, total_s)
+
+
+def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_after, fit_s, model_name, n_prefixes,
+                 pinned, total_s) -> None:
+    command = "python benchmarks/serve_load.py" + (f" --seconds {args.seconds:g}" if args.seconds != 20 else "") + \
+        (f" --hostile-seconds {args.hostile_seconds:g}" if args.hostile_seconds != 60 else "")
+    built = f"fitted on Diginetica's training sessions in {fit_s:.0f} s" if fit_s else f"reused from {args.bundle}"
+    lines = ["# Serving under load: legitimate and hostile traffic", "",
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores; "
+             f"{pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
+             f"Bundle: {model_name} {built}; requests are real Diginetica test prefixes ({n_prefixes:,}), "
+             f"top-{args.k} over all items, with the API key from $SKETCHREC_API_KEY; `sketchrec serve` (uvicorn, "
+             f"1 worker, 1 model thread). Load: locust, headless, closed loop, {args.seconds:g} s per row. "
+             "Latencies are locust's (rounded to 10 ms above 100 ms, to 100 ms above 1 s).", "",
+             "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s | server RSS before -> "
+             "after MB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r, before, after in rows:
+        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+                     f"{r['requests_per_s']:,.0f} | {r['users_per_s']:,.0f} | {before:,.0f} -> {after:,.0f} |")
+    lines += ["", f"## Hostile traffic: {args.hostile_users} users for {args.hostile_seconds:g} s, and a /health "
+              "probe", "", "| request | sent | answers by status | errors (5xx but 503) | p50 ms | p99 ms |",
+              "|---|---|---|---|---|---|"]
+    for kind in sorted(hostile):
+        r = hostile[kind]
+        answers = ", ".join(f"{s}: {n:,}" for s, n in sorted(by_kind.get(kind, {}).items()))
+        lines.append(f"| {kind} | {r['requests']:,} | {answers} | {r['errors']} | {r['p50_ms']:.0f} | "
+                     f"{r['p99_ms']:.0f} |")
+    lines += ["", f"/health during the phase: {probe['requests']:,} probes, {probe['errors']} errors, p50 "
+              f"{probe['p50_ms']:.0f} ms, p99 {probe['p99_ms']:.0f} ms. /metrics: {metrics_size[0]:,} bytes before, "
+              f"{metrics_size[1]:,} after. A legitimate request after the phase: {status_after}.", "",
+              "Server RSS (MB): " + "; ".join(f"{k} {v:,.0f}" for k, v in rss.items()) + ". After the hostile "
+              f"phase it is {rss['after hostile + 5 s idle'] - rss['warm']:+,.0f} MB against after the warm-up.", "",
+              "Targets (issue 9): p99 under 20 ms for a single request; at least 10,000 users / s with batching. "
+              "Issue 28: no 5xx but 503 under hostile traffic, /health answered throughout, /metrics and RSS "
+              "bounded."]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

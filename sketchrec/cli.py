@@ -103,19 +103,21 @@ def data_inspect(
     session_gap: Optional[float] = typer.Option(None, help="Split users into sessions at gaps of this many minutes."),
     on_bad_rows: str = typer.Option("skip", help="'skip' (report bad rows) or 'raise'."),
 ):
-    """Rows, sessions, items and bad rows of an event file."""
+    """Rows, sessions, items and bad rows of an event file (rows read = rows kept + bad rows)."""
+    from rich.markup import escape
+
     from sketchrec.data import DataValidationError, read_interactions
     t0 = time.perf_counter()
     try:
         inter = read_interactions(path, user=user, item=item, timestamp=timestamp, event=event,
                                   weight=weight, delimiter=delimiter, on_bad_rows=on_bad_rows)
-    except (DataValidationError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
     seconds = time.perf_counter() - t0
     sessions = inter.to_sessions(gap_seconds=session_gap * 60 if session_gap else None)
     lengths = sessions.lengths
-    table = Table(title=path, show_header=False)
+    table = Table(title=escape(path), show_header=False)
     for k, v in [("rows read", f"{inter.report.rows_read:,}"), ("rows kept", f"{len(inter):,}"),
                  ("bad rows", f"{inter.report.n_bad:,} {inter.report.counts_by_column() or ''}"),
                  ("users / session ids", f"{inter.n_users:,}"), ("sessions", f"{len(sessions):,}"),
@@ -124,10 +126,15 @@ def data_inspect(
                   f"{lengths.mean():.2f} / {int(np.median(lengths))} / {lengths.max()}"
                   if len(lengths) else "-"),
                  ("read seconds", f"{seconds:.2f}")]:
-        table.add_row(k, v)
+        table.add_row(k, escape(v))
     console.print(table)
-    if inter.report.n_bad:
-        console.print(inter.report.summary())
+    report = inter.report
+    if report.n_bad:
+        console.print(escape(report.summary()))
+        for i in range(min(10, report.n_bad)):
+            console.print(f"  {escape(report.where(i))}: {escape(report.problem(i))}")
+        if report.n_bad > 10:
+            console.print(f"  ... and {report.n_bad - 10:,} more")
 
 
 # -- embeddings ---------------------------------------------------------------------
@@ -491,23 +498,61 @@ def robustness_report(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     bundle: Path = typer.Argument(..., help="A model bundle (sketchrec.bundle.save_bundle)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
+    api_key_file: Optional[Path] = typer.Option(None, help="Require the X-API-Key header to equal this file's "
+                                                           "content (first line)."),
     api_key: Optional[str] = typer.Option(None, envvar="SKETCHREC_API_KEY",
-                                          help="Require this X-API-Key header (or set SKETCHREC_API_KEY)."),
+                                          help="Require this X-API-Key header. Prefer $SKETCHREC_API_KEY or "
+                                               "--api-key-file: a command-line value is visible to anyone in `ps`."),
+    limit: list[str] = typer.Option([], help="Override a request limit, NAME=VALUE (repeatable; see "
+                                             "sketchrec.serve.LIMITS), e.g. --limit max_body_bytes=4194304."),
 ):
-    """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /health, /metrics (docs at /docs)."""
+    """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /explain, /health, /metrics
+    (docs at /docs). Requests are bounded in size, work and time (sketchrec.serve.LIMITS)."""
     from sketchrec.bundle import BundleError, load_bundle
+    from sketchrec.serve import LIMITS
     from sketchrec.serve import serve as run
+
+    def fail(message: str):
+        from rich.markup import escape
+        console.print(f"[red]error:[/] {escape(message)}")
+        raise typer.Exit(code=2)
+
+    if api_key_file is not None:
+        if api_key is not None:
+            fail("give the API key once: --api-key-file, --api-key or $SKETCHREC_API_KEY")
+        try:
+            lines = api_key_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            fail(f"cannot read the API key file {api_key_file}: {err}")
+        api_key = lines[0].strip() if lines else ""
+    if api_key is not None and not api_key.strip():
+        fail("the API key is empty")
+    source = getattr(ctx.get_parameter_source("api_key"), "name", None)     # (typer vendors its own click)
+    if api_key is not None and source == "COMMANDLINE":
+        console.print("[yellow]warning:[/] --api-key is visible to every user of this machine in `ps`; "
+                      "use --api-key-file or $SKETCHREC_API_KEY")
+    limits = {}
+    for item in limit:
+        name, _, value = item.partition("=")
+        if name not in LIMITS or not value:
+            fail(f"--limit {item!r}: expected NAME=VALUE with NAME one of {', '.join(LIMITS)}")
+        try:
+            limits[name] = type(LIMITS[name])(value)
+        except ValueError:
+            fail(f"--limit {item!r}: {value!r} is not a {type(LIMITS[name]).__name__}")
     try:
         loaded = load_bundle(bundle)
     except BundleError as err:
-        console.print(f"[red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+        fail(str(err))
+    if loaded.items is None:
+        fail(f"{bundle}: the bundle has no item ids and cannot be served")
     console.print(f"serving {loaded.manifest['model_class']} ({loaded.path.name}) on http://{host}:{port} "
-                  "(OpenAPI docs at /docs)")
-    run(loaded, host=host, port=port, api_key=api_key)
+                  f"(OpenAPI docs at /docs{'; X-API-Key required' if api_key is not None else ''})")
+    run(loaded, host=host, port=port, api_key=api_key, limits=limits)
 
 
 @app.command()
@@ -584,6 +629,32 @@ def _run_session_job(dataset, models, tune, max_test_pairs, output, keep_models=
                           + f"{results_markdown(run.results, metrics)}\n")
         console.print(f"table written to {output}")
     return bench, run
+
+
+# -- bundles ----------------------------------------------------------------------------
+
+bundle_app = typer.Typer(help="Model and search bundles: housekeeping.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("gc")
+def bundle_gc(
+    path: Path = typer.Argument(..., help="A bundle directory (sketchrec.bundle.save_bundle, or a search bundle)."),
+    keep: int = typer.Option(2, min=1, help="Complete versions kept; the current one always is."),
+    min_age: Optional[float] = typer.Option(None, min=0, help="Seconds since its last change before a partial "
+                                            "version no process is writing counts as stale (default: "
+                                            "sketchrec.bundle.STALE_AFTER, 10)."),
+):
+    """Remove what aborted saves left (`.partial` versions no live process is writing) and versions beyond --keep."""
+    from sketchrec.bundle import STALE_AFTER, BundleError, collect_garbage
+    try:
+        removed = collect_garbage(path, keep_versions=keep, min_age=STALE_AFTER if min_age is None else min_age)
+    except BundleError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    for where, size in removed:
+        console.print(f"removed {where} ({size / 1e6:.1f} MB)")
+    console.print(f"{len(removed)} removed, {sum(size for _, size in removed) / 1e6:.1f} MB freed")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,9 +116,11 @@ def test_malformed_line_raises_with_line_number_and_skip_reports_it(tmp_path):
     assert err.value.line == 3 and "Expected Number of Columns" in str(err.value)
     inter = read(path, on_bad_rows="skip")
     assert len(inter) == 2
-    assert [line for line, _ in inter.report.malformed] == [3]
+    rep = inter.report
     # the bad timestamp sits on line 5: the skipped malformed line 3 is accounted for
-    assert inter.report.bad_lines.tolist() == [5]
+    assert rep.bad_lines.tolist() == [3, 5] and rep.reasons.tolist() == [0, 4]
+    assert "Expected Number of Columns" in rep.messages[0]
+    assert rep.rows_read == 4 == rep.rows_kept + rep.n_bad
 
 
 def test_missing_column_and_file_errors(tmp_path):

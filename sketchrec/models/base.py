@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import types
+import typing
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -28,6 +31,10 @@ class Recommender(ABC):
 
     #: learned attributes saved by `save` (numpy arrays, scipy CSR matrices or ints)
     _state: tuple[str, ...] = ()
+    #: the values a parameter may take when they are few, and (low, high) inclusive bounds of
+    #: numeric ones (None: open); `check_params` enforces them, with ``__init__``'s annotations
+    _param_choices: dict[str, tuple] = {}
+    _param_bounds: dict[str, tuple] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -50,6 +57,41 @@ class Recommender(ABC):
                                  f"it has {self._param_names()}")
             setattr(self, name, value)
         return self
+
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        """Refuse, with a ValueError naming the parameter, what ``cls(**params)`` should not be
+        built from: a name ``__init__`` does not take, a required one missing, a value of the
+        wrong type (by the annotation, or else the default's type), a float that is not finite,
+        a value outside `_param_choices` or `_param_bounds`. Values are as JSON gives them back
+        (lists for tuples): a saved model's parameters are checked before any of its arrays is used."""
+        if not isinstance(params, dict):
+            raise ValueError(f"{cls.__name__} parameters must be a mapping, not {type(params).__name__}")
+        signature = inspect.signature(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)
+        accepted = [p for p in signature.parameters.values() if p.name != "self"]
+        unknown = sorted(set(params) - {p.name for p in accepted})
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no parameter {unknown[0]!r}; it has {[p.name for p in accepted]}")
+        for p in accepted:
+            if p.name not in params:
+                if p.default is inspect.Parameter.empty:
+                    raise ValueError(f"{cls.__name__} parameter {p.name!r} is missing")
+                continue
+            value = params[p.name]
+            hint = hints.get(p.name) or _default_hint(p.default)
+            if not _fits(value, hint):
+                expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+                raise ValueError(f"{cls.__name__} parameter {p.name}={value!r}: wrong type (expected {expected})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{cls.__name__} parameter {p.name}={value!r} is not a finite number")
+            choices = cls._param_choices.get(p.name)
+            if choices is not None and value not in choices:
+                raise ValueError(f"{cls.__name__} parameter {p.name}={value!r} is not one of {choices}")
+            low, high = cls._param_bounds.get(p.name, (None, None))
+            if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+                raise ValueError(f"{cls.__name__} parameter {p.name}={value!r} lies outside "
+                                 f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -155,6 +197,31 @@ def model_class(name: str) -> type[Recommender]:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def _fits(value, hint) -> bool:
+    """Whether a JSON value fits a parameter annotation: integers are floats too, booleans are
+    not numbers, a tuple annotation takes a list."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is typing.Any:
+        return True
+    if hint in (int, float):
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint) or hint
+    if origin in (tuple, list):
+        kinds = [h for h in typing.get_args(hint) if h is not Ellipsis]
+        return isinstance(value, (list, tuple)) and (not kinds or all(any(_fits(v, h) for h in kinds) for v in value))
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+def _default_hint(default):
+    """The annotation an unannotated parameter implies: its default's type (a tuple of the
+    default's element types for a tuple; anything for None)."""
+    if isinstance(default, tuple):
+        kinds = tuple({type(v) for v in default})
+        return tuple[typing.Union[kinds], ...] if kinds else tuple
+    return typing.Any if default is None else type(default)
 
 
 def _json_scalar(value):

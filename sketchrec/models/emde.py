@@ -171,6 +171,14 @@ class EMDE(Recommender):
     threads : torch threads (default: all cores).
     """
 
+    _param_choices = {"bias": ("quantile", "median"), "target": ("next", "holdout"), "target_view": ("all", "liked"),
+                      "readout": ("bayes", "mean"), "bf16": (True, False, "auto")}
+    _param_bounds = {"n_sketches": (1, None), "n_bits": (1, 30), "decay": (0, 1), "cleora_dim": (1, None),
+                     "holdout_share": (0, 1), "hidden": (1, None), "n_blocks": (0, None), "dropout": (0, 1),
+                     "epochs": (0, None), "batch_size": (1, None), "lr": (0, None), "weight_decay": (0, None),
+                     "lr_decay": (0, None), "max_prefix": (0, None), "prior": (0, None), "seed": (0, None),
+                     "threads": (1, None)}
+
     def __init__(self, inputs=("all:cleora:1", "all:cleora:3", "last:cleora:1"),
                  outputs=("cleora:1", "cleora:3"), n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile",
                  decay: float | None = 0.9, like_threshold: float = 4.0, cleora_dim: int = 256,

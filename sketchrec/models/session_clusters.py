@@ -24,6 +24,9 @@ class ClusteredSessions(Recommender):
     """base : a fitted SRGNN / TAGNN. Parameters: n_clusters, fine_tune_epochs, fine_tune_lr,
     min_cluster_prefixes (smaller clusters keep the shared model), seed, progress."""
 
+    _param_bounds = {"n_clusters": (1, None), "fine_tune_epochs": (0, None), "fine_tune_lr": (0, None),
+                     "min_cluster_prefixes": (0, None), "seed": (0, None)}
+
     def __init__(self, n_clusters: int = 4, fine_tune_epochs: int = 1, fine_tune_lr: float = 1e-4,
                  min_cluster_prefixes: int = 1000, seed: int = 0, progress: bool = True):
         self.n_clusters = n_clusters

@@ -405,6 +405,10 @@ class SRGNN(Recommender):
 
     target_aware = False
     _pad_multiple = PAD_MULTIPLE
+    _param_choices = {"bf16": (True, False, "auto"), "bf16_attention": (True, False, "auto")}
+    _param_bounds = {"hidden": (1, None), "step": (0, None), "epochs": (0, None), "batch_size": (1, None),
+                     "lr": (0, None), "lr_decay_every": (1, None), "lr_decay": (0, None), "l2": (0, None),
+                     "max_len": (1, None), "patience": (0, None), "seed": (0, None), "threads": (1, None)}
 
     def __init__(self, hidden: int = 100, step: int = 1, epochs: int = 10, batch_size: int = 100,
                  lr: float = 1e-3, lr_decay_every: int = 3, lr_decay: float = 0.1, l2: float = 1e-5,

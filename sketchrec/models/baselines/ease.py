@@ -23,6 +23,7 @@ class EASE(Recommender):
     """
 
     _state = ("weights_",)
+    _param_bounds = {"lam": (0, None), "max_items": (1, None)}
 
     def __init__(self, lam: float = 500.0, max_items: int = 30_000):
         self.lam = lam

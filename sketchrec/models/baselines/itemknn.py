@@ -28,6 +28,8 @@ class ItemKNN(Recommender):
     """
 
     _state = ("similarity_", "popularity_")
+    _param_choices = {"history": ("last", "all")}
+    _param_bounds = {"neighbours": (0, None), "alpha": (0, 1), "lam": (0, None)}
 
     def __init__(self, neighbours: int = 100, alpha: float = 0.5, lam: float = 0.0,
                  history: str = "last", backfill: bool = True):

@@ -26,6 +26,8 @@ class SequentialRules(Recommender):
     """
 
     _state = ("rules_", "popularity_")
+    _param_choices = {"weighting": ("div", "linear", "same")}
+    _param_bounds = {"steps": (1, None), "prune": (0, None)}
 
     def __init__(self, steps: int = 10, weighting: str = "div", prune: int = 0,
                  backfill: bool = True):

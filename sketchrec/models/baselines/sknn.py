@@ -57,6 +57,8 @@ class SessionKNN(Recommender):
     """
 
     _state = ("sessions_", "recency_", "norm_", "popularity_")
+    _param_choices = {"similarity": ("cosine", "dot"), "decay": DECAYS}
+    _param_bounds = {"k": (1, None), "sample_size": (0, None), "batch_size": (1, None)}
 
     def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine",
                  decay: str = "none", batch_size: int = 512, backfill: bool = True):
