@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from sketchrec.bundle import load_bundle, save_bundle  # noqa: E402
 from sketchrec.data import registry  # noqa: E402
+from sketchrec.precision import cpu_summary  # noqa: E402
 from sketchrec.serve import LIMITS, scored_rows  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks" / "serve_load.md"
@@ -321,7 +322,7 @@ def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_
     built = f"fitted on Diginetica's training sessions in {fit_s:.0f} s" if fit_s else f"reused from {args.bundle}"
     lines = ["# Serving under load: legitimate and hostile traffic", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores; "
-             f"{pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
+             f"CPU {cpu_summary()}; {pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
              f"Bundle: {model_name} {built}; requests are real Diginetica test prefixes ({n_prefixes:,}), "
              f"top-{args.k} over all items, with the API key from $SKETCHREC_API_KEY; `sketchrec serve` (uvicorn, "
              f"1 worker, 1 model thread). Load: locust, headless, closed loop, {args.seconds:g} s per row. "
