@@ -47,54 +47,44 @@ STORE = OUT.with_suffix(".json")
 PRECISIONS = (("float32", False), ("bf16 autocast", True))
 
 
-def timed_step(step, slow: bool) -> float:
-    """Median seconds of `step`; fewer repeats when emulated bf16 makes one step take seconds."""
-    return median_seconds(step, repeats=3 if slow else 5)
+def network_step_rows(what: str, net, forward, loss_of) -> list[dict]:
+    """Median ms of forward (under autocast when bf16) + loss + backward + Adam on one batch, in
+    each precision. Fewer repeats when emulated bf16 makes one step take seconds."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rows = []
+    for label, bf16 in PRECISIONS:
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = forward(net)
+            loss = loss_of(out)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        slow = bf16 and not native_bf16()
+        rows.append({"what": what, "precision": label, "ms": 1000 * median_seconds(step, repeats=3 if slow else 5)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def emde_steps() -> list[dict]:
-    rows, batch, n_inputs = [], 512, 3 * 10 * 128
+    batch, n_inputs = 512, 3 * 10 * 128
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, n_inputs, (batch * 60,), generator=g)
     offsets = torch.arange(0, batch * 60 + 1, 60)
     weights = torch.rand(batch * 60, generator=g)
     target = torch.randint(0, 128, (batch, 20, 1), generator=g)
-    for hidden in (1024, 3000):
-        net = SketchNet(n_inputs, hidden, 20, 128, 1)
-        opt = torch.optim.Adam(net.parameters())
-        for label, bf16 in PRECISIONS:
-            def step():
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss = -net(idx, offsets, weights).gather(2, target).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            rows.append({"what": f"EMDE network step, hidden {hidden}", "precision": label,
-                         "ms": 1000 * timed_step(step, bf16 and not native_bf16())})
-            print(rows[-1], flush=True)
-    return rows
+    return [row for hidden in (1024, 3000) for row in network_step_rows(
+        f"EMDE network step, hidden {hidden}", SketchNet(n_inputs, hidden, 20, 128, 1),
+        lambda net: net(idx, offsets, weights), lambda log_p: -log_p.gather(2, target).mean())]
 
 
 def srgnn_steps(bench) -> list[dict]:
     prefixes, targets = expand_prefixes(bench.train)
     rows = np.random.default_rng(0).choice(len(targets), 100, replace=False)
     batch, y = prefixes.take(rows), torch.from_numpy(targets[rows].astype(np.int64))
-    net = GatedGraphNet(bench.n_items, 100, 1)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     tensors = session_graphs(batch).tensors()
-    out = []
-    for label, bf16 in PRECISIONS:
-        def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                scores = net(*tensors)
-            loss = softmax_cross_entropy(scores, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        out.append({"what": f"SR-GNN network step, {bench.n_items:,} items", "precision": label,
-                    "ms": 1000 * timed_step(step, bf16 and not native_bf16())})
-        print(out[-1], flush=True)
-    return out
+    return network_step_rows(f"SR-GNN network step, {bench.n_items:,} items", GatedGraphNet(bench.n_items, 100, 1),
+                             lambda net: net(*tensors), lambda scores: softmax_cross_entropy(scores, y))
 
 
 def fit_rows(bench, n_sessions: int, bf16_batches: int, threads: int) -> list[dict]:

@@ -559,7 +559,7 @@ def serve(
 def demo(
     dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
     full: bool = typer.Option(False, "--full", help="The full job: every baseline's whole validation grid and "
-                                                    "EMDE's full budget (~20 min on 2 cores; `make demo FULL=1`)."),
+                                                    "EMDE's full budget (3 epochs at hidden 1,024; `make demo FULL=1`)."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
     output: Path = typer.Option(Path("runs/demo/results.md"), help="Where to write the results table."),
     emde: bool = typer.Option(True, help="Also train and evaluate EMDE."),

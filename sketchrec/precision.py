@@ -1,8 +1,9 @@
 """Training precision that follows the CPU: bfloat16 only where the hardware computes it.
 
 bf16 autocast halves the bytes every GEMM reads and, on a CPU with native bf16 arithmetic
-(AVX-512 BF16 on Cooper Lake / Zen 4 and later, or AMX tiles on Sapphire Rapids), roughly
-doubles the GEMM rate. Everywhere else, oneDNN and ATen emulate bf16 with conversions
+(AVX-512 BF16 on Cooper Lake / Zen 4 and later, or AMX tiles on Sapphire Rapids), raises
+the GEMM rate: EMDE's network step ran 1.6x faster in bf16 on the earlier development
+machine (AMX / AVX-512 BF16). Everywhere else, oneDNN and ATen emulate bf16 with conversions
 around float32 arithmetic, and a training step becomes many times *slower*: 40-68x for
 EMDE's network and 17x for SR-GNN's on an AVX2-only AMD EPYC (docs/benchmarks/train_step_speed.md). Most laptops,
 most cloud VMs and every AMD CPU before Zen 4 are AVX2-only, so a fixed bf16 default is
