@@ -615,14 +615,18 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
         raise
 
 
-def load_bundle(path: str | Path, verify: bool = True, retries: int = 5, key: str | bytes | None = None) -> Bundle:
+def load_bundle(path: str | Path, verify: bool = True, retries: int = 5, key: str | bytes | None = None,
+                mmap: bool = True) -> Bundle:
     """Read a bundle written by `save_bundle`, refusing (BundleError) anything but what it wrote.
 
     verify=False skips recomputing the files' sha256 (for storage trusted not to change them;
     the seal, sizes, parameters and arrays are checked all the same). key: as for `save_bundle`.
     A save that completes while this reads may delete the version being read; the load then
-    starts again from the new `CURRENT` (up to `retries` times)."""
-    return read_retrying(path, lambda root: _load_version(root, verify, key), retries)
+    starts again from the new `CURRENT` (up to `retries` times).
+    mmap: the model's arrays are views of a copy-on-write memory map of weights.safetensors
+    (`map_safetensors`), shared by every process that loads the same version; False reads them
+    into this process's memory."""
+    return read_retrying(path, lambda root: _load_version(root, verify, key, mmap), retries)
 
 
 def _model_of(where: Path, manifest: dict):
@@ -644,8 +648,9 @@ def _model_of(where: Path, manifest: dict):
     return _REGISTRY[name], params, n_items
 
 
-def _read_arrays(version: Path, files: dict, file: str) -> dict[str, np.ndarray]:
-    """The arrays of a safetensors file of the bundle ({} if it has none), or of strings.json."""
+def _read_arrays(version: Path, files: dict, file: str, mmap: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file of the bundle ({} if it has none; memory-mapped with
+    mmap=True, see `map_safetensors`), or of strings.json."""
     from safetensors.numpy import load_file
     if file not in files:
         return {}
@@ -658,19 +663,74 @@ def _read_arrays(version: Path, files: dict, file: str) -> dict[str, np.ndarray]
                                                  for v in text.values()):
             raise BundleError(f"{version / file}: must be a JSON object of lists of text")
         return {k: np.array(v, dtype=str) for k, v in text.items()}
+    if mmap:
+        return map_safetensors(version / file)
     try:
         return load_file(str(version / file))
     except Exception as err:                             # safetensors raises its own error types
         raise BundleError(f"{version / file}: not a readable safetensors file ({err})") from None
 
 
-def _load_version(root: Path, verify: bool, key) -> Bundle:
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                       "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file as views of one copy-on-write memory map of it.
+
+    Nothing is read until used, and the pages are the operating system's file cache: every
+    process that maps the same file (several server workers, a restarted server) shares one
+    copy of the weights. Writing to an array copies only the touched page, privately; the file
+    never changes. The layout is checked as `safetensors` checks it: a JSON header of
+    {name: {dtype, shape, data_offsets}} after its 8-byte length, tensors filling the data part
+    exactly, without overlap."""
+    where = f"{path}: not a readable safetensors file"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little") if size >= 8 else -1
+            if not 2 <= n <= min(size - 8, 100 << 20):
+                raise BundleError(f"{where} (header length {n} for a file of {size} bytes)")
+            header = json.loads(fh.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{where} ({err})") from None
+    if not isinstance(header, dict):
+        raise BundleError(f"{where} (the header is not a JSON object)")
+    header.pop("__metadata__", None)
+    start, data_size = 8 + n, size - 8 - n
+    spans, arrays = [], {}
+    mapped = np.memmap(path, dtype=np.uint8, mode="c", offset=start, shape=(data_size,)) if data_size else None
+    for name, spec in header.items():
+        try:
+            dtype = np.dtype(_SAFETENSORS_DTYPES[spec["dtype"]])
+            shape = tuple(int(d) for d in spec["shape"])
+            begin, end = (int(x) for x in spec["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise BundleError(f"{where} (tensor {name!r}: bad dtype, shape or offsets)") from None
+        count = int(np.prod(shape, dtype=np.int64))
+        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size or end - begin != count * dtype.itemsize:
+            raise BundleError(f"{where} (tensor {name!r}: offsets {begin}..{end} do not hold {shape} {dtype})")
+        spans.append((begin, end))
+        arrays[name] = (np.asarray(mapped[begin:end]).view(dtype).reshape(shape) if count
+                        else np.zeros(shape, dtype))
+    covered = 0
+    for begin, end in sorted(spans):
+        if begin != covered:
+            raise BundleError(f"{where} (tensors overlap or leave a gap at byte {covered} of the data)")
+        covered = end
+    if covered != data_size:
+        raise BundleError(f"{where} (the tensors end at byte {covered} of {data_size})")
+    return arrays
+
+
+def _load_version(root: Path, verify: bool, key, mmap: bool = True) -> Bundle:
     from sketchrec.data.sessions import Sessions
     from sketchrec.models.base import Recommender
     version, manifest = read_version(root, verify, known_files=MODEL_FILES, key=key)
     cls, params, n_items = _model_of(version / MANIFEST, manifest)
     weights, files = version / "weights.safetensors", manifest["files"]
-    arrays = {**_read_arrays(version, files, "weights.safetensors"), **_read_arrays(version, files, "strings.json")}
+    arrays = {**_read_arrays(version, files, "weights.safetensors", mmap),
+              **_read_arrays(version, files, "strings.json")}
     try:
         expected = expected_arrays(cls(**params), n_items)
     except Exception as err:

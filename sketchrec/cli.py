@@ -509,6 +509,10 @@ def serve(
                                                "--api-key-file: a command-line value is visible to anyone in `ps`."),
     limit: list[str] = typer.Option([], help="Override a request limit, NAME=VALUE (repeatable; see "
                                              "sketchrec.serve.LIMITS), e.g. --limit max_body_bytes=4194304."),
+    workers: int = typer.Option(1, min=1, help="Worker processes sharing the port and one memory-mapped copy "
+                                               "of the model (one per core is the fastest for batches)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Compute threads per worker (default: the cores "
+                                                            "shared out among the workers)."),
 ):
     """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /explain, /health, /metrics
     (docs at /docs). Requests are bounded in size, work and time (sketchrec.serve.LIMITS)."""
@@ -551,8 +555,9 @@ def serve(
     if loaded.items is None:
         fail(f"{bundle}: the bundle has no item ids and cannot be served")
     console.print(f"serving {loaded.manifest['model_class']} ({loaded.path.name}) on http://{host}:{port} "
-                  f"(OpenAPI docs at /docs{'; X-API-Key required' if api_key is not None else ''})")
-    run(loaded, host=host, port=port, api_key=api_key, limits=limits)
+                  f"(OpenAPI docs at /docs{'; X-API-Key required' if api_key is not None else ''}"
+                  f"{f'; {workers} workers' if workers > 1 else ''})")
+    run(loaded, host=host, port=port, api_key=api_key, limits=limits, workers=workers, threads=threads)
 
 
 @app.command()

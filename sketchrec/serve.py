@@ -59,6 +59,9 @@ import asyncio
 import ctypes
 import functools
 import hmac
+import json
+import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -402,12 +405,22 @@ def _release_memory() -> None:
         trim(0)
 
 
+def _use_threads(threads: int | None) -> None:
+    """Compute threads for torch (process-wide) and numba (per calling thread: the model threads)."""
+    if threads:
+        import numba
+        import torch
+        torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 class _Gate:
-    def __init__(self, lim: dict):
+    def __init__(self, lim: dict, threads: int | None = None):
         self.max_inflight, self.slots = lim["max_heavy_inflight"], lim["model_slots"]
         self.queue_timeout, self.timeout = lim["queue_timeout_s"], lim["request_timeout_s"]
         self.inflight = 0
-        self.executor = ThreadPoolExecutor(self.slots, thread_name_prefix="sketchrec-model")
+        self.executor = ThreadPoolExecutor(self.slots, thread_name_prefix="sketchrec-model",
+                                           initializer=_use_threads, initargs=(threads,))
         self._free = None
         self._lock = threading.Lock()
 
@@ -458,7 +471,10 @@ def _docs_assets() -> Path | None:
     return static if (static / "swagger-ui-bundle.js").exists() else None
 
 
-def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: dict | None = None):
+def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: dict | None = None,
+               threads: int | None = None):
+    """The FastAPI app serving `bundle` (a loaded one, or a path to load memory-mapped).
+    threads: compute threads of the model (torch and numba; default: their own defaults)."""
     import orjson
     from fastapi import FastAPI, Security
     from fastapi.exceptions import RequestValidationError
@@ -498,6 +514,16 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
     model.recommend(Sessions(np.array([0, 1]), np.zeros(1, np.int32), n_items), k=1)
 
     registry = CollectorRegistry()
+
+    def exposed() -> CollectorRegistry:
+        """This process's metrics, or every worker's when prometheus_client runs in multiprocess
+        mode (`serve(workers > 1)` sets $PROMETHEUS_MULTIPROC_DIR; the values are then in files there)."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return registry
+        from prometheus_client import multiprocess
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return merged
     requests = Counter("sketchrec_requests_total", "Requests by route template and status", ["endpoint", "status"],
                        registry=registry)
     latency = Histogram("sketchrec_request_seconds", "Request latency by route template", ["endpoint"],
@@ -514,7 +540,7 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
     app = FastAPI(title="sketchrec", version=bundle.manifest.get("sketchrec_version", "?"),
                   description=f"{bundle.manifest.get('model_class')} over {n_items:,} items",
                   docs_url=None, redoc_url=None)
-    gate = _Gate(lim)
+    gate = _Gate(lim, threads)
     models = _request_models(lim, n_items)
     keyed = [Security(APIKeyHeader(name="X-API-Key", auto_error=False))] if api_key is not None else []
 
@@ -601,7 +627,7 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=keyed, responses=errors())
     async def metrics():
-        return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(generate_latest(exposed()).decode(), media_type="text/plain; version=0.0.4")
 
     def heavy(path: str, request_model, response, check=None, extra_errors=()):
         """Register a model endpoint: validated by FastAPI and `check`ed (the limits beyond the schema,
@@ -750,10 +776,50 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
     return app
 
 
+WORKER_ENV = "SKETCHREC_SERVE_WORKER"       # JSON {bundle, limits, threads} for `worker_app`
+
+
 def serve(bundle: Bundle | str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: dict | None = None, max_connections: int = 256) -> None:
-    """Run the service with uvicorn (blocking). Beyond `max_connections` open connections uvicorn
-    itself answers 503."""
+          limits: dict | None = None, max_connections: int = 256, workers: int = 1,
+          threads: int | None = None) -> None:
+    """Run the service with uvicorn (blocking). Beyond `max_connections` open connections per
+    worker uvicorn itself answers 503.
+
+    workers > 1: that many uvicorn worker processes share the listening socket (the kernel hands
+    each new connection to one of them). Each loads the bundle memory-mapped, so the weights are
+    one copy in the page cache for all of them (`sketchrec.bundle.map_safetensors`), and /metrics
+    adds up every worker's counts (prometheus_client's multiprocess mode, in a temporary
+    directory removed at exit). threads: compute threads per worker (torch and numba; default:
+    the cores this process may use, shared out among the workers)."""
     import uvicorn
-    uvicorn.run(create_app(bundle, api_key=api_key, limits=limits), host=host, port=port, log_level="warning",
-                limit_concurrency=max_connections)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    threads = threads or max(1, len(os.sched_getaffinity(0)) // workers)
+    options = dict(host=host, port=port, log_level="warning", limit_concurrency=max_connections)
+    if workers == 1:
+        uvicorn.run(create_app(bundle, api_key=api_key, limits=limits, threads=threads), **options)
+        return
+    root = bundle.path.parent if isinstance(bundle, Bundle) else Path(bundle)
+    with tempfile.TemporaryDirectory(prefix="sketchrec-metrics-") as metrics_dir:
+        env = {WORKER_ENV: json.dumps({"bundle": str(root), "limits": limits or {}, "threads": threads}),
+               "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "NUMBA_NUM_THREADS": str(threads),
+               "OMP_NUM_THREADS": str(threads)}
+        if api_key is not None:
+            env["SKETCHREC_API_KEY"] = api_key            # the workers' environment: not visible in `ps`
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            uvicorn.run("sketchrec.serve:worker_app", factory=True, workers=workers, **options)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def worker_app():
+    """The app of one worker process started by `serve(workers > 1)` (configured by $WORKER_ENV)."""
+    config = json.loads(os.environ[WORKER_ENV])
+    return create_app(config["bundle"], api_key=os.environ.get("SKETCHREC_API_KEY"), limits=config["limits"],
+                      threads=config["threads"])

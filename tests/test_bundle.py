@@ -501,3 +501,57 @@ def test_bundle_gc_removes_stale_partials_and_old_versions(tmp_path, rules):
     assert load_bundle(root).model.n_items_ == N
     result = CliRunner().invoke(app, ["bundle", "gc", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "not a sketchrec bundle" in result.output
+
+
+def test_weights_are_a_shared_copy_on_write_map(tmp_path, emde):
+    """load_bundle maps weights.safetensors: the EMDE network's tensors are views of the map (no
+    copy per process), the arrays are exactly what safetensors reads, and writing to them changes
+    neither the file nor the next load."""
+    import torch
+
+    from sketchrec.bundle import map_safetensors
+    version = save_bundle(tmp_path / "b", emde)
+    weights = version / "weights.safetensors"
+    mapped, read = map_safetensors(weights), load_file(str(weights))
+    assert mapped.keys() == read.keys()
+    for name in read:
+        assert mapped[name].dtype == read[name].dtype and np.array_equal(mapped[name], read[name])
+    model = load_bundle(tmp_path / "b").model
+    w = model.net_.output.weight
+    maps = [m for m in open(f"/proc/{os.getpid()}/maps") if m.rstrip().endswith(str(weights))]
+    spans = [tuple(int(x, 16) for x in m.split()[0].split("-")) for m in maps]
+    assert any(a <= w.data_ptr() < b for a, b in spans), "the network's weights are not in the file's map"
+    before = weights.read_bytes()
+    with torch.no_grad():
+        w.add_(1.0)
+    assert weights.read_bytes() == before
+    again = load_bundle(tmp_path / "b").model
+    assert not torch.equal(again.net_.output.weight, w)
+    assert load_bundle(tmp_path / "b", mmap=False).model.net_.output.weight.data_ptr() != again.net_.output.weight.data_ptr()
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda raw, n: (10 ** 12).to_bytes(8, "little") + raw[8:], "header length"),
+    (lambda raw, n: raw[:8] + b"[" + raw[9:], "not a readable"),
+    (lambda raw, n: raw[:-4], "end at byte|offsets"),
+    (lambda raw, n: raw + b"\0" * 4, "end at byte"),
+    (lambda raw, n: raw.replace(b'"F32"', b'"X32"', 1), "bad dtype"),
+])
+def test_mapped_weights_refuse_bad_layouts(tmp_path, damage, match):
+    from sketchrec.bundle import map_safetensors
+    path = tmp_path / "w.safetensors"
+    save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.arange(4, dtype=np.int64)}, str(path))
+    raw = path.read_bytes()
+    path.write_bytes(damage(raw, int.from_bytes(raw[:8], "little")))
+    with pytest.raises(BundleError, match=match):
+        map_safetensors(path)
+
+
+def test_mapped_weights_refuse_overlapping_tensors(tmp_path):
+    from sketchrec.bundle import map_safetensors
+    header = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode()
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 12)
+    with pytest.raises(BundleError, match="overlap"):
+        map_safetensors(path)

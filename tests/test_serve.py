@@ -323,3 +323,46 @@ def test_demo_tail_bundles_and_answers_over_http(tmp_path):
     out = bundle_and_query(bench, SequentialRules().fit(train), {"MRR@20": 1.0}, tmp_path, n_requests=2)
     assert [r["items"][0] for r in out["responses"]] == ["i5", "i11"]
     assert (tmp_path / "bundle" / "CURRENT").exists() and len(out["latency_ms"]) == 2
+
+
+def test_workers_share_one_mapped_model_and_one_metrics_view(bundle_dir, tmp_path):
+    """`sketchrec serve --workers 2`: two worker processes behind one port, each mapping the same
+    weights file (copy-on-write, so the pages are shared), answering the same scores as the
+    in-process app, and /metrics counting every worker's requests."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+    port = free_port()
+    env = {**os.environ, "SKETCHREC_API_KEY": KEY}
+    server = subprocess.Popen([sys.executable, "-m", "sketchrec.cli", "serve", str(bundle_dir), "--port", str(port),
+                               "--workers", "2", "--threads", "1"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    url, keyed = f"http://127.0.0.1:{port}", {"X-API-Key": KEY}
+    try:
+        for _ in range(600):
+            assert server.poll() is None, server.stderr.read()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = {"sessions": [["sku3", "sku4"], ["sku10"]], "k": 5}
+        answers = [httpx.post(f"{url}/recommend", json=body, headers=keyed, timeout=30).json() for _ in range(12)]
+        assert all(a == answers[0] for a in answers) and answers[0]["results"][0]["items"]
+        workers = [p for p in psutil.Process(server.pid).children(recursive=True)
+                   if any("weights.safetensors" in m.path for m in p.memory_maps())]
+        assert len(workers) == 2
+        for p in workers:
+            mapped = [m for m in p.memory_maps(grouped=False) if m.path.endswith("weights.safetensors")]
+            assert mapped and all(m.perms.startswith("rw-p") for m in mapped)      # private copy-on-write map
+        text = httpx.get(f"{url}/metrics", headers=keyed).text
+        line = next(x for x in text.splitlines() if x.startswith('sketchrec_requests_total{endpoint="/recommend"'))
+        assert float(line.split()[-1]) == 12.0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with pytest.raises(ValueError, match="workers"):
+        from sketchrec.serve import serve
+        serve(bundle_dir, workers=0)

@@ -122,3 +122,35 @@ def test_readout_topk_equals_scores_then_topk(method):
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
     with pytest.raises(ValueError, match="bias"):
         r.topk(log_p, 3, bias=bias[:10])
+
+
+@pytest.mark.parametrize("method", ["direct", "pairs"])
+@pytest.mark.parametrize("depth", [1, 4, 5])
+def test_readout_batch_path_gives_the_row_path_floats(method, depth):
+    """Batch-first top-k (users in the SIMD lanes) against the row kernel: the same items and the
+    same float scores, over blocks of users that do not fill the lanes, tied codes, -inf
+    log-probabilities, exclusions with repeats, and rows whose k + exclusions exceed the items."""
+    from sketchrec.sketch.sketches import _LANES, Readout
+    rng = np.random.default_rng(depth)
+    width, n_items, n_rows = 8, 90, 2 * _LANES + 7
+    codes = rng.integers(0, width, (n_items, depth))
+    codes[:10] = codes[10:20]
+    log_p = np.log(rng.dirichlet(np.ones(width), (n_rows, depth))).astype(np.float32)
+    log_p[3, 0, :3] = -np.inf
+    counts = rng.integers(0, 9, n_rows)
+    counts[5] = 85                                      # k + exclusions > items: the row kernel's case
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    cols = rng.integers(0, n_items, indptr[-1])
+    bias = rng.normal(size=n_items).astype(np.float32)
+    r = Readout(codes, width, method=method)
+    for kw in ({}, {"scale": 3.0, "bias": bias}, {"exclude": (indptr, cols)}):
+        for k in (1, 10, n_items):
+            r.batch_rows = 10 ** 9
+            want = r.topk(log_p, k, **kw)
+            r.batch_rows = 1
+            got = r.topk(log_p, k, **kw)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+    log_p[40, 0, codes[7, 0]] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        r.topk(log_p, 5)

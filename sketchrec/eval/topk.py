@@ -77,33 +77,73 @@ def _sift_down(hv, hi, pos, size):
             return
 
 
+@numba.njit(inline="always")
+def _offer(hv, hi, size, k, v, j):
+    """Offer (v, j) to the size-k heap in hv / hi (root = worst kept); returns the new size."""
+    if size < k:                               # fill, then heapify once
+        hv[size], hi[size] = v, j
+        size += 1
+        if size == k:
+            for pos in range(k // 2 - 1, -1, -1):
+                _sift_down(hv, hi, pos, k)
+    elif _worse(hv[0], hi[0], v, j):
+        hv[0], hi[0] = v, j
+        _sift_down(hv, hi, 0, k)
+    return size
+
+
+_BLOCK = 64
+
+
 @numba.njit(nogil=True, cache=True)
 def select_row(row, k, ex_cols, e, e_end, items_out, values_out):
     """The k best (value, item) of one score row, ties to the lower item, sorted best first, into
     items_out / values_out; items ex_cols[e:e_end] (sorted) count as -inf. One pass with a size-k
-    heap whose root is the worst kept item. Returns whether the row held a NaN."""
+    heap whose root is the worst kept item. Returns whether the row held a NaN.
+
+    Once the heap is full, the row is read in blocks of _BLOCK: a block with no exclusion in which
+    no value beats the root (a comparison the compiler vectorises) is skipped whole; items come in
+    increasing order, so an equal value never displaces the root and `v > root` is the exact test.
+    Only blocks holding a candidate, an exclusion or a NaN take the item-by-item path."""
     n = row.shape[0]
     hv = values_out
     hi = items_out
     size = 0
     has_nan = False
-    for j in range(n):
-        v = np.float64(row[j])
+    if k == 0:
+        for t in range(n):
+            has_nan |= row[t] != row[t]
+        return has_nan
+    j = 0
+    while j < n:
+        full_block = size == k and j + _BLOCK <= n
+        end = j + _BLOCK if full_block else j + 1
         while e < e_end and ex_cols[e] < j:
             e += 1
-        if e < e_end and ex_cols[e] == j:
-            v = -np.inf
-        elif v != v:
-            has_nan = True
-        if size < k:                           # fill, then heapify once
-            hv[size], hi[size] = v, j
-            size += 1
-            if size == k:
-                for pos in range(k // 2 - 1, -1, -1):
-                    _sift_down(hv, hi, pos, k)
-        elif _worse(hv[0], hi[0], v, j):
-            hv[0], hi[0] = v, j
-            _sift_down(hv, hi, 0, k)
+        if full_block and not (e < e_end and ex_cols[e] < end):
+            root = hv[0]
+            hits = 0
+            for t in range(_BLOCK):                          # fixed trip count: LLVM vectorises it
+                hits += not (np.float64(row[j + t]) <= root)    # a value over the root, or a NaN
+            if hits:                                         # only values over the root enter
+                for t in range(j, end):
+                    v = np.float64(row[t])
+                    if v != v:
+                        has_nan = True
+                    elif v > hv[0]:
+                        size = _offer(hv, hi, size, k, v, t)
+            j = end
+            continue
+        for t in range(j, end):
+            v = np.float64(row[t])
+            while e < e_end and ex_cols[e] < t:
+                e += 1
+            if e < e_end and ex_cols[e] == t:
+                v = -np.inf
+            elif v != v:
+                has_nan = True
+            size = _offer(hv, hi, size, k, v, t)
+        j = end
     for last in range(k - 1, 0, -1):           # heap sort: the worst goes to the end
         hv[0], hv[last] = hv[last], hv[0]
         hi[0], hi[last] = hi[last], hi[0]

@@ -577,13 +577,22 @@ class EMDE(Recommender):
         self.n_inputs_ = int(self.n_inputs_)
         self.net_ = SketchNet(self.n_inputs_, self.hidden, len(self.outputs) * self.n_sketches, self.width,
                               self.n_blocks, self.batch_norm, self.dropout)
-        state = {k[4:]: torch.from_numpy(np.array(arrays[k])) for k in arrays if k.startswith("net.")}
-        self.net_.load_state_dict(state)
+        # the network's tensors become views of the arrays (assign=True: no copy), so a bundle's
+        # memory-mapped weights stay one copy in the page cache for every process serving them
+        state = {k[4:]: torch.from_numpy(_writable(arrays[k])) for k in arrays if k.startswith("net.")}
+        self.net_.load_state_dict(state, assign=True)
         self.net_.eval()
         self._readout = None
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+def _writable(a) -> np.ndarray:
+    """`a` itself when torch may wrap it (a writable ndarray; a copy-on-write memory map is one),
+    else a copy."""
+    a = np.asarray(a)
+    return a if a.flags.writeable and a.flags.aligned else a.copy()
+
 
 def _view(histories: Sessions, view: str, like_threshold: float) -> Sessions:
     if view == "all":

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sketchrec.data.sessions import Sessions
-from sketchrec.eval.topk import select_row, sorted_exclusions
+from sketchrec.eval.topk import _offer, _sift_down, select_row, sorted_exclusions
 
 
 def click_weights(histories: Sessions, decay: float | None = None) -> np.ndarray:
@@ -104,7 +104,13 @@ class Readout:
     code) per two depths — half the gathers for a table build of N/2 · width²
     adds per row, a gain when n_items >> width²; "direct" gathers per depth;
     "auto" picks pairs when width <= 256 and n_items >= 2 · width².
+
+    `topk` over `batch_rows` rows or more runs batch-first (`_batch_topk_kernel`): the users of a
+    block sit in the SIMD lanes, so an item costs `depth` contiguous vector adds instead of a
+    gather per user; the sums keep the method's order, so both paths give the same floats.
     """
+
+    batch_rows = 16
 
     def __init__(self, codes: np.ndarray, width: int, method: str = "auto"):
         codes = np.asarray(codes)
@@ -118,6 +124,7 @@ class Readout:
         if method == "pairs" and width > 256:
             raise ValueError("method='pairs' needs width <= 256 (pair codes are uint16)")
         self.method = method
+        self._offsets = None
         if method == "pairs":
             n_pairs = self.codes_t.shape[0] // 2
             ct = self.codes_t.astype(np.uint16)
@@ -181,13 +188,37 @@ class Readout:
         if bias.shape not in ((0,), (self.n_items,)):
             raise ValueError(f"bias must have shape ({self.n_items},), got {bias.shape}")
         ex_indptr, ex_cols = sorted_exclusions(exclude, log_p.shape[0], self.n_items)
-        pairs = self.method == "pairs"
-        items, values, nan_rows = _readout_topk_kernel(
-            log_p, self.pair_codes_t if pairs else np.zeros((0, 0), np.uint16), self.codes_t, pairs,
-            np.float32(scale / self.codes_t.shape[0]), bias, kk, ex_indptr, ex_cols)
-        if nan_rows.any():
-            raise ValueError("the scores contain NaN")
+        pairs, scale = self.method == "pairs", np.float32(scale / self.codes_t.shape[0])
+        rows = np.arange(log_p.shape[0])
+        if len(rows) >= self.batch_rows:
+            # batch-first: all rows at once, users in the SIMD lanes; a row whose kept set would
+            # need every item (k + its exclusions > items) or that holds a NaN takes the row kernel
+            capacity = kk + np.diff(ex_indptr)
+            items, values, nan_rows = _batch_topk_kernel(log_p, self.offsets, pairs, scale, bias, kk, ex_indptr,
+                                                         ex_cols, np.minimum(capacity, self.n_items), _LANES)
+            rows = np.flatnonzero(nan_rows | (capacity > self.n_items))
+        else:
+            items, values = np.empty((len(rows), kk), np.int64), np.empty((len(rows), kk), np.float64)
+        if len(rows):
+            sub = np.zeros(len(rows) + 1, np.int64)
+            sub[1:] = np.cumsum(ex_indptr[rows + 1] - ex_indptr[rows])
+            cols = np.concatenate([ex_cols[ex_indptr[r]:ex_indptr[r + 1]] for r in rows]) if len(ex_cols) else ex_cols
+            items[rows], values[rows], nan_rows = _readout_topk_kernel(
+                np.ascontiguousarray(log_p[rows]), self.pair_codes_t if pairs else np.zeros((0, 0), np.uint16),
+                self.codes_t, pairs, scale, bias, kk, sub, cols)
+            if nan_rows.any():
+                raise ValueError("the scores contain NaN")
         return items, values.astype(np.float32)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(n_items, depth) row of each (item, depth) in a (depth · width)-row table: j · width + code."""
+        if self._offsets is None:
+            depth = self.codes_t.shape[0]
+            dtype = np.uint16 if depth * self.width <= 65536 else np.int64
+            self._offsets = np.ascontiguousarray(
+                (self.codes_t.T.astype(np.int64) + np.arange(depth) * self.width).astype(dtype))
+        return self._offsets
 
 
 def readout(probabilities: np.ndarray, codes: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -283,4 +314,111 @@ def _readout_topk_kernel(log_p, pair_codes_t, codes_t, use_pairs, scale, bias, k
         else:
             _direct_row(log_p[b], codes_t, row, scale, bias)
         nan_rows[b] = select_row(row, k, ex_cols, ex_indptr[b], ex_indptr[b + 1], items[b], values[b])
+    return items, values, nan_rows
+
+
+# -- batch-first readout: users in the SIMD lanes -------------------------------------------------
+
+_LANES = 32    # users scored together: per (item, depth) one contiguous row of 32 log-probabilities
+
+
+# fastmath without nnan / ninf (the NaN-rooted heaps and the NaN check need IEEE compares) and
+# without reassoc (the sums keep their order)
+_FAST_IEEE = {"contract", "arcp", "nsz", "afn"}
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=_FAST_IEEE)
+def _batch_topk_kernel(log_p, offsets, use_pairs, scale, bias, k, ex_indptr, ex_cols, capacity, lanes):
+    # Users in blocks of `lanes`, each block's (depth·width, lanes) log-probabilities transposed so
+    # that an item's score for all the block's users is `depth` contiguous row adds that LLVM
+    # vectorises (no gathers). `lanes` is a run-time argument on purpose (never a default: numba
+    # would make it a constant): a constant trip count is unrolled into scalar code before the
+    # vectoriser sees it. The sums keep the row kernels'
+    # order (pairs: a + b per depth pair, then pair after pair), so the scores are the same floats.
+    # Each user keeps a heap of k + its exclusions, entered only by scores over its root (one
+    # vectorised compare per item; NaN roots let every score in until the heap is full).
+    n_rows, depth, width = log_p.shape
+    n_items = offsets.shape[0]
+    n_blocks = (n_rows + lanes - 1) // lanes
+    kmax = capacity.max() if n_rows else 0
+    heap_v = np.empty((n_rows, kmax), np.float64)
+    heap_i = np.empty((n_rows, kmax), np.int64)
+    sizes = np.zeros(n_rows, np.int64)
+    nan_rows = np.zeros(n_rows, np.bool_)
+    n_pairs = depth // 2 if use_pairs else 0
+    for blk in numba.prange(n_blocks):
+        u0 = blk * lanes
+        nu = min(lanes, n_rows - u0)
+        table = np.zeros((depth * width, lanes), np.float32)
+        for u in range(nu):
+            for j in range(depth):
+                for c in range(width):
+                    table[j * width + c, u] = log_p[u0 + u, j, c]
+        acc = np.empty(lanes, np.float32)
+        roots = np.full(lanes, np.nan, np.float32)
+        roots[nu:] = np.inf                                  # lanes past the last user never enter
+        for i in range(n_items):
+            o = offsets[i]
+            if n_pairs:
+                r0, r1 = table[o[0]], table[o[1]]
+                for t in range(lanes):
+                    acc[t] = r0[t] + r1[t]
+                for p in range(1, n_pairs):
+                    r0, r1 = table[o[2 * p]], table[o[2 * p + 1]]
+                    for t in range(lanes):
+                        acc[t] += r0[t] + r1[t]
+                start = 2 * n_pairs
+            else:
+                r0 = table[o[0]]
+                for t in range(lanes):
+                    acc[t] = r0[t]
+                start = 1
+            for j in range(start, depth):
+                r0 = table[o[j]]
+                for t in range(lanes):
+                    acc[t] += r0[t]
+            if bias.shape[0]:
+                b = bias[i]
+                for t in range(lanes):
+                    acc[t] = acc[t] * scale + b
+            else:
+                for t in range(lanes):
+                    acc[t] *= scale
+            hits = 0
+            for t in range(lanes):
+                hits += not (acc[t] <= roots[t])
+            if hits == 0:
+                continue
+            for u in range(nu):
+                v = np.float64(acc[u])
+                r = u0 + u
+                if v != v:
+                    nan_rows[r] = True
+                    continue
+                cap = capacity[r]
+                if sizes[r] < cap:
+                    sizes[r] = _offer(heap_v[r], heap_i[r], sizes[r], cap, v, i)
+                    if sizes[r] == cap:
+                        roots[u] = heap_v[r, 0]
+                elif v > heap_v[r, 0]:
+                    _offer(heap_v[r], heap_i[r], cap, cap, v, i)
+                    roots[u] = heap_v[r, 0]
+    items = np.empty((n_rows, k), np.int64)
+    values = np.empty((n_rows, k), np.float64)
+    for r in numba.prange(n_rows):
+        hv, hi, size = heap_v[r], heap_i[r], sizes[r]
+        for last in range(size - 1, 0, -1):                # heap sort, best first
+            hv[0], hv[last] = hv[last], hv[0]
+            hi[0], hi[last] = hi[last], hi[0]
+            _sift_down(hv, hi, 0, last)
+        out, e0, e1 = 0, ex_indptr[r], ex_indptr[r + 1]
+        for s in range(size):                              # the best k that are not excluded
+            if out == k:
+                break
+            excluded = False
+            for e in range(e0, e1):
+                excluded |= ex_cols[e] == hi[s]
+            if not excluded:
+                items[r, out], values[r, out] = hi[s], hv[s]
+                out += 1
     return items, values, nan_rows
