@@ -6,7 +6,10 @@ training. Within each test identity a quarter of the images (seeded) are queries
 the rest its gallery. Representations: raw pixels (no training), the paper's base
 model (BNNeck; label-smoothed CE + batch-hard triplet + centre loss) and the same
 plus CTL, each trained from scratch (SmallCNN) with fixed settings — nothing is
-tuned on the test identities. Every trained row is the mean ± std over --seeds.
+tuned on the test identities. Every trained row is the mean ± std over --seeds. The CTL
+rows are trained once per --ctl-distances: "squared" (the PhD thesis's Eq. 26, the default
+of `LossWeights`) and "euclidean" (plain distances, what the rows before that option used;
+results saved before it, labelled "base+CTL", are shown as "base+CTL (euclidean)").
 
 Fashion product photos: EfficientNet-Lite0 ImageNet features (pooled, 1280-d),
 galleries by article type and by colour + article type; the same query / gallery
@@ -17,6 +20,7 @@ recall@10 against exact search.
 
     python benchmarks/centroid_retrieval.py                # everything -> docs/benchmarks/centroid_retrieval.md
     python benchmarks/centroid_retrieval.py --datasets coil20 --seeds 0
+    python benchmarks/centroid_retrieval.py --datasets coil20 --ctl-distances squared
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.retrieval import CentroidIndex, evaluate_retrieval  # noqa: E402
-from sketchrec.retrieval.ctl import LossWeights, MLPHead, RetrievalTrainer, SmallCNN  # noqa: E402
+from sketchrec.retrieval.ctl import CTL_DISTANCES, LossWeights, MLPHead, RetrievalTrainer, SmallCNN  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
 KS = (1, 5, 10, 20, 50)
 INSTANCE_SETS = ("coil20", "umist", "yaleb", "orl-faces")
+LEGACY_CTL = "base+CTL"          # results saved before --ctl-distances: plain (Euclidean) distances
 log = logging.getLogger("centroid_retrieval")
 
 
@@ -103,7 +108,17 @@ def retrieval_rows(emb: np.ndarray, labels: np.ndarray, query: np.ndarray) -> di
             for mode in ("instance", "centroid")}
 
 
-def instance_set(name: str, seeds, epochs: int, threads: int) -> dict:
+def methods(ctl_distances) -> list[tuple[str, LossWeights]]:
+    """(row name, loss weights): the base model, then base + CTL for each distance."""
+    return [("base", LossWeights(ctl=0.0))] + [(f"base+CTL ({d})", LossWeights(ctl=1.0, ctl_distance=d))
+                                               for d in ctl_distances]
+
+
+def rename_legacy(methods_by_name: dict) -> dict:
+    return {(f"{LEGACY_CTL} (euclidean)" if k == LEGACY_CTL else k): v for k, v in methods_by_name.items()}
+
+
+def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> dict:
     data = registry.load(name)
     x, y = image_tensor(data.images), data.labels
     train, test = identity_split(y, seed=0)
@@ -115,10 +130,10 @@ def instance_set(name: str, seeds, epochs: int, threads: int) -> dict:
               "methods": {}}
     result["methods"]["pixels"] = [retrieval_rows(x_test.reshape(len(x_test), -1), y_test, query)]
     n_train_ids = result["train_identities"]
-    for method, ctl in (("base", 0.0), ("base+CTL", 1.0)):
+    for method, weights in methods(ctl_distances):
         runs = []
         for seed in seeds:
-            trainer = RetrievalTrainer(SmallCNN(1, 256), LossWeights(ctl=ctl), epochs=epochs, p=min(8, n_train_ids),
+            trainer = RetrievalTrainer(SmallCNN(1, 256), weights, epochs=epochs, p=min(8, n_train_ids),
                                        m=8 if name != "orl-faces" else 4, lr=1e-3, seed=seed, threads=threads,
                                        augment=shift_flip, progress=True).fit(x[train], y[train])
             row = retrieval_rows(trainer.embed(x_test), y_test, query)
@@ -128,7 +143,8 @@ def instance_set(name: str, seeds, epochs: int, threads: int) -> dict:
             log.info("%s %s seed %d: instance mAP %.3f, centroid mAP %.3f (%.0f s)", name, method, seed,
                      row["instance"]["mAP"], row["centroid"]["mAP"], row["train_s"])
             if seed == seeds[0]:
-                trainer.plot_losses(OUT / "centroid_retrieval" / f"{name}-{method.replace('+', '-')}-losses.png")
+                slug = method.replace("+", "-").replace(" (", "-").replace(")", "")
+                trainer.plot_losses(OUT / "centroid_retrieval" / f"{name}-{slug}-losses.png")
         result["methods"][method] = runs
     return result
 
@@ -168,7 +184,7 @@ def index_costs(gallery: np.ndarray, groups: np.ndarray, queries: np.ndarray, tr
     return out
 
 
-def fashion(seeds, epochs: int, threads: int, cache: Path) -> dict:
+def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dict:
     feats, meta = fashion_features(threads, cache)
     result = {"dataset": "fashion-images", "images": int(len(feats)), "galleries": {}}
     for grouping in ("articleType", "colour+articleType"):
@@ -188,10 +204,10 @@ def fashion(seeds, epochs: int, threads: int, cache: Path) -> dict:
             g["held_out"] = {"train_groups": int(len(np.unique(lab[train]))),
                              "test_groups": int(len(np.unique(lab[test]))),
                              "pretrained": retrieval_rows(f[test], lab[test], q_test)}
-            for method, ctl in (("base", 0.0), ("base+CTL", 1.0)):
+            for method, weights in methods(ctl_distances):
                 runs = []
                 for seed in seeds:
-                    trainer = RetrievalTrainer(MLPHead(f.shape[1], 1024, 256), LossWeights(ctl=ctl), epochs=epochs,
+                    trainer = RetrievalTrainer(MLPHead(f.shape[1], 1024, 256), weights, epochs=epochs,
                                                p=16, m=4, lr=1e-3, seed=seed, threads=threads,
                                                progress=True).fit(f[train], lab[train])
                     row = retrieval_rows(trainer.embed(f[test]), lab[test], q_test)
@@ -226,11 +242,14 @@ def report(results: list[dict], args) -> str:
     lines = ["# Instance vs centroid retrieval, with and without the Centroid Triplet Loss", "",
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
              f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/centroid_retrieval.py "
-             f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs}`.", "",
+             f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} "
+             f"--ctl-distances {' '.join(args.ctl_distances)}`.", "",
              "Percentages. Test identities are never seen in training; a quarter of each test identity's images "
              "are queries, the rest its gallery. Instance mode ranks every gallery image (mAP over all of the "
              "identity's images); centroid mode ranks one centroid per identity (one relevant row: AP = reciprocal "
-             "rank). With fewer than 50 centroids Acc@50 is trivially 100. Settings are fixed, not tuned on test.", ""]
+             "rank). With fewer than 50 centroids Acc@50 is trivially 100. Settings are fixed, not tuned on test. "
+             "base+CTL (squared): the Centroid Triplet Loss on squared distances (PhD thesis Eq. 26); "
+             "(euclidean): on plain distances.", ""]
     for r in results:
         if r["dataset"] == "fashion-images":
             continue
@@ -251,7 +270,8 @@ def report(results: list[dict], args) -> str:
                 h = g["held_out"]
                 lines += [f"Trained MLP head (1280 → 1024 → 256) on {h['train_groups']} groups, tested on the other "
                           f"{h['test_groups']}:", ""]
-                lines += method_lines("features", {k: h[k] for k in ("pretrained", "base", "base+CTL")}) + [""]
+                lines += method_lines("features", {k: v for k, v in h.items()
+                                                   if k == "pretrained" or k.startswith("base")}) + [""]
             lines += ["Table 12 shape — index over the gallery, all queries at once, k = 10:", "",
                       "| mode | backend | gallery rows | index on disk | build s | total query s | recall@10 vs exact |",
                       "|---|---|---|---|---|---|---|"]
@@ -270,6 +290,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--fashion-epochs", type=int, default=30)
+    parser.add_argument("--ctl-distances", nargs="+", choices=CTL_DISTANCES, default=list(CTL_DISTANCES),
+                        help="train a base+CTL row for each of these CTL distances (default: both)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features"),
                         help="folder of the cached fashion image features (benchmarks/_fashion.py)")
@@ -279,11 +301,18 @@ def main() -> None:
     (OUT / "centroid_retrieval").mkdir(parents=True, exist_ok=True)
     results_file = OUT / "centroid_retrieval.json"
     previous = {r["dataset"]: r for r in json.loads(results_file.read_text())} if results_file.exists() else {}
+    for r in previous.values():
+        if "methods" in r:
+            r["methods"] = rename_legacy(r["methods"])
+        for g in r.get("galleries", {}).values():
+            if "held_out" in g:
+                g["held_out"] = rename_legacy(g["held_out"])
     for name in args.datasets:
         if name == "fashion-images":
-            previous[name] = fashion(args.seeds, args.fashion_epochs, args.threads, Path(args.cache))
+            previous[name] = fashion(args.seeds, args.fashion_epochs, args.threads, Path(args.cache),
+                                     args.ctl_distances)
         else:
-            previous[name] = instance_set(name, args.seeds, args.epochs, args.threads)
+            previous[name] = instance_set(name, args.seeds, args.epochs, args.threads, args.ctl_distances)
         results_file.write_text(json.dumps(list(previous.values()), indent=1, default=float))
     order = [*INSTANCE_SETS, "fashion-images"]
     results = sorted(previous.values(), key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else 99)

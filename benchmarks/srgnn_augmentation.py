@@ -17,6 +17,17 @@ Refit variants take their item vectors from the refit Base model. `--epochs-from
 epoch count from the Base validation run instead of the variant's own (one validation run per
 model instead of one per variant; still chosen on validation, never on test).
 
+Recipes (`--recipe`): `ours` (default) is the settings every table so far used — SRGNN's defaults
+with --epochs 12, --patience 2, --lr-decay-every 3, early stopping on validation MRR@20, Blur per
+session, GMM started from KMeans labels. `thesis` is the MSc thesis's appendix A.2: weights
+N(0, 0.1), 2 GNN steps, lr x 0.1 every 2 epochs, early stopping on validation loss with patience 5
+(augmented models: 4) over at most 20 epochs, L2 1e-5 (augmented models: 1e-6), Blur per cell
+(Eq. 6.1), GMM means started at the KMeans centroids with equal weights. Item by item against
+today's settings: docs/srgnn_thesis_recipe.md. --epochs / --patience / --lr-decay-every / --blur-mode
+override the recipe's value (recorded in the run's JSON). Runs of the thesis recipe are named
+`...-thesis-...`, runs with Blur per cell `...-cellblur-...`; the table has a recipe column and
+says which Blur each row used.
+
 Runs are resumable: each writes an epoch checkpoint under --runs-dir and, when done, a JSON
 result (and the per-prefix test ranks, .ranks.npz) under docs/benchmarks/srgnn_runs/ that later
 invocations skip. `--report` (re)writes
@@ -25,6 +36,7 @@ paired test against Base (per seed when there are several, per test prefix on re
 
     python benchmarks/srgnn_augmentation.py --model srgnn --variants base --seeds 0
     python benchmarks/srgnn_augmentation.py --model srgnn --variants i2i kmeans --seeds 0
+    python benchmarks/srgnn_augmentation.py --recipe thesis --variants base blur i2i --seeds 0 1 2
     python benchmarks/srgnn_augmentation.py --report
 """
 
@@ -59,15 +71,48 @@ LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", 
           "categories": "Categories+Blur"}
 PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 1/64: the SR-GNN and TAGNN papers
     ("diginetica", "srgnn", "base"): (50.71, 17.75), ("diginetica", "srgnn", "i2i"): (51.18, 18.05),
+    ("diginetica", "srgnn", "blur"): (51.11, 17.75),
     ("diginetica", "srgnn", "kmeans"): (51.12, 18.06),
     ("diginetica", "tagnn", "base"): (50.34, 17.66), ("diginetica", "tagnn", "gmm"): (51.13, 18.05),
     ("yoochoose1-64", "srgnn", "base"): (70.57, 30.94), ("yoochoose1-64", "tagnn", "base"): (71.02, 31.12)}
+# "model": estimator settings of every run; "augmented": what runs with an augmentation change;
+# "augmentation": AdjacencyAugmentation settings. "ours" leaves the rest at SRGNN's defaults.
+RECIPES = {
+    "ours": {"model": {"epochs": 12, "patience": 2, "lr_decay_every": 3}, "augmented": {},
+             "augmentation": {"blur_mode": "session", "gmm_init": "labels"}},
+    "thesis": {"model": {"lr": 1e-3, "init_std": 0.1, "batch_size": 100, "l2": 1e-5, "lr_decay_every": 2,
+                         "lr_decay": 0.1, "step": 2, "stop_on": "loss", "patience": 5, "epochs": 20},
+               "augmented": {"l2": 1e-6, "patience": 4},
+               "augmentation": {"blur_mode": "cell", "gmm_init": "centroids", "n_clusters": 8}},
+}
+OVERRIDES = ("epochs", "patience", "lr_decay_every")        # command-line options that override a recipe
 log = logging.getLogger("srgnn_augmentation")
 
 
-def run_name(model: str, variant: str, source: str, seed: int, dataset: str, protocol: str = "validation") -> str:
+def run_name(model: str, variant: str, source: str, seed: int, dataset: str, protocol: str = "validation",
+             recipe: str = "ours", blur_mode: str = "session") -> str:
     src = "" if variant in ("base", "blur") else f"-{source}"
-    return f"{dataset}-{model}-{variant}{src}-s{seed}" + ("-refit" if protocol == "refit" else "")
+    tags = "" if recipe == "ours" else f"-{recipe}"
+    tags += "-cellblur" if variant != "base" and blur_mode == "cell" else ""
+    return f"{dataset}-{model}-{variant}{src}{tags}-s{seed}" + ("-refit" if protocol == "refit" else "")
+
+
+def args_blur_mode(args) -> str:
+    return args.blur_mode or RECIPES[args.recipe]["augmentation"]["blur_mode"]
+
+
+def args_run_name(args, variant: str, seed: int, protocol: str | None = None, model: str | None = None) -> str:
+    """`run_name` of a run of this invocation's dataset, source, recipe and blur mode."""
+    return run_name(model or args.model, variant, args.source, seed, args.dataset, protocol or args.protocol,
+                    args.recipe, args_blur_mode(args))
+
+
+def model_settings(args, variant: str) -> dict:
+    """The estimator's settings for a variant under --recipe, with the command line's overrides."""
+    recipe = RECIPES[args.recipe]
+    settings = {**recipe["model"], **(recipe["augmented"] if variant != "base" else {})}
+    settings.update({k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None})
+    return settings
 
 
 def item_categories(bench) -> np.ndarray:
@@ -80,10 +125,10 @@ def source_vectors(args, train, seed: int) -> np.ndarray:
     if args.source == "cleora":
         from sketchrec.models.emde import row_item_embeddings
         return row_item_embeddings(train, steps=args.cleora_steps, dim=args.cleora_dim, seed=seed)
-    base = Path(args.runs_dir) / f"{run_name(args.model, 'base', '', seed, args.dataset, args.protocol)}.model.npz"
+    base = Path(args.runs_dir) / f"{args_run_name(args, 'base', seed)}.model.npz"
     if not base.exists():
         raise SystemExit(f"variant needs the Base model of seed {seed}: run --variants base --seeds {seed} "
-                         f"--protocol {args.protocol} first ({base} is missing)")
+                         f"--protocol {args.protocol} --recipe {args.recipe} first ({base} is missing)")
     return Recommender.load(base).item_vectors()
 
 
@@ -94,24 +139,25 @@ def test_ranks(model, bench) -> np.ndarray:
 
 
 def run(args, variant: str, seed: int, bench, bench_valid) -> None:
-    name = run_name(args.model, variant, args.source, seed, args.dataset, args.protocol)
+    name = args_run_name(args, variant, seed)
     out = RESULTS / f"{name}.json"
     if out.exists():
         log.info("%s: done already (%s)", name, out)
         return
-    epochs, validation, train, curve = args.epochs, (bench_valid.test_prefixes, bench_valid.test_targets), \
-        bench_valid.train, None
+    settings = model_settings(args, variant)
+    validation, train, curve = (bench_valid.test_prefixes, bench_valid.test_targets), bench_valid.train, None
     if args.protocol == "refit":
         # the epoch count: the validation run of this variant (or of --epochs-from) for this seed,
         # else the lowest seed's (recorded as epochs_from)
         chooser, chooser_model = args.epochs_from or variant, args.epochs_model or args.model
-        selected = [RESULTS / f"{run_name(chooser_model, chooser, args.source, s, args.dataset)}.json"
+        selected = [RESULTS / f"{args_run_name(args, chooser, s, 'validation', chooser_model)}.json"
                     for s in [seed] + list(range(10))]
         selected = [p for p in selected if p.exists()]
         if not selected:
             raise SystemExit(f"--protocol refit needs a validation run of {chooser_model} {chooser} (its best epoch)")
-        epochs, validation, train, curve = json.loads(selected[0].read_text())["best_epoch"], None, bench.train, []
-        log.info("%s: %d epochs, as selected by %s", name, epochs, selected[0].name)
+        settings["epochs"] = json.loads(selected[0].read_text())["best_epoch"]
+        validation, train, curve = None, bench.train, []
+        log.info("%s: %d epochs, as selected by %s", name, settings["epochs"], selected[0].name)
     runs = Path(args.runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     augmentation, source_s = None, 0.0
@@ -120,10 +166,10 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         vectors = None if variant == "blur" else source_vectors(args, train, seed)
         source_s = time.perf_counter() - t0
         cats = item_categories(bench) if variant == "categories" else None
-        augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed).fit()
-    model = MODELS[args.model](epochs=epochs, patience=args.patience, seed=seed, bf16=args.bf16,
-                               bf16_attention=args.bf16_attention,
-                               threads=args.threads, lr_decay_every=args.lr_decay_every)
+        recipe = {**RECIPES[args.recipe]["augmentation"], "blur_mode": args_blur_mode(args)}
+        augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed, **recipe).fit()
+    model = MODELS[args.model](**settings, seed=seed, bf16=args.bf16, bf16_attention=args.bf16_attention,
+                               threads=args.threads)
 
     def diagnostic(epoch, fitted, row):     # refit only: test after every epoch, selects nothing
         row["test_curve"] = {k: float(v) for k, v in session_metrics(test_ranks(fitted, bench), ks=(10, 20)).items()
@@ -136,7 +182,7 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
               callback=diagnostic if curve is not None and not args.no_curve else None)
     fit_s = time.perf_counter() - t0
     if curve is not None:
-        model.best_epoch_ = epochs
+        model.best_epoch_ = settings["epochs"]
         fit_s = sum(h["seconds"] for h in model.history_)     # without the diagnostic scoring
     model.save(runs / f"{name}.model.npz")
     t0 = time.perf_counter()
@@ -146,7 +192,15 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     np.savez_compressed(RESULTS / f"{name}.ranks.npz", ranks=ranks.astype(np.uint16 if ranks.max() < 65536 else np.int32))
     metrics = session_metrics(ranks, ks=(10, 20))
     result = {"protocol": args.protocol, "epochs_from": selected[0].name if curve is not None else None, "model": args.model, "variant": variant, "source": args.source if augmentation is not None
-              and variant != "blur" else None, "seed": seed, "dataset": args.dataset,
+              and variant != "blur" else None, "seed": seed, "dataset": args.dataset, "recipe": args.recipe,
+              "recipe_overrides": {k: getattr(args, k) for k in (*OVERRIDES, "blur_mode")
+                                   if getattr(args, k) is not None},
+              "blur_mode": augmentation.blur_mode if augmentation is not None and augmentation.blur else None,
+              "augmentation": None if augmentation is None else {
+                  "name": augmentation.name, "blur_mode": augmentation.blur_mode, "p_blur": augmentation.p_blur,
+                  "blur_mean": augmentation.blur_mean, "blur_std": augmentation.blur_std,
+                  "p_edge": augmentation.p_edge, "n_clusters": augmentation.n_clusters,
+                  "gmm_init": augmentation.gmm_init},
               "test": {k: v for k, v in metrics.items() if "@" in k}, "best_epoch": model.best_epoch_,
               "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
               "n_test": int(len(ranks)),
@@ -163,10 +217,23 @@ def reciprocal_rank(ranks: np.ndarray, k: int = 20) -> np.ndarray:
     return np.where(ranks <= k, 1.0 / ranks, 0.0)
 
 
-def paired_ranks(dataset: str, model: str, protocol: str, variant: str, source: str | None, seed: int):
-    """The per-test-prefix ranks of a variant's run and of Base with the same seed, or None."""
-    files = [RESULTS / f"{run_name(model, v, src or '', seed, dataset, protocol)}.ranks.npz"
-             for v, src in ((variant, source), ("base", None))]
+def run_key(r: dict) -> tuple:
+    """(model, protocol, recipe, variant, source, blur mode) of a result; runs before the recipes
+    and blur modes existed used today's settings and Blur per session."""
+    blur = r.get("blur_mode", "session" if r["variant"] != "base" else None)
+    return r["model"], r.get("protocol", "validation"), r.get("recipe", "ours"), r["variant"], r["source"], blur
+
+
+def variant_label(variant: str, blur: str | None) -> str:
+    return LABELS[variant] + (f" (per {blur})" if blur else "")
+
+
+def paired_ranks(dataset: str, key: tuple, seed: int):
+    """The per-test-prefix ranks of a variant's run (`run_key`) and of Base of the same recipe and
+    seed, or None."""
+    model, protocol, recipe, variant, source, blur = key
+    files = [RESULTS / f"{run_name(model, v, src or '', seed, dataset, protocol, recipe, b)}.ranks.npz"
+             for v, src, b in ((variant, source, blur or "session"), ("base", None, "session"))]
     if not all(f.exists() for f in files):
         return None
     return tuple(np.load(f)["ranks"].astype(np.int64) for f in files)
@@ -176,21 +243,22 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
     """Each variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot per
     seed with the per-prefix 95% interval of that paired difference (normal approximation over
     the test prefixes), and the thesis's gain (its variant minus its Base) where it reports both.
-    groups: ((model, protocol, variant, source), runs) in table order, refit variants only.
+    groups: (`run_key`, runs) in table order, refit variants only.
     Returns False when there is nothing to plot."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = {}                 # (model, variant, source) -> per seed {metric: (delta, half-width)}
-    for (model, protocol, variant, source), rs in groups:
+    points = {}                 # (model, recipe, variant, source, blur) -> per seed {metric: (delta, half-width)}
+    for key, rs in groups:
+        model, _, recipe, variant, source, blur = key
         for r in sorted(rs, key=lambda r: r["seed"]):
-            ranks = paired_ranks(dataset, model, protocol, variant, source, r["seed"])
+            ranks = paired_ranks(dataset, key, r["seed"])
             if ranks is None:
                 continue
             ra, rb = ranks
             diffs = {"HR@20": (ra <= 20).astype(float) - (rb <= 20), "MRR@20": reciprocal_rank(ra) - reciprocal_rank(rb)}
-            points.setdefault((model, variant, source), []).append(
+            points.setdefault((model, recipe, variant, source, blur), []).append(
                 {m: (100 * d.mean(), 100 * 1.96 * d.std(ddof=1) / np.sqrt(len(d))) for m, d in diffs.items()})
     order = list(points)
     if not order:
@@ -207,7 +275,7 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
                             color=MODEL_STYLE[g[0]][1])
             if len(pts) > 1:
                 ax.hlines(np.mean([p[metric][0] for p in pts]), x - 0.3, x + 0.3, color="black", lw=1.5)
-            model, variant, _ = g
+            model, _, variant, _, _ = g
             ours, theirs = PUBLISHED.get((dataset, model, variant)), PUBLISHED.get((dataset, model, "base"))
             if ours and theirs:
                 ax.plot(x, ours[col] - theirs[col], marker="x", ms=9, mew=2, color="tab:red", ls="none")
@@ -217,8 +285,8 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xlim(-0.8, len(order) - 0.2)
     axes[-1].set_xticks(range(len(order)))
-    axes[-1].set_xticklabels([f"{MODEL_STYLE[m][0]}\n{LABELS[v]}" + (f"\n({s})" if s else "")
-                              for m, v, s in order], fontsize=8)
+    axes[-1].set_xticklabels([MODEL_STYLE[m][0] + (f" {r}" if r != "ours" else "") + f"\n{variant_label(v, b)}"
+                              + (f"\n({s})" if s else "") for m, r, v, s, b in order], fontsize=8)
     handles = [plt.Line2D([], [], marker="o", ls="none", color=colour, label=f"{name}, one seed ± 95% (per prefix)")
                for model, (name, colour) in MODEL_STYLE.items() if model in {g[0] for g in order}]
     several_seeds = any(len(pts) > 1 for pts in points.values())
@@ -238,9 +306,14 @@ def report() -> None:
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     lines = ["# SR-GNN / TAGNN adjacency augmentation", "",
              "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ... "
-             "[--protocol refit]`, then `--report`. All test prefixes are ranked against every item.", "",
+             "[--protocol refit] [--recipe thesis]`, then `--report`. All test prefixes are ranked against every "
+             "item.", "",
+             "- **recipe**: `ours` = the settings every earlier row used (early stopping on validation MRR@20, "
+             "Blur per session); `thesis` = the MSc thesis's appendix A.2 (early stopping on validation loss, "
+             "L2 1e-6 for augmented models, Blur per cell as Eq. 6.1; docs/srgnn_thesis_recipe.md). "
+             "The variant says which Blur a row used: per cell (Eq. 6.1) or per session.",
              "- **validation**: training sessions minus the last 10% (by time) train; those 10% select the epoch "
-             "(best validation MRR@20, early stopping).",
+             "(early stopping, by the recipe's criterion).",
              "- **refit**: all training sessions train for the epoch count the validation run selected (the seed's "
              "own, else seed 0's; or, with `--epochs-from base`, the Base validation run's). `s/epoch` depends on the "
              "threads and on what else the machine ran. `best test epoch` is a diagnostic only — the test metrics of the best epoch "
@@ -248,16 +321,18 @@ def report() -> None:
              "nothing is selected by it.", ""]
     for dataset in sorted({r["dataset"] for r in rows}):
         lines += [f"## {dataset}", "",
-                  "| model | protocol | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | epochs (best) | "
-                  "threads | s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| model | protocol | recipe | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | "
+                  "epochs (best) | threads | s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         groups: dict = {}
         for r in rows:
             if r["dataset"] == dataset:
-                groups.setdefault((r["model"], r.get("protocol", "validation"), r["variant"], r["source"]), []).append(r)
-        order = lambda kv: (kv[0][0], kv[0][1], list(LABELS).index(kv[0][2]), str(kv[0][3]))  # noqa: E731
+                groups.setdefault(run_key(r), []).append(r)
+        order = lambda kv: (kv[0][0], kv[0][1], kv[0][2], list(LABELS).index(kv[0][3]), str(kv[0][4]),  # noqa: E731
+                            str(kv[0][5]))
         ordered = sorted(groups.items(), key=order)
-        for (model, protocol, variant, source), rs in ordered:
+        for key, rs in ordered:
+            model, protocol, recipe, variant, source, blur = key
             def cell(values):
                 v = np.array(values) * 100
                 return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
@@ -278,13 +353,13 @@ def report() -> None:
                              + cell([max(c["MRR@20"] for c in cs) for cs in curves]))
             pub = PUBLISHED.get((dataset, model, variant))
             delta = "—"
-            base = {r["seed"]: r for r in groups.get((model, protocol, "base", None), [])}
+            base = {r["seed"]: r for r in groups.get((model, protocol, recipe, "base", None, None), [])}
             paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
             if paired:
                 d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
                 ps, ps_hr = [], []
                 for r, _ in paired:     # per-prefix paired tests
-                    ranks = paired_ranks(dataset, model, protocol, variant, source, r["seed"])
+                    ranks = paired_ranks(dataset, key, r["seed"])
                     if ranks is not None:
                         ra, rb = ranks
                         ps.append(stats.wilcoxon(reciprocal_rank(ra), reciprocal_rank(rb)).pvalue)
@@ -306,12 +381,13 @@ def report() -> None:
             precision = {("bf16 autocast" if r["params"].get("bf16") else "bf16 attention GEMMs"
                           if r["params"].get("bf16_attention") else "") for r in rs} - {""}
             label = model + (f" ({'/'.join(sorted(precision))})" if precision else "")
-            lines.append(f"| {label} | {protocol} | {LABELS[variant]} | {source or '—'} | {len(rs)} | {test('HR@20')} | "
+            lines.append(f"| {label} | {protocol} | {recipe} | {variant_label(variant, blur)} | {source or '—'} | "
+                         f"{len(rs)} | {test('HR@20')} | "
                          f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {threads} | {sec:.0f} | {best_test} | "
                          f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
         lines.append("")
         figure = ROOT / "docs" / "benchmarks" / f"srgnn_augmentation_{dataset}.png"
-        if plot_deltas([(k, rs) for k, rs in ordered if k[1] == "refit" and k[2] != "base"], dataset, figure):
+        if plot_deltas([(k, rs) for k, rs in ordered if k[1] == "refit" and k[3] != "base"], dataset, figure):
             lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
     (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -325,9 +401,17 @@ def main() -> None:
     parser.add_argument("--source", choices=("model", "cleora"), default="model")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--protocol", choices=("validation", "refit"), default="validation")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--patience", type=int, default=2)
-    parser.add_argument("--lr-decay-every", type=int, default=3)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="ours",
+                        help="training settings: ours (every earlier table) or thesis (MSc appendix A.2; "
+                             "docs/srgnn_thesis_recipe.md)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="at most this many epochs (recipe: ours 12, thesis 20)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience (recipe: ours 2, thesis 5 for Base and 4 for augmented models)")
+    parser.add_argument("--lr-decay-every", type=int, default=None,
+                        help="epochs between lr x 0.1 (recipe: ours 3, thesis 2)")
+    parser.add_argument("--blur-mode", choices=("cell", "session"), default=None,
+                        help="Blur per cell (Eq. 6.1) or per session (recipe: ours session, thesis cell)")
     parser.add_argument("--epochs-from", choices=list(LABELS), default=None,
                         help="refit: take the epoch count from this variant's validation run (default: the "
                              "variant's own), e.g. base, to skip a validation run per variant")

@@ -56,7 +56,7 @@ def test_p_edge_zero_is_identity_and_half_mixes():
 def test_blur_touches_only_real_nodes_of_chosen_sessions():
     rows = Sessions.from_lists([[1, 2, 3, 4], [5, 6]] * 50, n_items=8)
     plain = session_graphs(rows)
-    aug = AdjacencyAugmentation("blur", p_blur=0.5)
+    aug = AdjacencyAugmentation("blur", p_blur=0.5, blur_mode="session")
     blurred = session_graphs(rows, augment=aug, rng=np.random.default_rng(0))
     diff = blurred.adjacency - plain.adjacency
     changed = np.any(diff != 0, axis=(1, 2))
@@ -66,6 +66,69 @@ def test_blur_touches_only_real_nodes_of_chosen_sessions():
     assert np.all(diff[short][:, :, 6:] == 0)
     noise = diff[changed & ~short][:, :4, :]
     assert abs(noise.mean() - 0.01) < 0.002 and abs(noise.std() - 0.01) < 0.002
+
+
+def test_cell_blur_is_eq_6_1_on_a_hand_example():
+    # one session of 2 real nodes padded to 3: A_in and A_out each have a 2 x 2 real block
+    adjacency = np.zeros((1, 3, 6), dtype=np.float32)
+    adjacency[0, 0, 4], adjacency[0, 1, 0] = 1.0, 1.0            # 0 -> 1, normalised
+    blurred = adjacency.copy()
+    AdjacencyAugmentation("blur").blur_(blurred, np.array([2]), np.random.default_rng(7))
+    rng = np.random.default_rng(7)                                # Eq. 6.1 by hand, thesis's p, mu, sigma
+    m = rng.random((1, 3, 6)) <= 0.5
+    n = rng.normal(0.01, 0.01, (1, 3, 6)).astype(np.float32)
+    real = np.zeros((1, 3, 6), dtype=bool)
+    real[0, :2, [0, 1, 3, 4]] = True                              # real rows x real columns of both halves
+    np.testing.assert_array_equal(blurred, adjacency + np.where(m & real, n, 0))
+    assert 0 < (blurred != adjacency).sum() < 8                   # some of the 8 real cells, not all
+
+
+def test_cell_blur_mask_density_and_noise_moments():
+    rows = Sessions.from_lists([[1, 2, 3, 4], [5, 6]] * 500, n_items=8)
+    plain = session_graphs(rows)
+    aug = AdjacencyAugmentation("blur")
+    assert aug.blur_mode == "cell" and aug.name == "Blur"
+    diff = session_graphs(rows, augment=aug, rng=np.random.default_rng(0)).adjacency - plain.adjacency
+    node = np.arange(4)[None, :] < np.where(np.arange(1000) % 2 == 1, 2, 4)[:, None]   # (B, 4) real nodes
+    real = node[:, :, None] & np.concatenate([node, node], axis=1)[:, None, :]      # (B, 4, 8)
+    assert np.all(diff[~real] == 0)                               # padding never changes
+    masked = diff[real] != 0
+    assert abs(masked.mean() - 0.5) < 0.01                        # 20,000 real cells, p = 0.5
+    noise = diff[real][masked]
+    assert abs(noise.mean() - 0.01) < 0.0005 and abs(noise.std() - 0.01) < 0.0005
+    sessions_touched = np.any(diff != 0, axis=(1, 2)).mean()
+    assert sessions_touched > 0.95                                # per cell, not per session
+
+
+def test_blur_mode_and_gmm_init_are_checked_and_named():
+    with pytest.raises(ValueError, match="blur_mode"):
+        AdjacencyAugmentation("blur", blur_mode="row")
+    with pytest.raises(ValueError, match="gmm_init"):
+        AdjacencyAugmentation("blur", gmm_init="random")
+    vectors = np.zeros((3, 2), dtype=np.float32)
+    assert AdjacencyAugmentation("i2i", vectors, blur_mode="session").name == "i2i+Blur (session)"
+    assert AdjacencyAugmentation("i2i", vectors).name == "i2i+Blur"
+    assert AdjacencyAugmentation("i2i", vectors, blur=False, blur_mode="session").name == "i2i"
+
+
+def test_gmm_centroid_init_starts_at_kmeans_centroids_with_equal_weights(monkeypatch):
+    import sklearn.mixture
+    from sklearn.cluster import KMeans
+    started = {}
+
+    class Spy(sklearn.mixture.GaussianMixture):
+        def fit(self, x, y=None):
+            started.update(means=self.means_init, weights=self.weights_init)
+            return super().fit(x)
+
+    monkeypatch.setattr(sklearn.mixture, "GaussianMixture", Spy)
+    rng = np.random.default_rng(0)
+    vectors = np.vstack([rng.normal(c, 0.1, size=(40, 2)) for c in (0, 5, 10)]).astype(np.float32)
+    aug = AdjacencyAugmentation("gmm", vectors, n_clusters=3, gmm_init="centroids").fit()
+    np.testing.assert_allclose(started["weights"], [1 / 3] * 3)
+    np.testing.assert_allclose(started["means"], KMeans(3, n_init=3, random_state=0).fit(vectors).cluster_centers_)
+    clusters = aug.cluster_.reshape(3, 40)
+    assert all(len(set(c)) == 1 for c in clusters) and len(set(clusters[:, 0])) == 3
 
 
 def test_none_kind_leaves_graphs_unchanged():

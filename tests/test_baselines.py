@@ -305,6 +305,25 @@ def test_sknn_bad_parameters():
 
 
 # --- property test: batched S-KNN / V-SKNN == a slow pure-Python reference
+def reference_neighbours(sets, weights, sample_size, norm=lambda j: np.float32(1)):
+    """[(sim, session)] of the sampled candidates, most similar first (ties: more recent), and
+    the candidate count; sim = float32 dot product summed in item-id order, times norm(session)."""
+    f32 = np.float32
+    cands = [j for j, s in enumerate(sets) if s & weights.keys()]
+    cands.sort(reverse=True)                       # untimed: later row = more recent
+    n_cands = len(cands)
+    if sample_size:
+        cands = cands[:sample_size]
+    sims = []
+    for j in cands:
+        dot = f32(0)
+        for item in sorted(sets[j] & weights.keys()):
+            dot = f32(dot + weights[item])
+        sims.append((f32(dot * norm(j)), j))
+    sims.sort(key=lambda t: (-t[0], -t[1]))        # most similar, ties: more recent
+    return sims, n_cands
+
+
 def reference_sknn(train_rows, query, n_items, k, sample_size, similarity, decay):
     """The module docstring's definition, one query at a time.
 
@@ -316,19 +335,10 @@ def reference_sknn(train_rows, query, n_items, k, sample_size, similarity, decay
     for pos, item in enumerate(query):            # later occurrences overwrite earlier ones
         d = len(query) - 1 - pos
         weights[item] = f32(1) if decay == "none" else max(f32(1) - f32(0.1) * f32(d), f32(0))
-    cands = [j for j, s in enumerate(sets) if s & weights.keys()]
-    cands.sort(reverse=True)                       # untimed: later row = more recent
-    n_cands = len(cands)
-    if sample_size:
-        cands = cands[:sample_size]
-    sims = []
-    for j in cands:
-        dot = f32(0)
-        for item in sorted(sets[j] & weights.keys()):
-            dot = f32(dot + weights[item])
-        norm = f32(1) / np.sqrt(f32(len(sets[j]))) if similarity == "cosine" else f32(1)
-        sims.append((f32(dot * norm), j))
-    sims.sort(key=lambda t: (-t[0], -t[1]))        # most similar, ties: more recent
+
+    def norm(j):
+        return f32(1) / np.sqrt(f32(len(sets[j]))) if similarity == "cosine" else f32(1)
+    sims, n_cands = reference_neighbours(sets, weights, sample_size, norm)
     scores = np.zeros(n_items)
     for sim, j in sims[:k]:
         for item in sets[j]:
@@ -353,6 +363,67 @@ def test_sknn_matches_python_reference(seed, k, sample_size, similarity, decay):
         np.testing.assert_allclose(row, ref, rtol=1e-5, atol=1e-6, err_msg=f"query {q}")
         limited += n_cands > max(k, sample_size)
     assert limited >= 10  # both k and sample_size really cut the candidate list
+
+
+# --- session-rec's VSKNN scoring
+def test_session_rec_scoring_by_hand():
+    # query [0, 1, 0], L = 3: item 0's last click at position 3 -> 3/3, item 1 at 2 -> 2/3; both / 2 items
+    # sims: r0 {0, 1, 2} 1/2 + 1/3 = 5/6, r1 {0, 3} 1/2, r2 {1, 4, 5, 6} 1/3, r3 {0, 1} 5/6
+    # steps (reversed query 0, 1, 0): r0, r1, r3 share item 0 -> 1; r2 shares only item 1 -> 2
+    m = VSKNN(k=4, sample_size=0, backfill=False, scoring="session-rec").fit(S(SKNN_TRAIN, 7))
+    assert neighbour_dict(m, [0, 1, 0]) == pytest.approx({0: 5 / 6, 1: 1 / 2, 2: 1 / 3, 3: 5 / 6}, rel=1e-6)
+    expected = np.zeros(7)
+    expected[[0, 1, 2]] += 5 / 6
+    expected[[0, 3]] += 1 / 2
+    expected[[1, 4, 5, 6]] += (1 / 3) / 2
+    expected[[0, 1]] += 5 / 6
+    np.testing.assert_allclose(m.score(S([[0, 1, 0]], 7))[0], expected, rtol=1e-6)
+    # query [4, 0]: w_4 = (1/2) / 2, w_0 = (2/2) / 2; r2 shares only item 4, one click before the end
+    expected = np.zeros(7)
+    expected[[0, 1, 2]] += 1 / 2
+    expected[[0, 3]] += 1 / 2
+    expected[[1, 4, 5, 6]] += (1 / 4) / 2
+    expected[[0, 1]] += 1 / 2
+    np.testing.assert_allclose(m.score(S([[4, 0]], 7))[0], expected, rtol=1e-6)
+    # similarity and decay are not used; the default scoring is unchanged
+    same = VSKNN(k=4, sample_size=0, backfill=False, scoring="session-rec", similarity="dot", decay="none")
+    np.testing.assert_array_equal(same.fit(S(SKNN_TRAIN, 7)).score(S([[0, 1, 0]], 7)),
+                                  m.score(S([[0, 1, 0]], 7)))
+    assert VSKNN().scoring == SessionKNN().scoring == "sketchrec"
+    with pytest.raises(ValueError, match="scoring"):
+        SessionKNN(scoring="recbole").fit(S(SKNN_TRAIN, 7))
+
+
+def reference_session_rec(train_rows, query, n_items, k, sample_size):
+    """session-rec's VMContextKNN.predict_next with its defaults, written plainly (no
+    normalisation), in float32 with sums in item-id order and recency tie-breaks, as the model."""
+    f32 = np.float32
+    sets = [set(r) for r in train_rows]
+    weights = {}
+    for pos, item in enumerate(query, start=1):    # later occurrences overwrite earlier ones
+        weights[item] = pos / len(query)
+    weights = {i: f32(w / len(weights)) for i, w in weights.items()}
+    sims, _ = reference_neighbours(sets, weights, sample_size)
+    scores = np.zeros(n_items)
+    for sim, j in sims[:k]:
+        step = next(s for s, item in enumerate(reversed(query), start=1) if item in sets[j])
+        for item in sets[j]:
+            scores[item] += f32(sim * f32(1 / step))
+    return scores
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k, sample_size", [(1, 3), (3, 6), (4, 0)])
+def test_session_rec_scoring_matches_python_reference(seed, k, sample_size):
+    rng = np.random.default_rng(seed)
+    n_items = 12
+    train_rows = [rng.integers(0, n_items, rng.integers(1, 7)).tolist() for _ in range(40)]
+    queries = [rng.integers(0, n_items, rng.integers(1, 6)).tolist() for _ in range(30)]
+    model = VSKNN(k=k, sample_size=sample_size, backfill=False, batch_size=7,
+                  scoring="session-rec").fit(S(train_rows, n_items))
+    for q, row in zip(queries, model.score(S(queries, n_items))):
+        np.testing.assert_allclose(row, reference_session_rec(train_rows, q, n_items, k, sample_size),
+                                   rtol=1e-5, atol=1e-6, err_msg=f"query {q}")
 
 
 # ----------------------------------------------------------------- EASE

@@ -128,12 +128,26 @@ def test_centroid_triplet_by_hand():
     # anchor 3: positive (0, 3) -> 2; negative (1, 0) -> sqrt(26)
     margin = 3.0
     expected = np.mean([max(0, 2 - d + margin) for d in (4, 20 ** .5, 10 ** .5, 26 ** .5)])
-    assert float(centroid_triplet(f, y, margin)) == pytest.approx(expected, rel=1e-5)
+    assert float(centroid_triplet(f, y, margin, "euclidean")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_centroid_triplet_squared_by_hand():
+    """The PhD thesis's Eq. 26, the default: ||f(A) - c_P||² - ||f(A) - c_N||² + α."""
+    f = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 5.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    # the example above squared: positives 4 each, negatives 16, 20, 10, 26
+    assert float(centroid_triplet(f, y, 3.0)) == 0                         # 4 - 10 + 3 < 0 at best
+    # margin 15: [4 - 16 + 15, 4 - 20 + 15, 4 - 10 + 15, 4 - 26 + 15]_+ = 3, 0, 9, 0
+    assert float(centroid_triplet(f, y, 15.0, "squared")) == pytest.approx(3.0, rel=1e-5)
+    with pytest.raises(ValueError, match="distance"):
+        centroid_triplet(f, y, distance="cosine")
+    with pytest.raises(ValueError, match="ctl_distance"):
+        LossWeights(ctl_distance="cosine")
 
 
 def test_centroid_triplet_skips_singletons_and_needs_two_classes():
     f = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]], requires_grad=True)
-    loss = centroid_triplet(f, torch.tensor([0, 0, 1]), margin=10.0)
+    loss = centroid_triplet(f, torch.tensor([0, 0, 1]), margin=10.0, distance="euclidean")
     # anchors 0, 1 only: positive distance 1, negative distance to (5, 5)
     expected = np.mean([1 - 50 ** .5 + 10, 1 - 41 ** .5 + 10])
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)

@@ -109,6 +109,28 @@ def test_validation_keeps_best_epoch_and_stops_early():
     assert got["MRR@20"] == pytest.approx(max(mrr))
 
 
+def test_stop_on_loss_keeps_the_lowest_validation_loss_epoch():
+    train = rule_data()
+    valid = (Sessions.from_lists([[4, 5, 6], [10, 11]], n_items=30), np.array([7, 12]))
+    model = SRGNN(hidden=16, epochs=8, batch_size=50, lr=1e-2, patience=2, stop_on="loss", progress=False,
+                  threads=1).fit(train, validation=valid)
+    losses = [r["valid_loss"] for r in model.history_]
+    assert model.best_epoch_ == int(np.argmin(losses)) + 1
+    scores = torch.from_numpy(model.score(valid[0]))
+    manual = float(torch.nn.functional.cross_entropy(scores, torch.from_numpy(valid[1])))
+    assert manual == pytest.approx(min(losses), rel=1e-5)      # the kept weights are that epoch's
+    with pytest.raises(ValueError, match="stop_on"):
+        SRGNN.check_params({"stop_on": "hr"})
+
+
+def test_init_std_draws_normal_weights_else_uniform():
+    uniform = torch.cat([p.detach().ravel() for p in GatedGraphNet(500, hidden=100).parameters()])
+    assert float(uniform.abs().max()) <= 0.1 and float(uniform.std()) == pytest.approx(0.1 / np.sqrt(3), rel=0.02)
+    normal = torch.cat([p.detach().ravel() for p in GatedGraphNet(500, hidden=100, init_std=0.1).parameters()])
+    assert float(normal.mean()) == pytest.approx(0, abs=1e-3) and float(normal.std()) == pytest.approx(0.1, rel=0.01)
+    assert float(normal.abs().max()) > 0.3
+
+
 @pytest.mark.parametrize("bf16", [False, True])
 def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, bf16):
     """Also under bf16, where TableAdam's bfloat16 table copy must be rebuilt from the resumed weights."""

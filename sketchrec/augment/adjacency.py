@@ -6,13 +6,17 @@ blurred with small Gaussian noise:
 
 - ``i2i``: weight 1 / ||E_i - E_j||;
 - ``gmm`` / ``kmeans``: items clustered (8 components: a full-covariance GMM
-  initialised from KMeans, or KMeans), weight 1 / ||mu_c(i) - mu_c(j)||;
+  initialised from KMeans, or KMeans), weight 1 / ||mu_c(i) - mu_c(j)||; ``gmm_init``
+  "labels" starts the GMM from KMeans labels (initial weights = cluster shares),
+  "centroids" (the thesis's appendix A.2) from the KMeans centroids with equal weights;
 - ``categories``: centre of a category = mean embedding of its items, same rule;
 - in every kind, an edge whose two ends share a cluster (or item) gets
   max(1, 2 * m), m = the largest cross-cluster weight of its session;
 - each edge takes its augmented weight with probability ``p_edge`` (else 1);
-- ``blur``: with probability ``p_blur`` per session, N(blur_mean, blur_std)
-  noise is added to the session's block of the normalised matrix (Eq. 6.1).
+- ``blur``: Gaussian noise N(blur_mean, blur_std) added to the real-node block of
+  the normalised matrix, either per cell with probability ``p_blur`` (``blur_mode="cell"``,
+  the thesis's Eq. 6.1: A := A + M ⊙ N, M = [U(0,1) <= p]) or to every cell of a session
+  chosen with probability ``p_blur`` (``blur_mode="session"``, the earlier default).
 
 Evaluation always uses the plain binary matrix: an augmentation object is
 passed to `session_graphs` during training only. Any item vectors can be the
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("none", "blur", "i2i", "gmm", "kmeans", "categories")
+BLUR_MODES = ("cell", "session")
+GMM_INITS = ("labels", "centroids")
 
 
 @dataclass
@@ -35,14 +41,19 @@ class AdjacencyAugmentation:
     vectors : (n_items, d) float item embeddings (for i2i, gmm, kmeans, categories).
     categories : (n_items,) int category per item, -1 = unknown (for 'categories';
         edges touching an unknown item keep weight 1).
-    blur : add the Eq. 6.1 noise as well (the thesis's "+Blur" variants).
+    blur : add Gaussian noise after the normalisation as well (the thesis's "+Blur" variants).
+    blur_mode : "cell" (the thesis's Eq. 6.1: each real-node cell of A_in and of A_out gets
+        noise with probability p_blur, independently) or "session" (each session is chosen with
+        probability p_blur and every real-node cell of a chosen one gets noise).
     """
 
     kind: str = "blur"
     vectors: np.ndarray | None = None
     categories: np.ndarray | None = None
     blur: bool = True
+    blur_mode: str = "cell"
     n_clusters: int = 8
+    gmm_init: str = "labels"
     p_edge: float = 0.5
     p_blur: float = 0.5
     blur_mean: float = 0.01
@@ -55,6 +66,10 @@ class AdjacencyAugmentation:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"augmentation kind must be one of {KINDS}, got {self.kind!r}")
+        if self.blur_mode not in BLUR_MODES:
+            raise ValueError(f"blur_mode must be one of {BLUR_MODES}, got {self.blur_mode!r}")
+        if self.gmm_init not in GMM_INITS:
+            raise ValueError(f"gmm_init must be one of {GMM_INITS}, got {self.gmm_init!r}")
         if self.kind in ("i2i", "gmm", "kmeans", "categories"):
             if self.vectors is None:
                 raise ValueError(f"augmentation {self.kind!r} needs item vectors")
@@ -70,10 +85,13 @@ class AdjacencyAugmentation:
 
     @property
     def name(self) -> str:
-        """The thesis's row label: Base, Blur, i2i+Blur, GMM+Blur, KMeans+Blur, Categories+Blur."""
+        """The thesis's row label (Base, Blur, i2i+Blur, GMM+Blur, KMeans+Blur, Categories+Blur),
+        with " (session)" appended when the blur is the per-session one, not the thesis's."""
         label = {"none": "Base", "blur": "Blur", "i2i": "i2i", "gmm": "GMM", "kmeans": "KMeans",
                  "categories": "Categories"}[self.kind]
-        return f"{label}+Blur" if self.blur and self.kind not in ("none", "blur") else label
+        blurred = self.blur and self.kind != "none"
+        label = f"{label}+Blur" if blurred and self.kind != "blur" else label
+        return f"{label} (session)" if blurred and self.blur_mode == "session" else label
 
     def fit(self) -> "AdjacencyAugmentation":
         """Cluster the items (gmm / kmeans / categories); nothing to learn for the other kinds."""
@@ -83,8 +101,13 @@ class AdjacencyAugmentation:
             known = np.flatnonzero(np.abs(self.vectors).sum(1) > 0)    # items absent from the source
             x = self.vectors[known]
             if self.kind == "gmm":
+                start = {}
+                if self.gmm_init == "centroids":     # means at the KMeans centroids, equal weights
+                    km = KMeans(self.n_clusters, n_init=3, random_state=self.seed).fit(x)
+                    start = {"means_init": km.cluster_centers_,
+                             "weights_init": np.full(self.n_clusters, 1.0 / self.n_clusters)}
                 gmm = GaussianMixture(self.n_clusters, covariance_type="full", init_params="kmeans",
-                                      reg_covar=1e-4, random_state=self.seed).fit(x)
+                                      reg_covar=1e-4, random_state=self.seed, **start).fit(x)
                 labels, centres = gmm.predict(x), gmm.means_
             else:
                 km = KMeans(self.n_clusters, n_init=3, random_state=self.seed).fit(x)
@@ -133,7 +156,9 @@ class AdjacencyAugmentation:
         return np.where(keep & known, weight, 1.0).astype(np.float32)
 
     def blur_(self, adjacency: np.ndarray, n_nodes: np.ndarray, rng: np.random.Generator) -> None:
-        """Add Eq. 6.1 noise in place to the real-node block of chosen sessions.
+        """Add N(blur_mean, blur_std) noise in place to the real-node block of every session:
+        per cell with probability p_blur (blur_mode "cell", Eq. 6.1), or to all of a session's
+        cells, for sessions chosen with probability p_blur (blur_mode "session").
 
         adjacency : (B, n, 2n) float32 [A_in | A_out]; n_nodes : (B,) real nodes per session.
         Padding rows and columns stay zero, so padding never sends messages.
@@ -142,8 +167,11 @@ class AdjacencyAugmentation:
             return
         b, n, _ = adjacency.shape
         real = np.arange(n)[None, :] < n_nodes[:, None]                      # (B, n)
-        chosen = rng.random(b) < self.p_blur
-        block = (chosen[:, None, None] & real[:, :, None] & real[:, None, :])  # (B, n, n)
-        mask = np.concatenate([block, block], axis=2)
+        block = real[:, :, None] & real[:, None, :]                          # (B, n, n)
+        mask = np.concatenate([block, block], axis=2)                        # (B, n, 2n)
+        if self.blur_mode == "cell":
+            mask &= rng.random(adjacency.shape) <= self.p_blur              # M := U(0, 1) <= p
+        else:
+            mask &= (rng.random(b) < self.p_blur)[:, None, None]
         noise = rng.normal(self.blur_mean, self.blur_std, size=adjacency.shape).astype(np.float32)
         adjacency += noise * mask

@@ -119,7 +119,7 @@ class GatedGraphNet(nn.Module):
     item i adds its own session vector sum_t beta_it h_t, beta_i = softmax_t(v_i . W_t h_t)."""
 
     def __init__(self, n_items: int, hidden: int = 100, step: int = 1, target_aware: bool = False,
-                 bf16_attention: bool = False):
+                 bf16_attention: bool = False, init_std: float | None = None):
         super().__init__()
         self.hidden, self.step, self.target_aware = hidden, step, target_aware
         self.bf16_attention = bf16_attention      # training only: scoring in eval mode stays float32
@@ -136,9 +136,14 @@ class GatedGraphNet(nn.Module):
         self.transform = nn.Linear(2 * hidden, hidden)
         if target_aware:
             self.target_att = nn.Linear(hidden, hidden, bias=False)
+        # init_std None: U(-1/sqrt(hidden), 1/sqrt(hidden)), as the published SR-GNN code;
+        # else N(0, init_std), as the SR-GNN paper and the thesis's appendix A.2 state (0.1)
         std = 1.0 / np.sqrt(hidden)
         for p in self.parameters():
-            nn.init.uniform_(p, -std, std)
+            if init_std is None:
+                nn.init.uniform_(p, -std, std)
+            else:
+                nn.init.normal_(p, 0.0, init_std)
 
     def gnn_cell(self, adj, h):
         n = h.shape[1]
@@ -397,7 +402,10 @@ def _bits(t: torch.Tensor) -> np.ndarray:
 class SRGNN(Recommender):
     """SR-GNN. Parameters: hidden, step, epochs (at most), batch_size, lr, lr_decay_every
     (epochs), lr_decay, l2 (Adam weight decay), max_len (clicks kept per prefix), patience
-    (epochs without a better validation MRR@20 before stopping), bf16 (autocast the network in training; scoring stays float32),
+    (epochs without a better validation score before stopping), stop_on (the validation score
+    that keeps the best epoch and stops early: "mrr" = MRR@20, "loss" = mean cross-entropy over
+    all items), init_std (None: weights ~ U(±1/sqrt(hidden)); a float: N(0, init_std)),
+    bf16 (autocast the network in training; scoring stays float32),
     bf16_attention (TAGNN: only the target attention's GEMMs take bf16 operands in training);
     both bf16 options default to "auto": on where the CPU computes bf16 natively (AVX-512 BF16
     or AMX), off where it would be emulated and many times slower (`sketchrec.precision`),
@@ -405,14 +413,17 @@ class SRGNN(Recommender):
 
     target_aware = False
     _pad_multiple = PAD_MULTIPLE
-    _param_choices = {"bf16": (True, False, "auto"), "bf16_attention": (True, False, "auto")}
+    _param_choices = {"bf16": (True, False, "auto"), "bf16_attention": (True, False, "auto"),
+                      "stop_on": ("mrr", "loss")}
     _param_bounds = {"hidden": (1, None), "step": (0, None), "epochs": (0, None), "batch_size": (1, None),
                      "lr": (0, None), "lr_decay_every": (1, None), "lr_decay": (0, None), "l2": (0, None),
-                     "max_len": (1, None), "patience": (0, None), "seed": (0, None), "threads": (1, None)}
+                     "max_len": (1, None), "patience": (0, None), "init_std": (0, None), "seed": (0, None),
+                     "threads": (1, None)}
 
     def __init__(self, hidden: int = 100, step: int = 1, epochs: int = 10, batch_size: int = 100,
                  lr: float = 1e-3, lr_decay_every: int = 3, lr_decay: float = 0.1, l2: float = 1e-5,
-                 max_len: int = 50, patience: int = 2, bf16: bool | str = "auto",
+                 max_len: int = 50, patience: int = 2, stop_on: str = "mrr", init_std: float | None = None,
+                 bf16: bool | str = "auto",
                  bf16_attention: bool | str = "auto",
                  seed: int = 0,
                  threads: int | None = None, progress: bool = True):
@@ -426,6 +437,8 @@ class SRGNN(Recommender):
         self.l2 = l2
         self.max_len = max_len
         self.patience = patience
+        self.stop_on = stop_on
+        self.init_std = init_std
         self.bf16 = bf16
         self.bf16_attention = bf16_attention
         self.seed = seed
@@ -437,8 +450,9 @@ class SRGNN(Recommender):
             callback=None, init_from: "SRGNN | None" = None, last_pair_only: bool = False) -> "SRGNN":
         """Train on every prefix -> next item of `train`.
 
-        validation : optional (prefixes, targets): MRR@20 after every epoch; the best epoch's
-            weights are kept and training stops after `patience` epochs without improvement.
+        validation : optional (prefixes, targets): MRR@20 and the loss on them after every
+            epoch; the best epoch's weights (by `stop_on`) are kept and training stops after
+            `patience` epochs without improvement.
         augmentation : optional training-time adjacency augmentation (evaluation never uses it).
         checkpoint : optional .npz path written atomically after every epoch; an existing one
             for the same settings and rows is resumed (a killed run loses at most one epoch).
@@ -449,6 +463,8 @@ class SRGNN(Recommender):
         """
         if len(train) == 0:
             raise ValueError("SR-GNN needs at least one training session")
+        if self.stop_on not in ("mrr", "loss"):
+            raise ValueError(f"stop_on must be 'mrr' or 'loss', got {self.stop_on!r}")
         torch.manual_seed(self.seed)
         torch.set_num_threads(self.threads or os.cpu_count() or 1)
         self.bf16_ = use_bf16(self.bf16, f"{type(self).__name__} training")
@@ -457,7 +473,8 @@ class SRGNN(Recommender):
             numba.set_num_threads(min(self.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
         rng = np.random.default_rng(self.seed)
         self.n_items_ = train.n_items
-        self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention_)
+        self.net_ = GatedGraphNet(train.n_items, self.hidden, self.step, self.target_aware, self.bf16_attention_,
+                                  self.init_std)
         if init_from is not None:
             self.net_.load_state_dict(init_from.net_.state_dict())
         optimiser = TableAdam(self.net_.parameters(), self.net_.embedding.weight, lr=self.lr, weight_decay=self.l2)
@@ -514,12 +531,11 @@ class SRGNN(Recommender):
             row = {"epoch": epoch + 1, "loss": total / len(targets), "seconds": time.perf_counter() - t_epoch,
                    "graphs_s": t_graphs, "forward_backward_s": t_net, "optimiser_s": t_opt}
             if validation is not None:
-                from sketchrec.eval.protocols import evaluate_next_item
                 self.net_.eval()
-                metrics, _ = evaluate_next_item(self, *validation, progress=False)
-                row.update({f"valid_{k}": v for k, v in metrics.items() if "@" in k})
-                if row["valid_MRR@20"] > best:
-                    best, stale, self.best_epoch_ = row["valid_MRR@20"], 0, epoch + 1
+                row.update(self._validate(*validation))
+                score = -row["valid_loss"] if self.stop_on == "loss" else row["valid_MRR@20"]   # higher is better
+                if score > best:
+                    best, stale, self.best_epoch_ = score, 0, epoch + 1
                     best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
                 else:
                     stale += 1
@@ -537,6 +553,21 @@ class SRGNN(Recommender):
             self.net_.load_state_dict(best_state)
         self.net_.eval()
         return self
+
+    def _validate(self, prefixes: Sessions, targets: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
+        """valid_HR@K / MRR@K / NDCG@K (K = 10, 20; ranks as `evaluate_next_item` gives them) and
+        valid_loss, the mean cross-entropy over all items, from one scoring pass."""
+        from sketchrec.eval.metrics import session_metrics, target_ranks
+        ranks, loss = np.empty(len(targets), dtype=np.int64), 0.0
+        for start in range(0, len(targets), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(targets)))
+            scores = self.score(prefixes.take(rows))
+            ranks[rows] = target_ranks(scores, targets[rows])
+            loss += float(nn.functional.cross_entropy(torch.from_numpy(scores),
+                                                      torch.from_numpy(targets[rows].astype(np.int64)),
+                                                      reduction="sum"))
+        metrics = session_metrics(ranks, ks=(10, 20))
+        return {**{f"valid_{k}": v for k, v in metrics.items()}, "valid_loss": loss / max(len(targets), 1)}
 
     # -- scoring --------------------------------------------------------------------------
     def _chunks(self, histories: Sessions):

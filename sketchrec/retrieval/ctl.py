@@ -9,7 +9,9 @@ retrieval uses f_bn. Losses:
 - batch-hard triplet loss (Hermans et al. 2017): hardest positive, hardest negative per anchor;
 - centre loss (Wen et al. 2016): squared distance of f to a learned centre of its class;
 - Centroid Triplet Loss: anchor vs the leave-one-out centroid of its own class in the batch
-  (positive) and the nearest centroid of another class in the batch (negative).
+  (positive) and the nearest centroid of another class in the batch (negative), on squared
+  Euclidean distances (``ctl_distance="squared"``, the PhD thesis's Eq. 26) or on Euclidean
+  distances (``"euclidean"``, what earlier runs used).
 
 Batches are P classes × M samples (`PKSampler`), so every class in a batch has M - 1
 other samples to form the anchor's positive centroid.
@@ -74,10 +76,17 @@ def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: flo
     return F.relu(hardest_pos - hardest_neg + margin).mean()
 
 
-def centroid_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
-    """mean_a [ ||a - c_pos(a)|| - min_{c != y(a)} ||a - c|| + margin ]_+, where c_pos(a) is the mean of
-    the other samples of a's class in the batch and c the class means. Anchors whose class has no
-    other sample in the batch are skipped."""
+CTL_DISTANCES = ("squared", "euclidean")
+
+
+def centroid_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.3,
+                     distance: str = "squared") -> torch.Tensor:
+    """mean_a [ D(a, c_pos(a)) - min_{c != y(a)} D(a, c) + margin ]_+, where c_pos(a) is the mean of
+    the other samples of a's class in the batch and c the class means; D(x, y) = ||x - y||² for
+    distance "squared" (the PhD thesis's Eq. 26), ||x - y|| for "euclidean". Anchors whose class
+    has no other sample in the batch are skipped. features : (B, d) float; labels : (B,) int."""
+    if distance not in CTL_DISTANCES:
+        raise ValueError(f"distance must be one of {CTL_DISTANCES}, got {distance!r}")
     classes, inverse = torch.unique(labels, return_inverse=True)
     one_hot = F.one_hot(inverse, len(classes)).to(features.dtype)               # (B, C)
     counts = one_hot.sum(0)                                                      # (C,)
@@ -87,9 +96,11 @@ def centroid_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float
     if not usable.any() or len(classes) < 2:
         return features.sum() * 0
     loo = (sums[inverse] - features) / (own_count - 1).clamp(min=1)[:, None]     # leave-one-out centroid
-    d_pos = (features - loo).pow(2).sum(1).add(1e-12).sqrt()
+    d_pos = (features - loo).pow(2).sum(1)
     centroids = sums / counts[:, None]
-    d_all = _pairwise_sq(features, centroids).add(1e-12).sqrt()                  # (B, C)
+    d_all = _pairwise_sq(features, centroids)                                    # (B, C)
+    if distance == "euclidean":
+        d_pos, d_all = d_pos.add(1e-12).sqrt(), d_all.add(1e-12).sqrt()
     d_neg = d_all.masked_fill(one_hot.bool(), torch.inf).min(1).values
     return F.relu(d_pos - d_neg + margin)[usable].mean()
 
@@ -159,13 +170,19 @@ class RetrievalNet(nn.Module):
 # -- training -----------------------------------------------------------------------------
 @dataclass
 class LossWeights:
-    """Weights of the loss terms; ctl=0 gives the paper's base model without CTL."""
+    """Weights of the loss terms; ctl=0 gives the paper's base model without CTL. `margin` is the
+    triplet and CTL margin; `ctl_distance` the CTL's distance (see `centroid_triplet`)."""
     ce: float = 1.0
     triplet: float = 1.0
     centre: float = 5e-4
     ctl: float = 1.0
     margin: float = 0.3
     label_smoothing: float = 0.1
+    ctl_distance: str = "squared"
+
+    def __post_init__(self):
+        if self.ctl_distance not in CTL_DISTANCES:
+            raise ValueError(f"ctl_distance must be one of {CTL_DISTANCES}, got {self.ctl_distance!r}")
 
 
 @dataclass
@@ -221,7 +238,7 @@ class RetrievalTrainer:
                 parts = {"ce": F.cross_entropy(logits, yb, label_smoothing=w.label_smoothing),
                          "triplet": batch_hard_triplet(f, yb, w.margin) if w.triplet else f.sum() * 0,
                          "centre": centre(f, yb) if w.centre else f.sum() * 0,
-                         "ctl": centroid_triplet(f, yb, w.margin) if w.ctl else f.sum() * 0}
+                         "ctl": centroid_triplet(f, yb, w.margin, w.ctl_distance) if w.ctl else f.sum() * 0}
                 loss = w.ce * parts["ce"] + w.triplet * parts["triplet"] + w.centre * parts["centre"] + \
                     w.ctl * parts["ctl"]
                 optimiser.zero_grad(set_to_none=True)
