@@ -244,6 +244,106 @@ def wait_for(url: str, server: subprocess.Popen, seconds: float = 600) -> None:
     raise RuntimeError(f"the server did not come up in {seconds:g} s")
 
 
+def start_server(bundle: Path, port: int, env: dict, pin: list[str], *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([*pin, sys.executable, "-m", "sketchrec.cli", "serve", str(bundle), "--port", str(port),
+                             *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def worker_processes(server: subprocess.Popen) -> list:
+    """The server's worker processes: its children that map the weights, by pid."""
+    import psutil
+    return sorted((p for p in psutil.Process(server.pid).children(recursive=True)
+                   if any(m.path.endswith("weights.safetensors") for m in p.memory_maps())), key=lambda p: p.pid)
+
+
+def worker_memory(server: subprocess.Popen) -> list[dict]:
+    """Per worker process: RSS, USS (pages only it holds) and the weights file's mapped pages,
+    resident and proportional (PSS: shared pages split among sharers), MB."""
+    out = []
+    for p in worker_processes(server):
+        maps = [m for m in p.memory_maps(grouped=False) if m.path.endswith("weights.safetensors")]
+        if maps:
+            full = p.memory_full_info()
+            out.append({"rss": full.rss / 2 ** 20, "uss": full.uss / 2 ** 20,
+                        "weights_rss": sum(m.rss for m in maps) / 2 ** 20,
+                        "weights_pss": sum(m.pss for m in maps) / 2 ** 20})
+    return out
+
+
+def time_breakdown(bundle: Path, prefixes: list[list[str]], k: int, n: int = 1000, repeats: int = 5) -> dict:
+    """ms per `n` sessions on one core (this process pinned to its first allowed core meanwhile)."""
+    import asyncio
+
+    import httpx
+    import numba
+    import torch
+
+    from sketchrec.data.sessions import Sessions
+    from sketchrec.serve import create_app
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    try:
+        loaded = load_bundle(bundle)
+        model, ids = loaded.model, loaded.items
+        internal = ids.lookup([x for p in prefixes[:n] for x in p]).internal.astype(np.int32)
+        indptr = np.concatenate([[0], np.cumsum([len(p) for p in prefixes[:n]])])
+        hist = Sessions(indptr, internal, model.n_items_)
+
+        def best(fn):
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            return 1000 * min(times)
+        x = model._encode(hist)
+        out = {"input sketches": best(lambda: model._encode(hist))}
+        with torch.inference_mode():
+            out["network, float32"] = best(lambda: model.net_(*x))
+        log_p, kw = model._readout_inputs(hist)
+        readout = model._readout
+        out["readout + top-k, batch-first"] = best(lambda: readout.topk(log_p, k, **kw))
+        rows = readout.batch_rows
+        readout.batch_rows = 10 ** 9
+        out["readout + top-k, row kernel (before)"] = best(lambda: readout.topk(log_p, k, **kw))
+        readout.batch_rows = rows
+        out["model.recommend, float32"] = best(lambda: model.recommend(hist, k))
+        body = json.dumps({"sessions": prefixes[:n], "k": k}).encode()
+        app = create_app(loaded, threads=1)
+
+        async def request():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                reply = await client.post("/recommend", content=body, headers={"content-type": "application/json"})
+                reply.raise_for_status()
+        out["whole request in-process, float32"] = best(lambda: asyncio.run(request()))
+        model.to_int8()
+        x = model._encode(hist)
+        with torch.inference_mode():
+            out["network, int8"] = best(lambda: model.net_(*x))
+        out["model.recommend, int8"] = best(lambda: model.recommend(hist, k))
+    finally:
+        os.sched_setaffinity(0, cores)
+    return out
+
+
+def int8_quality(bundle: Path, k: int) -> dict:
+    """HR@k / MRR@k (%) of the bundle's float32 and int8 networks on every Diginetica test prefix."""
+    from sketchrec.eval.protocols import evaluate_next_item
+    bench = registry.load("diginetica")
+    model = load_bundle(bundle).model
+    out = {}
+    for name in ("float32", "int8"):
+        if name == "int8":
+            model.to_int8()
+        metrics, _ = evaluate_next_item(model, bench.test_prefixes, bench.test_targets, ks=(k,), progress=False)
+        out[name] = (100 * metrics[f"HR@{k}"], 100 * metrics[f"MRR@{k}"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20, help="per legitimate row")
@@ -254,6 +354,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--bundle", type=Path, help="reuse (or build and keep) the bundle here")
     parser.add_argument("--output", type=Path, default=OUT)
+    parser.add_argument("--workers", type=int, default=2, help="for the several-workers rows")
+    parser.add_argument("--worker-users", type=int, default=8, help="locust users for the several-workers rows")
     args = parser.parse_args()
     if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         pin_server, pin_load, pinned = [], [], "server and load generator share the cores (no taskset or one core)"
@@ -270,9 +372,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "SKETCHREC_API_KEY": key, "SERVE_LOAD_DIR": str(folder), "OMP_NUM_THREADS": "1",
                "NUMBA_NUM_THREADS": "1"}
-        server = subprocess.Popen([*pin_server, sys.executable, "-m", "sketchrec.cli", "serve", str(bundle),
-                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        server = start_server(bundle, port, env, pin_server)
         rows, rss = [], {}
         try:
             import httpx
@@ -304,6 +404,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        workers = run_workers(folder, bundle, batch_files, args, env)
+        breakdown = time_breakdown(bundle, prefixes, args.k)
+        quality = int8_quality(bundle, args.k)
     hostile = {e["name"]: summarize(e) for e in stats}
     probe = hostile.pop("/health (probe)")
     by_kind = defaultdict(dict)
@@ -312,11 +415,46 @@ def main() -> None:
         by_kind[kind][status] = n
     total_s = time.perf_counter() - t_start
     write_report(args, rows, rss, hostile, by_kind, probe, (metrics_before, metrics_after), after.status_code,
-                 fit_s, model_name, len(prefixes), pinned, total_s)
+                 fit_s, model_name, len(prefixes), pinned, total_s, workers, breakdown, quality)
+
+
+def run_workers(folder: Path, bundle: Path, batch_files: dict, args, env: dict) -> list[tuple]:
+    """Batches of the largest size against `--workers N` servers (float32, then int8), nothing pinned:
+    [(row name, summary, per-worker memory)]."""
+    import httpx
+    b = max(args.batches)
+    out = []
+    for extra, label in (((), "float32"), (("--int8",), "int8")):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(bundle, port, env, [], "--workers", str(args.workers), *extra)
+        try:
+            wait_for(url, server)
+            time.sleep(2)                                  # every worker up, not just the first
+            keyed = {"X-API-Key": env["SKETCHREC_API_KEY"]}
+            body = json.loads((folder / batch_files[b][0]).read_bytes().split(b"\n")[0])
+            for _ in range(4 * args.workers):
+                httpx.post(f"{url}/recommend", json=body, headers=keyed, timeout=60).raise_for_status()
+            procs = worker_processes(server)
+            cpu0, t0 = [sum(p.cpu_times()[:2]) for p in procs], time.perf_counter()
+            stats = run_locust(folder, url, ["Scoring"], args.worker_users, args.seconds, [],
+                               {**env, "SERVE_LOAD_BODIES": batch_files[b][0]})
+            wall = time.perf_counter() - t0                   # locust's start and stop included
+            busy = [(sum(p.cpu_times()[:2]) - c) / wall for p, c in zip(procs, cpu0)]
+            entry = next(e for e in stats if e["name"] == "/recommend")
+            memory = worker_memory(server)
+            for m, share in zip(memory, busy):
+                m["cpu"] = share
+            out.append((f"batches of {b:,}, {args.worker_users} users, {args.workers} workers, {label}",
+                        summarize(entry, b), memory))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return out
 
 
 def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_after, fit_s, model_name, n_prefixes,
-                 pinned, total_s) -> None:
+                 pinned, total_s, workers, breakdown, quality) -> None:
     command = "python benchmarks/serve_load.py" + (f" --seconds {args.seconds:g}" if args.seconds != 20 else "") + \
         (f" --hostile-seconds {args.hostile_seconds:g}" if args.hostile_seconds != 60 else "")
     built = f"fitted on Diginetica's training sessions in {fit_s:.0f} s" if fit_s else f"reused from {args.bundle}"
@@ -325,7 +463,7 @@ def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_
              f"CPU {cpu_summary()}; {pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
              f"Bundle: {model_name} {built}; requests are real Diginetica test prefixes ({n_prefixes:,}), "
              f"top-{args.k} over all items, with the API key from $SKETCHREC_API_KEY; `sketchrec serve` (uvicorn, "
-             f"1 worker, 1 model thread). Load: locust, headless, closed loop, {args.seconds:g} s per row. "
+             f"1 worker, 1 model thread on its core). Load: locust, headless, closed loop, {args.seconds:g} s per row. "
              "Latencies are locust's (rounded to 10 ms above 100 ms, to 100 ms above 1 s).", "",
              "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s | server RSS before -> "
              "after MB |",
@@ -349,6 +487,34 @@ def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_
               "Targets (issue 9): p99 under 20 ms for a single request; at least 10,000 users / s with batching. "
               "Issue 28: no 5xx but 503 under hostile traffic, /health answered throughout, /metrics and RSS "
               "bounded."]
+    lines += ["", f"## Several workers: `sketchrec serve --workers {args.workers}`, both cores", "",
+              f"{args.workers} uvicorn workers ({max(1, (os.cpu_count() or 1) // args.workers)} compute thread each) "
+              "share the port and one memory-mapped copy of the weights; locust runs on the same cores (not "
+              "pinned), so its own CPU is taken from the server's. Memory per worker: RSS, USS (pages no other "
+              "process holds), and weights.safetensors' mapped pages: resident in the worker vs its proportional "
+              "share (PSS = resident / processes sharing them). The kernel hands each new connection to one "
+              "worker and a client keeps its connection, so a worker's share of the load is its share of the "
+              "connections: with few clients one worker can idle (its CPU busy column shows it); put several "
+              "workers behind many client connections or a load balancer.", "",
+              "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s | per worker: CPU busy, RSS / USS "
+              "MB, weights resident / PSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for name, r, memory in workers:
+        per = "; ".join(f"{m['cpu']:.0%}, {m['rss']:,.0f} / {m['uss']:,.0f}, {m['weights_rss']:.1f} / "
+                        f"{m['weights_pss']:.1f}" for m in memory)
+        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+                     f"{r['requests_per_s']:,.1f} | {r['users_per_s']:,.0f} | {per} |")
+    best = max(r["users_per_s"] for _, r, _ in workers)
+    lines += ["", f"Best: {best:,.0f} users / s; the 10,000 users / s target is "
+              + ("met." if best >= 10_000 else f"**not met** ({best / 10_000:.0%} of it)."), "",
+              "## Where the time goes: 1,000 sessions on one core", "",
+              "Measured in this process on one core (torch and numba at 1 thread), best of 5; Diginetica test "
+              "prefixes, top-20.", "", "| step | ms per 1,000 sessions |", "|---|---|"]
+    lines += [f"| {name} | {ms:.1f} |" for name, ms in breakdown.items()]
+    f32, i8 = quality["float32"], quality["int8"]
+    lines += ["", f"One core's ceiling is 1,000 / (whole request) sessions per second: "
+              f"{1e6 / breakdown['whole request in-process, float32']:,.0f} users / s per core in float32. "
+              f"Quality of the int8 network on all {n_prefixes:,} test prefixes: HR@{args.k} / MRR@{args.k} "
+              f"{i8[0]:.2f} / {i8[1]:.2f} against float32 {f32[0]:.2f} / {f32[1]:.2f}."]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

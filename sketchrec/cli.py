@@ -513,6 +513,8 @@ def serve(
                                                "of the model (one per core is the fastest for batches)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Compute threads per worker (default: the cores "
                                                             "shared out among the workers)."),
+    int8: bool = typer.Option(False, "--int8", help="EMDE only: int8 linear layers (a faster network, scores "
+                                                    "that differ slightly; no /explain)."),
 ):
     """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /explain, /health, /metrics
     (docs at /docs). Requests are bounded in size, work and time (sketchrec.serve.LIMITS)."""
@@ -557,7 +559,9 @@ def serve(
     console.print(f"serving {loaded.manifest['model_class']} ({loaded.path.name}) on http://{host}:{port} "
                   f"(OpenAPI docs at /docs{'; X-API-Key required' if api_key is not None else ''}"
                   f"{f'; {workers} workers' if workers > 1 else ''})")
-    run(loaded, host=host, port=port, api_key=api_key, limits=limits, workers=workers, threads=threads)
+    if int8 and not hasattr(loaded.model, "to_int8"):
+        fail(f"--int8 applies to EMDE bundles, not {loaded.manifest['model_class']}")
+    run(loaded, host=host, port=port, api_key=api_key, limits=limits, workers=workers, threads=threads, int8=int8)
 
 
 @app.command()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["native_bf16", "use_bf16", "cpu_model", "cpu_flags", "cpu_summary"]
+__all__ = ["native_bf16", "use_bf16", "cpu_model", "cpu_flags", "cpu_summary", "int8_linear"]
 
 # oneDNN ISA names from the lowest that computes bf16 natively upwards
 _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
@@ -119,3 +119,25 @@ def cpu_summary() -> str:
     native = "native bf16" if native_bf16() else "no native bf16"
     return (f"{cpu_model()} ({os.cpu_count()} logical cores; {' '.join(vector) or 'flags unknown'}; "
             f"torch kernels {capability}; {native})")
+
+
+def int8_linear(module):
+    """A copy of `module` for inference whose `nn.Linear` layers compute in int8 (torch's dynamic
+    quantisation: int8 weights per tensor, activations quantised per batch on the fly; fbgemm on
+    x86, qnnpack on ARM). On the AVX2 EPYC this made EMDE's network 1.9x faster with Diginetica's
+    HR@20 / MRR@20 unchanged to 0.05 points (docs/benchmarks/serve_load.md); measure on your model
+    before serving it. The quantised copy is for inference only: it cannot be trained or saved.
+    torch marks `torch.ao.quantization` deprecated in favour of the torchao package; the pinned
+    torch still ships it and runs it on fbgemm's AVX2 kernels, which is what is measured here."""
+    import warnings
+
+    import torch
+    engines = torch.backends.quantized.supported_engines
+    engine = next((e for e in ("x86", "fbgemm", "qnnpack") if e in engines), None)
+    if engine is None:
+        raise RuntimeError(f"this torch build has no int8 engine (supported: {engines})")
+    torch.backends.quantized.engine = engine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)         # the deprecation notices of torch.ao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)

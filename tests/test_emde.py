@@ -208,3 +208,24 @@ def test_fused_recommend_equals_score_then_topk(readout):
         np.testing.assert_array_equal(items, want_items)
         np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
     assert model.recommend(histories, k=100)[0].shape == (4, 40)          # k clipped to the item count
+
+
+def test_int8_serving_copy_keeps_the_learned_rule_and_refuses_what_it_cannot_do(tmp_path):
+    train = cycle_sessions()
+    prefixes = cycle_sessions(n_sessions=100, seed=1)
+    prefixes = prefixes.filter_clicks(prefixes.position_of_click() < 3)
+    targets = (prefixes.last_items() + 1) % train.n_items
+    model = small_emde().fit(train)
+    float_items, float_scores = model.recommend(prefixes, 5)
+    model.to_int8()
+    assert model.to_int8() is model and model.int8_
+    metrics, _ = evaluate_next_item(model, prefixes, targets, ks=(1,), progress=False)
+    assert metrics["HR@1"] > 0.9, metrics
+    items, scores = model.recommend(prefixes, 5)
+    assert (items[:, 0] == float_items[:, 0]).mean() > 0.95
+    assert np.abs(scores - float_scores).max() > 0                  # it does compute differently
+    with pytest.raises(ValueError, match="int8"):
+        model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="int8"):
+        model.explain(prefixes.take(np.arange(2)), [1, 2])
+    assert not small_emde(epochs=1).fit(train).int8_

@@ -288,6 +288,26 @@ def test_gate_bounds_inflight_queue_and_time():
     assert busy.detail[0]["type"] == "busy" and busy.headers["retry-after"] == "1"
 
 
+def test_heap_trims_are_rate_limited_while_busy_and_done_when_idle(monkeypatch):
+    import sketchrec.serve as serve_module
+    trims = []
+    monkeypatch.setattr(serve_module, "_release_memory", lambda: trims.append(time.monotonic()))
+    gate = serve_module._Gate(serve_module.LIMITS)
+    assert gate.enter()
+    for _ in range(5):                                   # a burst of large requests: one trim, the rest put off
+        gate.done_large(True)
+    gate.done_large(False)
+    assert len(trims) == 1 and gate.trim_pending
+    gate.leave()                                         # idle: the put-off trim runs on the model thread
+    gate.executor.submit(lambda: None).result()
+    assert len(trims) == 2 and not gate.trim_pending
+    assert gate.enter()
+    gate.done_large(False)                               # small requests never trim
+    gate.leave()
+    gate.executor.submit(lambda: None).result()
+    assert len(trims) == 2
+
+
 def test_cli_serve_takes_the_key_from_a_file_or_the_environment(bundle_dir, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -306,6 +306,7 @@ class EMDE(Recommender):
         self._fit_codes(train)
         self.n_inputs_ = len(mods) * self.n_sketches * self.width
         depth_out = len(self.outputs) * self.n_sketches
+        self.int8_ = False
         self.net_ = SketchNet(self.n_inputs_, self.hidden, depth_out, self.width, self.n_blocks,
                               self.batch_norm, self.dropout)
         optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -457,6 +458,8 @@ class EMDE(Recommender):
         [(feature name, attribution), ...] (most influential first, by absolute value).
         """
         self._check_histories(histories)
+        if getattr(self, "int8_", False):
+            raise ValueError("an int8 model (EMDE.to_int8) has no gradients to explain with: load the float model")
         items = np.asarray(items, dtype=np.int64).reshape(-1)
         if len(items) != len(histories):
             raise ValueError(f"{len(items)} items for {len(histories)} rows")
@@ -567,7 +570,21 @@ class EMDE(Recommender):
     # -- persistence ---------------------------------------------------------------------
     _state = ("n_inputs_", "item_counts_")
 
+    def to_int8(self) -> "EMDE":
+        """Switch the fitted network's linear layers to int8 for serving
+        (`sketchrec.precision.int8_linear`): a faster network, scores that differ slightly. The
+        int8 model still recommends and profiles, but it cannot be explained (no gradients),
+        saved or trained further; fit again (or load the bundle again) for the float model."""
+        self._check_fitted()
+        if not getattr(self, "int8_", False):
+            from sketchrec.precision import int8_linear
+            self.net_ = int8_linear(self.net_)
+            self.int8_ = True
+        return self
+
     def _save_extra(self) -> dict[str, np.ndarray]:
+        if getattr(self, "int8_", False):
+            raise ValueError("an int8 serving copy (EMDE.to_int8) cannot be saved: save the float model")
         arrays = {f"codes.{s}": c for s, c in self.codes_.items()}
         arrays.update({f"net.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()})
         return arrays
