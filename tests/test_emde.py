@@ -194,7 +194,7 @@ def test_explain_matches_scores_and_finds_the_driving_modality():
         model.explain(prefixes, [1])
 
 
-@pytest.mark.parametrize("readout", ["bayes", "mean"])
+@pytest.mark.parametrize("readout", ["bayes", "geometric", "min"])
 def test_fused_recommend_equals_score_then_topk(readout):
     """EMDE.recommend scores and selects row by row (no score matrix): same items, same order."""
     from sketchrec.eval.topk import topk
@@ -229,3 +229,26 @@ def test_int8_serving_copy_keeps_the_learned_rule_and_refuses_what_it_cannot_do(
     with pytest.raises(ValueError, match="int8"):
         model.explain(prefixes.take(np.arange(2)), [1, 2])
     assert not small_emde(epochs=1).fit(train).int8_
+
+
+def test_readouts_by_hand_and_the_old_name():
+    """"geometric" is the mean over depth of log p at the item's buckets, "min" the count-min
+    minimum (the papers' readout), both from the same predicted sketch; "mean" still means
+    "geometric", with a deprecation warning; explain's scores follow the readout."""
+    train = cycle_sessions()
+    histories = Sessions.from_lists([[3, 4, 5], [10, 11]], n_items=40)
+    model = small_emde(epochs=1, readout="geometric").fit(train)
+    log_p = np.log(model.predict_sketch(histories))                         # (2, depth, width)
+    codes = model._output_codes()                                          # (40, depth)
+    picked = np.stack([log_p[:, j, codes[:, j]] for j in range(codes.shape[1])], axis=2)   # (2, 40, depth)
+    np.testing.assert_allclose(model.score(histories), picked.mean(2), rtol=1e-5, atol=1e-5)
+    model.readout, model._readout = "min", None
+    np.testing.assert_allclose(model.score(histories), picked.min(2), rtol=1e-6)
+    explained = model.explain(histories, [6, 12])
+    assert [e["score"] for e in explained] == pytest.approx(picked.min(2)[[0, 1], [6, 12]], rel=1e-5)
+    model.readout, model._readout = "mean", None
+    with pytest.warns(DeprecationWarning, match="geometric"):
+        np.testing.assert_allclose(model.score(histories), picked.mean(2), rtol=1e-5, atol=1e-5)
+    model.readout, model._readout = "count-min", None
+    with pytest.raises(ValueError, match="readout"):
+        model.score(histories)

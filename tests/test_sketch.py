@@ -154,3 +154,15 @@ def test_readout_batch_path_gives_the_row_path_floats(method, depth):
     log_p[40, 0, codes[7, 0]] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         r.topk(log_p, 5)
+
+
+def test_min_readout_by_hand():
+    from sketchrec.sketch.sketches import Readout
+    codes = np.array([[0, 1], [1, 1], [1, 0]])                    # 3 items, depth 2, width 2
+    log_p = np.log(np.array([[[0.9, 0.1], [0.3, 0.7]]], np.float32))
+    got = Readout(codes, 2, method="direct").from_log(log_p, reduce="min")
+    np.testing.assert_allclose(np.exp(got), [[0.7, 0.1, 0.1]], rtol=1e-6)   # min(0.9,0.7), min(0.1,0.7), min(0.1,0.3)
+    with pytest.raises(ValueError, match="scale or bias"):
+        Readout(codes, 2).from_log(log_p, reduce="min", scale=2.0)
+    with pytest.raises(ValueError, match="reduce"):
+        Readout(codes, 2).from_log(log_p, reduce="max")

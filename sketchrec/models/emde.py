@@ -4,9 +4,9 @@ Items are coded by DLSH over item embeddings (one coder per embedding
 source); a history becomes one density sketch per *input modality*; a
 feed-forward network maps the concatenated input sketches to a predicted
 output sketch (per-depth softmax over the buckets), trained with
-cross-entropy against the sketch of what comes next; items are scored by the
-count-min style readout (mean over depth of the log-probability at each
-item's buckets).
+cross-entropy against the sketch of what comes next; items are scored by a
+readout of the predicted sketch at each item's buckets (`readout`: "bayes" by
+default, the geometric mean over depth, or "min", the count-min estimate).
 
 Modalities are strings ``"view:source"``:
 
@@ -30,6 +30,7 @@ sketch size.
 
 from __future__ import annotations
 
+import warnings
 import logging
 import os
 import time
@@ -157,11 +158,14 @@ class EMDE(Recommender):
     l2_input : L2-normalise every depth row of the input sketches.
     epochs, batch_size, lr, weight_decay, lr_decay : Adam training; lr x lr_decay per epoch.
     max_prefix : only the last `max_prefix` clicks of a prefix are sketched (target="next").
-    readout : "bayes" — score(i) = Σ_j [log p_j(b_ij) - log m_j(b_ij)] + prior · log π_i, with
-        π the items' training popularity (add-one smoothed) and m_j(b) the popularity mass of
-        bucket b at depth j: each depth's predicted mass, divided by what popularity alone
-        predicts, is evidence for the item (naive-Bayes combination); or "mean" — the
-        count-min geometric mean, mean_j log p_j(b_ij).
+    readout : how item i's score is read from the predicted sketch p (b_ij: i's bucket at depth j).
+        "bayes" (default) — Σ_j [log p_j(b_ij) - log m_j(b_ij)] + prior · log π_i, with π the
+        items' training popularity (add-one smoothed) and m_j(b) the popularity mass of bucket
+        b at depth j: each depth's predicted mass, divided by what popularity alone predicts,
+        is evidence for the item (naive-Bayes combination); "geometric" — the geometric mean
+        over depth, mean_j log p_j(b_ij); "min" — min_j p_j(b_ij), the count-min sketch's
+        estimate, as the EMDE papers read scores ("the same as CMS"). "mean" is the old name
+        of "geometric" (accepted, deprecated).
     prior : weight of log π in the "bayes" readout (0 = likelihood ratio only).
     bf16 : train with bfloat16 autocast (log-softmax and loss stay float32; scoring is
         float32): "auto" (default) where the CPU computes bf16 natively (AVX-512 BF16 or AMX),
@@ -172,7 +176,7 @@ class EMDE(Recommender):
     """
 
     _param_choices = {"bias": ("quantile", "median"), "target": ("next", "holdout"), "target_view": ("all", "liked"),
-                      "readout": ("bayes", "mean"), "bf16": (True, False, "auto")}
+                      "readout": ("bayes", "geometric", "min", "mean"), "bf16": (True, False, "auto")}
     _param_bounds = {"n_sketches": (1, None), "n_bits": (1, 30), "decay": (0, 1), "cleora_dim": (1, None),
                      "holdout_share": (0, 1), "hidden": (1, None), "n_blocks": (0, None), "dropout": (0, 1),
                      "epochs": (0, None), "batch_size": (1, None), "lr": (0, None), "weight_decay": (0, None),
@@ -477,8 +481,10 @@ class EMDE(Recommender):
         def item_scores(w):
             log_p = self.net_(indices, offsets, w)                                     # (B, depth, width)
             picked = log_p.gather(2, codes.unsqueeze(2)).squeeze(2)                    # (B, depth)
-            if self.readout == "mean":
-                return picked.exp().mean(1)
+            if self._readout_kind == "geometric":
+                return picked.mean(1)
+            if self._readout_kind == "min":
+                return picked.min(1).values
             mass = torch.from_numpy(self._log_bucket_mass).gather(1, codes.T).T        # (B, depth)
             out = (picked - mass).sum(1)
             if self.prior:
@@ -512,8 +518,10 @@ class EMDE(Recommender):
         if getattr(self, "_readout", None) is None:
             self._prepare_readout()
         log_p = self._log_sketch(histories, without=without)
-        if self.readout == "mean":
+        if self._readout_kind == "geometric":
             return log_p, {}
+        if self._readout_kind == "min":
+            return log_p, {"reduce": "min"}
         log_p -= self._log_bucket_mass
         # bayes sums over depth (the kernel averages) and adds the item prior, in the readout's pass
         return log_p, {"scale": log_p.shape[1],
@@ -528,7 +536,9 @@ class EMDE(Recommender):
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items per row, as `score` + `topk` but fused: no (B, n_items) score matrix."""
         self._check_fitted()
-        if k < 1:
+        if getattr(self, "_readout", None) is None:
+            self._prepare_readout()
+        if k < 1 or self._readout_kind == "min":                  # min: scores, then top-k
             return super().recommend(histories, k, exclude_seen)
         log_p, kw = self._readout_inputs(histories)
         exclude = (histories.indptr, histories.items) if exclude_seen else None
@@ -536,9 +546,13 @@ class EMDE(Recommender):
 
     def _prepare_readout(self) -> None:
         codes = self._output_codes()
+        if self.readout not in ("bayes", "geometric", "min", "mean"):
+            raise ValueError(f"readout must be 'bayes', 'geometric' or 'min', got {self.readout!r}")
+        if self.readout == "mean":
+            warnings.warn("EMDE readout 'mean' is now called 'geometric' (the geometric mean over depth; "
+                          "'min' is the count-min readout)", DeprecationWarning, stacklevel=3)
+        self._readout_kind = "geometric" if self.readout == "mean" else self.readout
         self._readout = Readout(codes, self.width)
-        if self.readout not in ("bayes", "mean"):
-            raise ValueError(f"readout must be 'bayes' or 'mean', got {self.readout!r}")
         # popularity, add-one smoothed so items unseen in training keep a finite score
         pop = (self.item_counts_.astype(np.float64) + 1.0)
         pop /= pop.sum()

@@ -3,8 +3,10 @@
 A history (session, user) becomes an (N, 2^K) array: sketch[j, code[i, j]] += w_i
 for each of its items i, then every depth row is divided by Σ w (so each row
 is a distribution). Several modalities (codes from different embeddings) are
-concatenated. The readout turns a predicted sketch back into item scores:
-score(i) = geometric mean over depth of p[j, code[i, j]] (count-min style).
+concatenated. The readout turns a predicted sketch back into item scores; `Readout` gives
+the geometric mean over depth of p[j, code[i, j]] (as the mean of logs, with an optional scale
+and per-item bias: EMDE's "geometric" and "bayes" readouts) or, with reduce="min", the minimum
+over depth: the count-min sketch's estimate, which is how the EMDE papers read item scores.
 """
 
 from __future__ import annotations
@@ -148,17 +150,25 @@ class Readout:
         return self.from_log(np.log(np.maximum(p, np.float32(eps))), out)
 
     def from_log(self, log_p: np.ndarray, out: np.ndarray | None = None, *, scale: float = 1.0,
-                 bias: np.ndarray | None = None) -> np.ndarray:
+                 bias: np.ndarray | None = None, reduce: str = "mean") -> np.ndarray:
         """The same from (B, N, width) log-probabilities (e.g. a network's log-softmax).
 
-        `scale` multiplies the mean and an (n_items,) `bias` is added, in the same pass
-        (scale = N gives the sum over depth)."""
+        reduce="mean": `scale` multiplies the mean over depth and an (n_items,) `bias` is added,
+        in the same pass (scale = N gives the sum over depth). reduce="min": the minimum over
+        depth of log p[j, code[i, j]] (count-min; no scale or bias)."""
         log_p = np.ascontiguousarray(log_p, dtype=np.float32)
         if log_p.ndim != 3 or log_p.shape[1:] != (self.codes_t.shape[0], self.width):
             raise ValueError(f"log-probabilities must be (B, {self.codes_t.shape[0]}, {self.width}), "
                              f"got shape {log_p.shape}")
         if out is None:
             out = np.empty((log_p.shape[0], self.n_items), dtype=np.float32)
+        if reduce == "min":
+            if scale != 1.0 or bias is not None:
+                raise ValueError("reduce='min' takes no scale or bias")
+            _readout_min_kernel(log_p, self.codes_t, out)
+            return out
+        if reduce != "mean":
+            raise ValueError(f"reduce must be 'mean' or 'min', got {reduce!r}")
         if bias is None:
             bias = np.zeros(0, np.float32)
         else:
@@ -282,6 +292,21 @@ def _pairs_row(log_p_b, pair_codes_t, codes_t, row, table, scale, bias):
             for i in range(n_items):
                 row[i] += last[code1[i]]
     _finish_row(row, scale, bias)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _readout_min_kernel(log_p, codes_t, out):
+    # count-min: per row, the smallest log-probability over depth at each item's bucket
+    depth, n_items = codes_t.shape
+    for b in numba.prange(log_p.shape[0]):
+        row = out[b]
+        table, code = log_p[b, 0], codes_t[0]
+        for i in range(n_items):
+            row[i] = table[code[i]]
+        for j in range(1, depth):
+            table, code = log_p[b, j], codes_t[j]
+            for i in range(n_items):
+                row[i] = min(row[i], table[code[i]])
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
