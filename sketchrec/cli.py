@@ -112,7 +112,7 @@ def data_inspect(
         inter = read_interactions(path, user=user, item=item, timestamp=timestamp, event=event,
                                   weight=weight, delimiter=delimiter, on_bad_rows=on_bad_rows)
     except (DataValidationError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2)
     seconds = time.perf_counter() - t0
     sessions = inter.to_sessions(gap_seconds=session_gap * 60 if session_gap else None)
@@ -198,7 +198,7 @@ def eval_nodeclf(
     from sketchrec.graph import Cleora, Graph
     ds = registry.load(dataset)
     if ds.labels is None:
-        console.print(f"[red]error:[/] {dataset} has no node labels")
+        console.print(f"[red]error:[/] {dataset} has no node labels", soft_wrap=True)
         raise typer.Exit(2)
     graph = Graph.from_edges(ds.edges[:, 0], ds.edges[:, 1], n_nodes=ds.n_nodes)
     vectors = Cleora(dim=dim, iterations=iterations).fit(graph).vectors_
@@ -392,7 +392,7 @@ def search(
     try:
         engine = CatalogueSearch.load(model)
     except (BundleError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     results = engine.search(text, k=k)
     records = []
@@ -433,7 +433,7 @@ def corrupt(
     try:
         rows = corrupt_file(source, column, output, chain)
     except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     console.print(f"{rows:,} rows written to {output} ({chain})")
 
@@ -483,7 +483,7 @@ def robustness_report(
             test_texts, y_test = test_texts[:max_test], y_test[:max_test]
         results = {name: study.run(name, train_texts, y_train, test_texts, y_test)}
     except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     res = results[name]
     source = f"--dataset {dataset}" if dataset else f"--train {train} --test {test}"
@@ -524,7 +524,7 @@ def serve(
 
     def fail(message: str):
         from rich.markup import escape
-        console.print(f"[red]error:[/] {escape(message)}")
+        console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
         raise typer.Exit(code=2)
 
     if api_key_file is not None:
@@ -659,7 +659,7 @@ def bundle_gc(
     try:
         removed = collect_garbage(path, keep_versions=keep, min_age=STALE_AFTER if min_age is None else min_age)
     except BundleError as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     for where, size in removed:
         console.print(f"removed {where} ({size / 1e6:.1f} MB)")
