@@ -39,7 +39,7 @@ from profile_features import cut, genre_shares, load  # noqa: E402
 
 from sketchrec.data import registry  # noqa: E402
 from sketchrec.eval.report import machine_line  # noqa: E402
-from sketchrec.eval.topk import topk  # noqa: E402
+from sketchrec.topk import topk  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
 

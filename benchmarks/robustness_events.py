@@ -93,7 +93,7 @@ def graph_part(args) -> list[dict]:
 
 def text_part(args) -> list[dict]:
     from sketchrec.embedders.text import TextEncoder
-    from sketchrec.eval.topk import topk
+    from sketchrec.topk import topk
     from sketchrec.robustness import ASPECTS, make
     cat = registry.load("fashion-catalog")
     titles = [t or "" for t in cat.column("productDisplayName").to_pylist()]

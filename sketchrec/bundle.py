@@ -231,7 +231,7 @@ def commit_version(tmp: Path, manifest: dict, keep_versions: int = 2, key: str |
     files' sha256 and size; the seal is the manifest's sha256, or its HMAC-SHA256 under `key`
     (default: $SKETCHREC_BUNDLE_KEY). Everything is fsynced before the one atomic rename of
     `CURRENT`; versions beyond `keep_versions` are removed afterwards."""
-    from sketchrec.models.base import _json_scalar
+    from sketchrec.base import json_scalar as _json_scalar
     if keep_versions < 1:
         raise ValueError("keep_versions must be at least 1 (the current version)")
     root, key = tmp.parent, _key(key)
@@ -581,7 +581,7 @@ def save_bundle(path: str | Path, model, items: IdMap | None = None, metrics: di
     a plain sha256 seal)."""
     from safetensors.numpy import save_file
 
-    from sketchrec.models.base import _json_scalar
+    from sketchrec.base import json_scalar as _json_scalar
     model._check_fitted()
     name = type(model).__name__
     if not bundleable(type(model)):
@@ -739,7 +739,7 @@ def _load_version(root: Path, verify: bool, key, mmap: bool = True) -> Bundle:
     check_arrays(weights, arrays, expected)
     arrays.pop("n_items_")
     try:
-        model = Recommender.from_state_arrays(cls.__name__, params, n_items, _Arrays(arrays))
+        model = Recommender.restore(cls.__name__, params, n_items, _Arrays(arrays))
     except Exception as err:
         raise BundleError(f"{weights}: the model cannot be rebuilt from it ({type(err).__name__}: {err})") from None
     items = None

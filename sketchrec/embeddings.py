@@ -57,7 +57,7 @@ class Embeddings:
 
     def most_similar(self, queries: np.ndarray, k: int = 10, exclude_self: bool = True):
         """Cosine top-k for row indices `queries`: (items (B, k), similarities (B, k))."""
-        from sketchrec.eval.topk import topk
+        from sketchrec.topk import topk
         unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
         sims = unit[np.asarray(queries)] @ unit.T
         if exclude_self:

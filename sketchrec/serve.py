@@ -707,7 +707,7 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
         @heavy("/similar", models["similar"], SimilarResponse, similar_check)
         def similar(req):
             """The items closest to each given item (cosine over the bundle's item vectors)."""
-            from sketchrec.eval.topk import topk_chunked
+            from sketchrec.topk import topk_chunked
             k = min(req.k, n_items)
             look = items.lookup([str(i) for i in req.items]) if req.items else None
             known = look.known if look is not None else np.zeros(0, bool)
@@ -736,7 +736,7 @@ def create_app(bundle: Bundle | str | Path, api_key: str | None = None, limits: 
         def search(req):
             """Items whose text is closest to each query (MiniLM vectors)."""
             from sketchrec.embedders.text import TextEncoder
-            from sketchrec.eval.topk import topk
+            from sketchrec.topk import topk
             k = min(req.k, n_items)
             if not encoder:
                 encoder.append(TextEncoder(progress=False))

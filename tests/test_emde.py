@@ -197,7 +197,7 @@ def test_explain_matches_scores_and_finds_the_driving_modality():
 @pytest.mark.parametrize("readout", ["bayes", "geometric", "min"])
 def test_fused_recommend_equals_score_then_topk(readout):
     """EMDE.recommend scores and selects row by row (no score matrix): same items, same order."""
-    from sketchrec.eval.topk import topk
+    from sketchrec.topk import topk
     train = cycle_sessions()
     model = small_emde(epochs=2, readout=readout).fit(train)
     histories = Sessions.from_lists([[3, 4, 5], [10, 11], [], [7, 7, 8, 9]], n_items=40)

@@ -70,8 +70,11 @@ def test_specs_cover_exactly_the_readme_checksum_list(shared):
     if not (shared / "README.md").is_file():
         pytest.skip(f"the datasets README.md is not staged under {shared}")
     text = (shared / "README.md").read_text()
+    # two layouts: the closing list ("sha  size  path") and the per-section lists of files not yet
+    # in it ("  `sha` size `path`", e.g. section 17)
     listed = {m.group(3): (m.group(1), int(m.group(2)))
-              for m in re.finditer(r"^([0-9a-f]{64})\s+(\d+)\s+(\S+)$", text, flags=re.M)}
+              for pattern in (r"^([0-9a-f]{64})\s+(\d+)\s+(\S+)$", r"^\s*`([0-9a-f]{64})`\s+(\d+)\s+`(\S+)`\s*$")
+              for m in re.finditer(pattern, text, flags=re.M)}
     specs = {rel: (fs.sha256, fs.size) for s in registry.list_datasets() for rel, fs in s.files.items()}
     assert specs == listed
 

@@ -105,7 +105,7 @@ def test_readout_pairs_equals_direct(depth):
 
 @pytest.mark.parametrize("method", ["direct", "pairs"])
 def test_readout_topk_equals_scores_then_topk(method):
-    from sketchrec.eval.topk import topk
+    from sketchrec.topk import topk
     from sketchrec.sketch.sketches import Readout
     rng = np.random.default_rng(0)
     depth, width, n_items = 5, 8, 300

@@ -34,7 +34,7 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 ENV_VAR = "SKETCHREC_DATA"
-FAMILIES = ("session-benchmark", "sessions", "ratings", "sequential", "graph", "text", "images")
+FAMILIES = ("session-benchmark", "topk-benchmark", "sessions", "ratings", "sequential", "graph", "text", "images")
 _VERIFY_CACHE = ".sketchrec-verified.json"
 _README_HINT = "shared/datasets/README.md"
 

@@ -21,7 +21,7 @@ from sketchrec.eval.metrics import (
     summarise,
     target_ranks,
 )
-from sketchrec.eval.topk import topk, topk_chunked
+from sketchrec.topk import topk, topk_chunked
 
 __all__ = [
     "cmc_accuracy",

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from sketchrec.data.benchmark import SessionBenchmark
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.metrics import ranking_metrics, session_metrics, summarise, target_ranks
-from sketchrec.eval.topk import topk
+from sketchrec.topk import topk
 from sketchrec.models.base import Recommender
 
 log = logging.getLogger(__name__)

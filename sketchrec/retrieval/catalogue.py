@@ -110,7 +110,7 @@ class CatalogueSearch:
         import torch
 
         from sketchrec.embedders.text import TextEncoder
-        from sketchrec.eval.topk import topk
+        from sketchrec.topk import topk
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings, not one string")
         if not queries:

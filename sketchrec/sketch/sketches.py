@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sketchrec.data.sessions import Sessions
-from sketchrec.eval.topk import _offer, _sift_down, select_row, sorted_exclusions
+from sketchrec.topk import _offer, _sift_down, select_row, sorted_exclusions
 
 
 def click_weights(histories: Sessions, decay: float | None = None) -> np.ndarray:
@@ -184,7 +184,7 @@ class Readout:
 
     def topk(self, log_p: np.ndarray, k: int, *, scale: float = 1.0, bias: np.ndarray | None = None,
              exclude: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """`sketchrec.eval.topk(self.from_log(log_p, scale=, bias=), k, exclude=)` without the
+        """`sketchrec.topk(self.from_log(log_p, scale=, bias=), k, exclude=)` without the
         (B, n_items) score matrix: each row is scored into a cache-sized buffer and selected at
         once (same items, same tie order). Returns (items int64, scores float32), best first."""
         log_p = np.ascontiguousarray(log_p, dtype=np.float32)

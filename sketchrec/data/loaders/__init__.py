@@ -10,6 +10,7 @@ Use `sketchrec.data.registry.load(name)` rather than calling loaders directly.
     graphs    GraphDataset / GraphClassificationDataset
     text      TextDataset, WildNLP resources, fashion catalogue table
     images    ImageDataset, FashionImages
+    topk      TopkBenchmark: Gowalla, ML-1M, Last.fm top-k splits (train / valid / test)
 """
 
-from sketchrec.data.loaders import graphs, images, ratings, sessions, text  # noqa: F401  (registration)
+from sketchrec.data.loaders import graphs, images, ratings, sessions, text, topk  # noqa: F401  (registration)
