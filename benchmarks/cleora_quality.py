@@ -10,72 +10,34 @@ BlogCatalog). Iterations for node classification are chosen on validation
 (Planetoid's val nodes; else a 20% slice of the first seed's training part)
 with our embeddings, and the same count is used for pycleora.
 
-    python benchmarks/cleora_quality.py
-writes docs/benchmarks/cleora_quality.md.
+    python -m benchmarks.cleora_quality
+writes docs/benchmarks/cleora_quality.md. pycleora runs in its own virtualenv
+(benchmarks/peers/pycleora_vectors.py, $PYCLEORA_PYTHON).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from sketchrec.data import registry
+from sketchrec.eval.graph_tasks import linkpred_evaluate, nodeclf_evaluate, nodeclf_random_splits, split_edges
+from sketchrec.eval.report import benchmark_parser, machine_line, write_page
+from sketchrec.graph import Cleora, Graph, kernels
+from sketchrec.graph.cleora import propagation_operator
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
-    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
-
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.eval.graph_tasks import (linkpred_evaluate, nodeclf_evaluate,  # noqa: E402
-                                        nodeclf_random_splits, split_edges)
-from sketchrec.eval.report import machine_line  # noqa: E402
-from sketchrec.graph import Cleora, Graph, kernels  # noqa: E402
-from sketchrec.graph.cleora import propagation_operator  # noqa: E402
-
 PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/python"))
-PEER = """
-import sys, numpy as np
-from pycleora import SparseMatrix, embed
-edges = np.load(sys.argv[1]); n = int(sys.argv[2]); dim = int(sys.argv[3])
-iterations = [int(x) for x in sys.argv[4].split(",")]
-lines = [f"n{a}\\tn{b}" for a, b in edges]
-graph = SparseMatrix.from_iterator(iter(lines), "a b")
-index = {e: i for i, e in enumerate(graph.entity_ids)}
-order = np.array([index.get(f"n{i}", -1) for i in range(n)])  # -1: node without edges
-for it in iterations:
-    emb = embed(graph, feature_dim=dim, num_iterations=it, whiten=False)
-    out = np.zeros((n, dim), dtype=np.float32)   # like ours: no edges -> zero vector
-    out[order >= 0] = emb[order[order >= 0]]
-    np.save(f"{sys.argv[5]}_{it}.npy", out)
-"""
 
 
-PEER_T0 = """
-import sys, numpy as np
-from pycleora import SparseMatrix
-edges = np.load(sys.argv[1]); n = int(sys.argv[2]); dim = int(sys.argv[3])
-graph = SparseMatrix.from_iterator(iter([f"n{a}\\tn{b}" for a, b in edges]), "a b")
-t0 = graph.initialize_deterministically(dim, 0)
-index = {e: i for i, e in enumerate(graph.entity_ids)}
-order = np.array([index.get(f"n{i}", -1) for i in range(n)])
-out = np.zeros((n, dim), dtype=np.float32)
-out[order >= 0] = t0[order[order >= 0]]
-np.save(sys.argv[4], out)
-"""
-
-PEER_INIT = """
-import sys, numpy as np
-from pycleora import SparseMatrix
-lines = [f"n{i}\\tn{i + 1}" for i in range(int(sys.argv[1]))]
-t0 = SparseMatrix.from_iterator(iter(lines), "a b").initialize_deterministically(int(sys.argv[2]), 0)
-np.save(sys.argv[3], t0)
-"""
+def pycleora(*args) -> None:
+    """benchmarks/peers/pycleora_vectors.py in pycleora's virtualenv."""
+    subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks/peers/pycleora_vectors.py"), *map(str, args)], check=True)
 
 
 def mean_abs_cosine(t0: np.ndarray, rows: int = 500) -> float:
@@ -88,7 +50,7 @@ def mean_abs_cosine(t0: np.ndarray, rows: int = 500) -> float:
 def init_diagnostic(dim: int) -> list[str]:
     from sketchrec.graph import initial_vectors
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([str(PEER_PYTHON), "-c", PEER_INIT, "2000", str(dim), f"{tmp}/t0.npy"], check=True)
+        pycleora("init", 2000, dim, f"{tmp}/t0.npy")
         peer = mean_abs_cosine(np.load(f"{tmp}/t0.npy"))
     ours = mean_abs_cosine(initial_vectors(2000, dim, 0))
     return [f"## Initial vectors, d={dim}\n",
@@ -102,8 +64,7 @@ def peer_embeddings(edges: np.ndarray, n: int, dim: int, iterations: list[int]) 
     """pycleora embeddings (rows in our node order) for each iteration count."""
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/edges.npy", edges)
-        subprocess.run([str(PEER_PYTHON), "-c", PEER, f"{tmp}/edges.npy", str(n), str(dim),
-                        ",".join(map(str, iterations)), f"{tmp}/emb"], check=True)
+        pycleora("embed", f"{tmp}/edges.npy", n, dim, ",".join(map(str, iterations)), f"{tmp}/emb")
         return {it: np.load(f"{tmp}/emb_{it}.npy") for it in iterations}
 
 
@@ -138,8 +99,7 @@ def link_prediction(dim: int, iterations: list[int]) -> list[str]:
     # ablation: our propagation started from pycleora's T0 (1 iteration)
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/edges.npy", train)
-        subprocess.run([str(PEER_PYTHON), "-c", PEER_T0, f"{tmp}/edges.npy", str(ds.n_nodes), str(dim),
-                        f"{tmp}/t0.npy"], check=True)
+        pycleora("t0", f"{tmp}/edges.npy", ds.n_nodes, dim, f"{tmp}/t0.npy")
         t0 = np.load(f"{tmp}/t0.npy")
     graph = Graph.from_edges(train[:, 0], train[:, 1], n_nodes=ds.n_nodes)
     op = propagation_operator(graph.adjacency)
@@ -199,26 +159,23 @@ def node_classification(dim: int, iterations: list[int], datasets: list[str]) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, datasets=["cora", "citeseer", "pubmed", "lastfm-asia", "deezer-europe",
+                                                 "blogcatalog"], output=ROOT / "docs/benchmarks/cleora_quality.md")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--iterations", type=int, nargs="+", default=list(range(1, 9)))
-    parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "pubmed", "lastfm-asia",
-                                                          "deezer-europe", "blogcatalog"])
     parser.add_argument("--skip-linkpred", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/cleora_quality.md")
     args = parser.parse_args()
     t0 = time.perf_counter()
     parts = init_diagnostic(args.dim)
     parts += [] if args.skip_linkpred else link_prediction(args.dim, args.iterations)
     parts += node_classification(args.dim, args.iterations, args.datasets)
-    args.output.write_text(
+    write_page(args.output,
         "# Cleora quality: sketchrec vs pycleora 3.2.1 (same d, iterations, protocol and evaluator)\n\n"
         f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
         f"Command: `python benchmarks/cleora_quality.py --dim {args.dim}`\n\n"
         "Both: left-Markov propagation, L2 row normalisation, no whitening (pycleora `whiten=False`); "
         "graphs undirected and unweighted. The random initialisations differ (each library's own).\n\n"
         + "\n".join(parts))
-    print(f"written {args.output}")
 
 
 if __name__ == "__main__":

@@ -6,57 +6,25 @@ pycleora runs in its own virtualenv (never a product dependency):
 Graphs: a synthetic power-law bipartite graph (users x items, Zipf item
 popularity; synthetic data is for speed only) written as TSV, and the real
 Facebook page-page graph. Both libraries read the same file; each run is a
-fresh subprocess, so its peak RSS (ru_maxrss) is its own. pycleora uses its
+fresh subprocess (benchmarks/peers/cleora_speed.py), so its peak RSS (ru_maxrss) is its own. pycleora uses its
 fast path (whiten=False), as the paper's algorithm has no whitening.
 
-    python benchmarks/cleora_vs_pycleora.py --sizes 1000000:10000000 3000000:30000000 --dim 256 --iterations 4
+    python -m benchmarks.cleora_vs_pycleora --sizes 1000000:10000000 3000000:30000000 --dim 256 --iterations 4
 writes docs/benchmarks/cleora_vs_pycleora.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, run_python, write_page
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/python"))
-
-OURS = """
-import json, resource, time
-t0 = time.perf_counter()
-from sketchrec.graph import Cleora, Graph
-graph = Graph.read_edges({path!r}, src="a", dst="b", delimiter="\\t", threads={threads})
-t1 = time.perf_counter()
-model = Cleora(dim={dim}, iterations={iterations}, backend={backend!r}, progress=False).fit(graph)
-t2 = time.perf_counter()
-print(json.dumps({{"total_s": t2 - t0, "load_s": t1 - t0, "embed_s": t2 - t1,
-                  "nodes": graph.n_nodes, "nnz": graph.n_edges,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-
-PEER = """
-import json, resource, time
-t0 = time.perf_counter()
-import numpy as np
-from pycleora import SparseMatrix, embed
-def lines():
-    with open({path!r}) as fh:
-        next(fh)
-        for line in fh:
-            yield line.rstrip("\\n")
-graph = SparseMatrix.from_iterator(lines(), "a b")
-t1 = time.perf_counter()
-emb = embed(graph, feature_dim={dim}, num_iterations={iterations}, whiten=False, num_workers={threads})
-t2 = time.perf_counter()
-print(json.dumps({{"total_s": t2 - t0, "load_s": t1 - t0, "embed_s": t2 - t1,
-                  "nodes": graph.num_entities, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
 
 
 def write_powerlaw_tsv(path: Path, nodes: int, edges: int, seed: int = 0) -> None:
@@ -86,35 +54,23 @@ def copy_bandwidth_gbs(size_mb: int = 1024, repeats: int = 5) -> float:
     return 2 * a.nbytes / best / 1e9
 
 
-def run(python: Path, code: str, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": str(threads),
-           "OMP_NUM_THREADS": str(threads), "RAYON_NUM_THREADS": str(threads)}
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def facebook_tsv(path: Path) -> None:
-    src = Path(os.environ.get("SKETCHREC_DATA", ROOT.parent / "shared/datasets")) / \
-        "facebook-page-page/musae_facebook_edges.csv"
-    rows = np.loadtxt(src, delimiter=",", skiprows=1, dtype=np.int64)
+    from sketchrec.data import registry
+    rows = np.loadtxt(registry.data_dir() / "facebook-page-page/musae_facebook_edges.csv", delimiter=",", skiprows=1, dtype=np.int64)
     with open(path, "w") as fh:
         fh.write("a\tb\n")
         fh.write("\n".join(f"n{a}\tn{b}" for a, b in rows) + "\n")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=os.cpu_count(), output=ROOT / "docs/benchmarks/cleora_vs_pycleora.md")
     parser.add_argument("--sizes", nargs="+", default=["1000000:10000000"],
                         help="synthetic graphs as NODES:EDGES (e.g. 1000000:10000000 3000000:30000000)")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--facebook-dim", type=int, default=1024)
     parser.add_argument("--backends", nargs="+", default=["numba", "torch"])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sketchrec-bench"))
-    parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/cleora_vs_pycleora.md")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cases = []
@@ -131,28 +87,24 @@ def main() -> None:
     cases.append(("Facebook page-page 22,470 nodes / 171,002 edges (real)", fb, args.facebook_dim,
                   args.iterations))
     rows = []
+    script = ROOT / "benchmarks" / "peers" / "cleora_speed.py"
     for label, path, dim, iters in cases:
-        fmt = dict(path=str(path), dim=dim, iterations=iters, threads=args.threads)
-        peer = run(PEER_PYTHON, PEER.format(**fmt), args.threads)
+        run = [path, dim, iters, args.threads]
+        peer = run_python(PEER_PYTHON, [script, "pycleora", *run], threads=args.threads)
         print(label, "pycleora", peer, flush=True)
         for backend in args.backends:
-            ours = run(Path(sys.executable), OURS.format(backend=backend, **fmt), args.threads)
+            ours = run_python(sys.executable, [script, "ours", *run, backend], threads=args.threads)
             print(label, backend, ours, flush=True)
             rows.append((label, dim, iters, backend, ours, peer))
-    sys.path.insert(0, str(ROOT))
-    from sketchrec.eval.report import machine_line
     copy_gbs = copy_bandwidth_gbs()
-    lines = ["| graph | d | iters | ours | total s (ours / pycleora) | speed-up total | embed s (ours / pycleora) "
-             "| speed-up embed | load s (ours / pycleora) | peak RSS MiB (ours / pycleora) | gather GB/s (ours) |",
-             "|" + "---|" * 11]
-    for label, dim, iters, backend, o, p in rows:
-        gather = o["nnz"] * dim * 4 * iters / o["embed_s"] / 1e9
-        lines.append(f"| {label} | {dim} | {iters} | {backend} | {o['total_s']:.1f} / {p['total_s']:.1f} | "
-                     f"{p['total_s'] / o['total_s']:.2f}x | {o['embed_s']:.1f} / {p['embed_s']:.1f} | "
-                     f"{p['embed_s'] / o['embed_s']:.2f}x | {o['load_s']:.1f} / {p['load_s']:.1f} | "
-                     f"{o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f} | {gather:.1f} |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
+    table = markdown_table(
+        ["graph", "d", "iters", "ours", "total s (ours / pycleora)", "speed-up total", "embed s (ours / pycleora)",
+         "speed-up embed", "load s (ours / pycleora)", "peak RSS MiB (ours / pycleora)", "gather GB/s (ours)"],
+        [[label, dim, iters, backend, f"{o['total_s']:.1f} / {p['total_s']:.1f}", f"{p['total_s'] / o['total_s']:.2f}x",
+          f"{o['embed_s']:.1f} / {p['embed_s']:.1f}", f"{p['embed_s'] / o['embed_s']:.2f}x",
+          f"{o['load_s']:.1f} / {p['load_s']:.1f}", f"{o['peak_rss_mb']:,.0f} / {p['peak_rss_mb']:,.0f}",
+          f"{o['nnz'] * dim * 4 * iters / o['embed_s'] / 1e9:.1f}"] for label, dim, iters, backend, o, p in rows])
+    write_page(args.output,
         "# Cleora: sketchrec vs pycleora 3.2.1\n\n"
         f"{machine_line()}; {args.threads} threads for both\n\n"
         f"Command: `python benchmarks/cleora_vs_pycleora.py --sizes {' '.join(args.sizes)} "
@@ -163,8 +115,7 @@ def main() -> None:
         "Speed-up = pycleora time / ours. Gather GB/s = stored non-zeros x d x 4 bytes x iterations / "
         "embed time (the rows of T read by the propagation; embed time also covers T0 and set-up, so "
         f"this understates the kernel). Machine reference: a numpy copy of 1 GiB moves {copy_gbs:.1f} GB/s "
-        "(read + write).\n\n" + "\n".join(lines) + "\n")
-    print(f"written {args.output}")
+        "(read + write).\n\n" + "\n".join(table) + "\n")
 
 
 if __name__ == "__main__":

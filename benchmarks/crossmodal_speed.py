@@ -7,29 +7,21 @@ after 3 warm-ups, and encoding the 1,917 test products on both sides. Settings a
 crossmodal_temde.py (mean / attention: dim 512, and 1024 as chosen on validation; T-EMDE a priori: N 16 × K 32, D 32; tuned: the
 same plus the sketch head).
 
-    python benchmarks/crossmodal_speed.py          # -> docs/benchmarks/crossmodal_speed.md
+    python -m benchmarks.crossmodal_speed          # -> docs/benchmarks/crossmodal_speed.md
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from sketchrec.embedders.features import image_features, text_tokens
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, median_seconds, write_page
+from sketchrec.retrieval.catalogue import RegionPCA, product_split
+from sketchrec.retrieval.crossmodal import CrossModalModel, info_nce
 
-from _fashion import DEFAULT_CACHE, image_features, title_tokens  # noqa: E402
-
-from sketchrec.eval.report import machine_line, median_seconds  # noqa: E402
-from sketchrec.models.crossmodal import CrossModalModel, info_nce  # noqa: E402
-from sketchrec.retrieval.catalogue import RegionPCA, product_split  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
 MODELS = {
     "mean pooling": dict(pooling="mean", dim=512),
     "self-attention pooling": dict(pooling="attention", dim=512),
@@ -40,22 +32,17 @@ MODELS = {
 }
 
 
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    return 1000 * median_seconds(fn, repeats, warmup)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = benchmark_parser(__doc__, threads=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    _, _, regions = image_features(DEFAULT_CACHE, args.threads)
-    tokens, mask = title_tokens(DEFAULT_CACHE, args.threads)
+    _, _, regions = image_features(threads=args.threads)
+    tokens, mask = text_tokens(threads=args.threads)
     train, _, test = product_split(len(regions))
-    regions = RegionPCA.fit(regions, train, 256).transform(regions)
+    regions = RegionPCA(256).fit(regions, train).transform(regions)
     batch = np.random.default_rng(0).choice(train, args.batch_size, replace=False)
     r = torch.from_numpy(np.asarray(regions[batch], np.float32))
     t, m = torch.from_numpy(np.asarray(tokens[batch], np.float32)), torch.from_numpy(np.asarray(mask[batch]))
@@ -78,22 +65,21 @@ def main() -> None:
                 return img @ txt.T
 
         model.train()
-        step_ms = median_ms(step, args.repeats)
+        step_ms = 1000 * median_seconds(step, args.repeats, 3)
         model.eval()
-        infer_ms = median_ms(infer, max(5, args.repeats // 2), warmup=2)
+        infer_ms = 1000 * median_seconds(infer, max(5, args.repeats // 2), 2)
         rows.append((name, step_ms, infer_ms, sum(p.numel() for p in model.parameters())))
         print(name, f"{step_ms:.1f} ms / step, {infer_ms:.0f} ms test inference")
     base = rows[1][1]
-    lines = ["# Cross-modal pooling cost: one training step and test inference", "", machine_line()
-             + f"; torch {torch.__version__}, {args.threads} threads", "",
-             f"Command: `python benchmarks/crossmodal_speed.py --threads {args.threads}`. One training step = forward "
-             f"+ backward + AdamW on {args.batch_size} fashion products (49 PCA-256 regions, title tokens); median of "
-             f"{args.repeats} after 3 warm-ups. Test inference = both encoders over the {len(test):,} test products "
-             "and the similarity matrix. Nothing else ran on the machine.", "",
-             "| pooling | ms / training step | vs attention | test inference ms | parameters |", "|---|---|---|---|---|"]
-    lines += [f"| {n} | {s:.1f} | {s / base:.2f}× | {i:.0f} | {p:,} |" for n, s, i, p in rows]
-    (OUT / "crossmodal_speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/crossmodal_speed.md", "\n".join([
+        "# Cross-modal pooling cost: one training step and test inference", "",
+        machine_line() + f"; torch {torch.__version__}, {args.threads} threads", "",
+        f"Command: `python benchmarks/crossmodal_speed.py --threads {args.threads}`. One training step = forward "
+        f"+ backward + AdamW on {args.batch_size} fashion products (49 PCA-256 regions, title tokens); median of "
+        f"{args.repeats} after 3 warm-ups. Test inference = both encoders over the {len(test):,} test products "
+        "and the similarity matrix. Nothing else ran on the machine.", "",
+        *markdown_table(["pooling", "ms / training step", "vs attention", "test inference ms", "parameters"],
+                        [[n, f"{s:.1f}", f"{s / base:.2f}×", f"{i:.0f}", f"{p:,}"] for n, s, i, p in rows])]))
 
 
 if __name__ == "__main__":

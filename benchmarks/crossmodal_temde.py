@@ -2,41 +2,33 @@
 
 Data: the 9,583 fashion photos and their titles. Image side: EfficientNet-Lite0
 (ImageNet) 7 × 7 feature-map cells (1280-d) as regions; text side: MiniLM token
-embeddings of the title. Both precomputed once (benchmarks/_fashion.py). Splits are
+embeddings of the title. Both precomputed once (sketchrec.embedders.features). Splits are
 product-disjoint (70 / 10 / 20 %, seeded, the same for every model); each model is
 trained with symmetric InfoNCE, keeps its best epoch by validation R-sum, and is
 tested once. Metrics: R@1/5/10 and MRR for image -> text and text -> image over the
 test products; training seconds per epoch; inference seconds for the whole test set
 (both encoders + the similarity matrix). Mean ± std over --seeds.
 
-    python benchmarks/crossmodal_temde.py                 # -> docs/benchmarks/crossmodal_temde.md
+    python -m benchmarks.crossmodal_temde                 # -> docs/benchmarks/crossmodal_temde.md
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import platform
-import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from sketchrec.embedders.features import DEFAULT_CACHE, image_features, text_tokens
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, peak_rss_mib
+from sketchrec.retrieval.catalogue import RegionPCA, product_split
+from sketchrec.retrieval.crossmodal import POOLINGS, CrossModalTrainer, retrieval_scores
 
-from _fashion import DEFAULT_CACHE, image_features, title_tokens  # noqa: E402
-
-from sketchrec.models.crossmodal import POOLINGS, CrossModalTrainer, retrieval_scores  # noqa: E402
-from sketchrec.retrieval.catalogue import RegionPCA, product_split  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+TEST_METRICS = [(d, m) for d in ("i2t", "t2i") for m in ("R@1", "R@5", "R@10", "MRR")]
 log = logging.getLogger("crossmodal_temde")
 
 
@@ -58,30 +50,27 @@ TEMDE_GRID = [
 BASELINE_GRID = [{"lr": 1e-3}, {"lr": 2e-3}, {"dim": 1024}]
 
 
-def settings(pooling: str, args, config: dict | None = None) -> dict:
-    out = dict(dim=args.dim, n=args.n, k=args.k, d=args.d, temperature=args.temperature, lr=args.lr)
-    return {**out, **(config or {})}
-
-
 def fit(pooling: str, seed: int, data, parts, args, config: dict | None = None) -> CrossModalTrainer:
     regions, tokens, mask = data
     train, valid, _ = parts
-    trainer = CrossModalTrainer(pooling.split("-")[0], **settings(pooling, args, config),
+    settings = dict(dim=args.dim, n=args.n, k=args.k, d=args.d, temperature=args.temperature, lr=args.lr)
+    trainer = CrossModalTrainer(pooling.split("-")[0], **{**settings, **(config or {})},
                                 epochs=args.epochs, batch_size=args.batch_size, seed=seed, threads=args.threads,
                                 progress=True)
     return trainer.fit(regions[train], tokens[train], mask[train],
                        validation=(regions[valid], tokens[valid], mask[valid]))
 
 
+def validation_row(trainer, config: dict, **extra) -> dict:
+    return {**extra, "config": config, "valid_rsum": max(h["valid_rsum"] for h in trainer.history_),
+            "best_epoch": trainer.best_epoch_, "epoch_s": float(np.mean([h["seconds"] for h in trainer.history_]))}
+
+
 def tune(data, parts, args) -> list[dict]:
     """Every TEMDE_GRID setting on seed 0: the best validation R-sum and its epoch (test never looked at)."""
-    out = []
-    for config in TEMDE_GRID:
-        trainer = fit("temde", 0, data, parts, args, config)
-        best = max(h["valid_rsum"] for h in trainer.history_)
-        out.append({"config": config, "valid_rsum": best, "best_epoch": trainer.best_epoch_,
-                    "epoch_s": float(np.mean([h["seconds"] for h in trainer.history_]))})
-        log.info("tuning %s: validation R-sum %.1f", config, 100 * best)
+    out = [validation_row(fit("temde", 0, data, parts, args, config), config) for config in TEMDE_GRID]
+    for row in out:
+        log.info("tuning %s: validation R-sum %.1f", row["config"], 100 * row["valid_rsum"])
     return out
 
 
@@ -94,10 +83,7 @@ def tune_baselines(data, parts, args, rows) -> list[dict]:
             out.append({"pooling": pooling, "config": {}, "valid_rsum": max(h["valid_rsum"] for h in ref[0]["history"]),
                         "best_epoch": ref[0]["best_epoch"], "epoch_s": ref[0]["epoch_s"]})
         for config in BASELINE_GRID:
-            trainer = fit(pooling, 0, data, parts, args, config)
-            out.append({"pooling": pooling, "config": config, "valid_rsum": max(h["valid_rsum"] for h in trainer.history_),
-                        "best_epoch": trainer.best_epoch_,
-                        "epoch_s": float(np.mean([h["seconds"] for h in trainer.history_]))})
+            out.append(validation_row(fit(pooling, 0, data, parts, args, config), config, pooling=pooling))
             log.info("tuning %s %s: validation R-sum %.1f", pooling, config, 100 * out[-1]["valid_rsum"])
     return out
 
@@ -138,9 +124,17 @@ def report(rows: list[dict], args, sizes, tuning: list[dict], base_tuning: list[
              "temde-tuned": f"T-EMDE, tuned on validation ({describe(best)})" if best else "",
              "mean-tuned": f"mean pooling, tuned on validation ({describe_base(base_best['mean'])})",
              "attention-tuned": f"self-attention pooling, tuned on validation ({describe_base(base_best['attention'])})"}
+    table = []
+    for pooling in (*POOLINGS, "mean-tuned", "attention-tuned", "temde-tuned"):
+        rs = [r for r in rows if r["pooling"] == pooling]
+        if rs:
+            table.append([label[pooling], len(rs), *[mean_std([r["test"][f"{d}_{m}"] for r in rs], digits=1)
+                                                     for d, m in TEST_METRICS],
+                          mean_std([r["test"]["rsum"] for r in rs], digits=1), mean_std([r["epoch_s"] for r in rs], 1, 2),
+                          mean_std([r["inference_s"] for r in rs], 1, 3), f"{rs[0]['parameters']:,}",
+                          ", ".join(str(r["best_epoch"]) for r in rs)])
     lines = ["# Cross-modal retrieval on fashion products: mean vs self-attention vs T-EMDE", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
-             f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/crossmodal_temde.py "
+             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/crossmodal_temde.py "
              f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --region-pca {args.region_pca}"
              f"{' --tune' if args.tune else ''}{' --tune-baselines' if args.tune_baselines else ''}`.", "",
              f"Products: {sizes[0]:,} train / {sizes[1]:,} validation / {sizes[2]:,} test (disjoint). Image regions: "
@@ -149,23 +143,8 @@ def report(rows: list[dict], args, sizes, tuning: list[dict], base_tuning: list[
              f"projection to N × D, sketch N = {args.n} × K = {args.k} (D = {args.d}, "
              f"τ = {args.temperature}). InfoNCE, batch {args.batch_size}, AdamW lr {args.lr}, best epoch by "
              "validation R-sum. Percentages, mean ± std over seeds.", "",
-             "| pooling | seeds | i2t R@1 | i2t R@5 | i2t R@10 | i2t MRR | t2i R@1 | t2i R@5 | t2i R@10 | t2i MRR | "
-             "R-sum | s / epoch | test inference s | parameters | best epochs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for pooling in (*POOLINGS, "mean-tuned", "attention-tuned", "temde-tuned"):
-        rs = [r for r in rows if r["pooling"] == pooling]
-        if not rs:
-            continue
-
-        def cell(values, scale=100.0, digits=1):
-            v = np.array(values) * scale
-            return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
-        metrics = [cell([r["test"][f"{d}_{m}"] for r in rs]) for d in ("i2t", "t2i")
-                   for m in ("R@1", "R@5", "R@10", "MRR")]
-        lines.append(f"| {label[pooling]} | {len(rs)} | " + " | ".join(metrics) + " | "
-                     f"{cell([r['test']['rsum'] for r in rs])} | {cell([r['epoch_s'] for r in rs], 1, 2)} | "
-                     f"{cell([r['inference_s'] for r in rs], 1, 3)} | {rs[0]['parameters']:,} | "
-                     f"{', '.join(str(r['best_epoch']) for r in rs)} |")
+             *markdown_table(["pooling", "seeds", *(f"{d} {m}" for d, m in TEST_METRICS), "R-sum", "s / epoch",
+                              "test inference s", "parameters", "best epochs"], table)]
     if tuning:
         lines += ["", f"T-EMDE settings tried with `--tune` (seed 0, {args.epochs} epochs; selection on the validation "
                   "products only, the test products are never scored here):", "",
@@ -183,15 +162,13 @@ def report(rows: list[dict], args, sizes, tuning: list[dict], base_tuning: list[
         lines += [f"| {t['pooling']} | {describe_base(t['config']) if t['config'] else 'a priori'}"
                   f"{' **(chosen)**' if t['config'] == base_best[t['pooling']] else ''} | {100 * t['valid_rsum']:.1f} | "
                   f"{t['best_epoch']} | {t['epoch_s']:.2f} |" for t in base_tuning]
-    lines += ["", f"Peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB."]
+    lines += ["", f"Peak RSS {peak_rss_mib():,.0f} MiB."]
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, seeds=[0, 1, 2], epochs=20, threads=2)
     parser.add_argument("--poolings", nargs="+", default=list(POOLINGS), choices=POOLINGS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--dim", type=int, default=512)
@@ -200,7 +177,6 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--region-pca", type=int, default=256, help="0: the full 1280-d regions")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     parser.add_argument("--tune", action="store_true", help="validation search over T-EMDE settings (TEMDE_GRID), "
                                                             "then the best one on every seed")
@@ -211,11 +187,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     cache = Path(args.cache_dir)
-    _, _, regions = image_features(cache, args.threads)
-    tokens, mask = title_tokens(cache, args.threads)
+    _, _, regions = image_features(cache_dir=cache, threads=args.threads)
+    tokens, mask = text_tokens(cache_dir=cache, threads=args.threads)
     parts = product_split(len(regions))
     if args.region_pca:
-        regions = RegionPCA.fit(regions, parts[0], args.region_pca).transform(regions)
+        regions = RegionPCA(args.region_pca).fit(regions, parts[0]).transform(regions)
     else:
         log.info("loading regions into memory (%.1f GiB float16)", regions.nbytes / 2**30)
         regions = np.asarray(regions)

@@ -1,7 +1,7 @@
 """Why this item? Per-modality attribution of EMDE recommendations, and whether it is faithful (issue 8).
 
 Data: MovieLens 100k, as in profile_features.py: each user's ratings in time order cut at 70%,
-30% of users (seeded) held out. EMDE is trained on the training users' histories (target
+30% of users (seeded) held out. EMDE is trained on the training users' histories (the `emde-profile` preset: target
 "holdout", inputs all:cleora:1, all:cleora:3 and all:genres — a genre-indicator modality).
 For every test user its top-1 recommendation (unseen movies) is explained with `EMDE.explain`:
 per input modality, the drop in the item's score when that modality is occluded.
@@ -15,33 +15,28 @@ Meaning check: for users whose recommendation the genre modality drives most, is
 genre mix closer to the history's than for the others? (share of the history's ratings that fall
 in the recommended movie's genres).
 
-    python benchmarks/emde_explain.py          # -> docs/benchmarks/emde_explain.md + emde_explain.png
+    python -m benchmarks.emde_explain          # -> docs/benchmarks/emde_explain.md + emde_explain.png
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
-    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
+from sketchrec import presets
+from sketchrec.data import registry
+from sketchrec.data.splits import history_future_split
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
+from sketchrec.topk import topk
 
-from profile_features import cut, genre_shares, load  # noqa: E402
+try:
+    from benchmarks.profile_features import genre_shares, load
+except ImportError:              # run as a file: python benchmarks/emde_explain.py
+    from profile_features import genre_shares, load
 
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.eval.report import machine_line  # noqa: E402
-from sketchrec.topk import topk  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def unseen_scores(model, histories, without=()):
@@ -85,25 +80,16 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="movielens-100k")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    from sketchrec.models.emde import EMDE
+    args = benchmark_parser(__doc__, dataset="movielens-100k", seed=0, epochs=20, threads=2).parse_args()
     rows, genres, vocab = load(args.dataset)
     titles = registry.load(args.dataset).items.column("title").to_pylist()
-    history, future = cut(rows)
+    history, future = history_future_split(rows)
     rng = np.random.default_rng(args.seed)
     test = rng.random(len(history)) < 0.3
     h_train, h_test, f_test = history.take(np.flatnonzero(~test)), history.take(np.flatnonzero(test)), \
         future.take(np.flatnonzero(test))
     t0 = time.perf_counter()
-    model = EMDE(inputs=("all:cleora:1", "all:cleora:3", "all:genres"), outputs=("cleora:1", "cleora:3"),
-                 target="holdout", n_sketches=10, n_bits=7, hidden=512, n_blocks=0, batch_norm=False,
-                 batch_size=64, lr=3e-3, lr_decay=0.99, weight_decay=1e-4, decay=None, epochs=args.epochs,
-                 seed=args.seed, threads=args.threads, progress=False)
+    model = presets.make("emde-profile", epochs=args.epochs, seed=args.seed, threads=args.threads, progress=False)
     model.add_embeddings("genres", genres).fit(h_train)
     fit_s = time.perf_counter() - t0
     specs = list(model.inputs)
@@ -172,15 +158,14 @@ def main() -> None:
              f"({explain_ms:.2f} ms per user): a modality's contribution = the drop of the movie's score when that "
              "modality is occluded. Also served: `POST /explain`.", "",
              "![attribution](emde_explain.png)", "",
-             "| modality | share of attribution mass | drives the top-1 (users) | mean contribution |",
-             "|---|---|---|---|",
-             *[f"| {s} | {100 * summary['share'][s]:.1f}% | {100 * summary['dominant'][s]:.1f}% | "
-               f"{summary['mean_contribution'][s]:+.3f} |" for s in specs], "",
+             *markdown_table(["modality", "share of attribution mass", "drives the top-1 (users)", "mean contribution"],
+                             [[s, f"{100 * summary['share'][s]:.1f}%", f"{100 * summary['dominant'][s]:.1f}%",
+                               f"{summary['mean_contribution'][s]:+.3f}"] for s in specs]), "",
              "Deletion test — occlude one modality per user and re-rank every unseen movie:", "",
-             "| occluded modality | top-1 changes | explained movie out of the top-10 | its median rank |",
-             "|---|---|---|---|",
-             *[f"| {arm} | {100 * d[arm]['changed']:.1f}% | {100 * d[arm]['out_of_top10']:.1f}% | "
-               f"{d[arm]['median_rank']:.0f} |" for arm in ("top-attributed", "random", "least-attributed")], "",
+             *markdown_table(["occluded modality", "top-1 changes", "explained movie out of the top-10", "its median rank"],
+                             [[arm, f"{100 * d[arm]['changed']:.1f}%", f"{100 * d[arm]['out_of_top10']:.1f}%",
+                               f"{d[arm]['median_rank']:.0f}"] for arm in ("top-attributed", "random", "least-attributed")]),
+             "",
              f"Meaning check: for the {ga['genres-driven users']:,} users whose top-1 the genre modality drives "
              f"most, {100 * ga['genres-driven']:.1f}% of their history's ratings fall in the recommended movie's "
              f"genres (mean over the movie's genres), against {100 * ga['others']:.1f}% for the other users."
@@ -188,9 +173,8 @@ def main() -> None:
              "Examples (random test users):", "",
              "| recommended movie | history's top genres | modality contributions | top input buckets (gradient × input) |",
              "|---|---|---|---|", *examples]
-    (OUT / "emde_explain.md").write_text("\n".join(lines) + "\n")
-    (OUT / "emde_explain.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(lines))
+    write_page(OUT / "emde_explain.md", "\n".join(lines) + "\n", data=summary, json_default=None, quiet=True)
 
 
 if __name__ == "__main__":

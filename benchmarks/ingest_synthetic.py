@@ -4,22 +4,21 @@ Synthetic data is for scale only. Rows: session id, item id (Zipf-distributed
 popularity), Unix-second timestamp, event type. Each measurement runs in a
 fresh subprocess so its peak RSS (ru_maxrss) is the reader's alone.
 
-    python benchmarks/ingest_synthetic.py --rows 10000000
+    python -m benchmarks.ingest_synthetic --rows 10000000
 writes docs/benchmarks/ingest.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from sketchrec.eval.report import benchmark_parser, machine_line, run_python, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,17 +57,13 @@ print(json.dumps({{"seconds": seconds, "rows": len(inter), "users": inter.n_user
                   "items": inter.n_items,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_python(sys.executable, ["-c", code])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=os.cpu_count(), output=ROOT / "docs/benchmarks/ingest.md")
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sketchrec-bench"))
-    parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/ingest.md")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.workdir / f"clicks_{args.rows}.csv"
@@ -78,10 +73,7 @@ def main() -> None:
         print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
     result = measure(path, args.threads)
     print(json.dumps(result))
-    sys.path.insert(0, str(ROOT))
-    from sketchrec.eval.report import machine_line
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
+    write_page(args.output,
         "# Ingestion: CSV click rows -> internal ids\n\n"
         f"{machine_line()}\n\n"
         f"Command: `python benchmarks/ingest_synthetic.py --rows {args.rows}`\n\n"
@@ -93,7 +85,6 @@ def main() -> None:
         "Reading = DuckDB CSV scan (all columns as text) + one validation pass (typed casts, "
         "bad-row bitmask) + arrow dictionary encoding of user, item and event ids. Peak RSS "
         "is the child process's ru_maxrss, Python and libraries included.\n")
-    print(f"written {args.output}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ users) predicts the labels from:
 - item counts: the binary user x movie matrix of the history (1,682 sparse columns);
 - genre counts: the history's genre shares (19 columns);
 - EMDE profile: the EMDE input sketches of the history (`EMDE.profile`, modalities all:cleora:1,
-  all:cleora:3, all:genres; EMDE trained as in emde_topk.py, self-supervised — held-out items of a
+  all:cleora:3, all:genres: the `emde-profile` preset; EMDE trained as in emde_topk.py, self-supervised — held-out items of a
   history as targets — on the training users' histories only);
 - EMDE profile + genre counts.
 
@@ -17,29 +17,24 @@ Metrics on the test users: macro average precision (mAP over genres), micro ROC-
 per-modality attribution of the EMDE model's predictions: the mean |coefficient x feature| mass
 of each input modality. Mean ± std over --seeds.
 
-    python benchmarks/profile_features.py          # -> docs/benchmarks/profile_features.md
+    python -m benchmarks.profile_features          # -> docs/benchmarks/profile_features.md
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sketchrec import presets
+from sketchrec.data import registry
+from sketchrec.data.sessions import Sessions
+from sketchrec.data.splits import history_future_split
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, write_page
 
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.data.sessions import Sessions  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def load(name: str):
@@ -52,20 +47,6 @@ def load(name: str):
     r = np.repeat(np.arange(len(names)), [len(g or []) for g in names])
     genres[r, [index[g] for gs in names for g in (gs or [])]] = 1.0
     return rows, genres, vocab
-
-
-def cut(rows: Sessions, share: float = 0.7, horizon: int = 10):
-    """(history rows, next-items label rows) per user with at least 10 ratings."""
-    lengths = rows.lengths
-    keep = np.flatnonzero(lengths >= 10)
-    rows = rows.take(keep)
-    lengths = rows.lengths
-    split_at = np.floor(lengths * share).astype(np.int64)
-    pos = rows.position_of_click()
-    own = np.repeat(split_at, lengths)
-    history = rows.filter_clicks(pos < own)
-    future = rows.filter_clicks((pos >= own) & (pos < own + horizon))
-    return history, future
 
 
 def labels_of(future: Sessions, genres: np.ndarray) -> np.ndarray:
@@ -108,14 +89,9 @@ def scores(y, proba):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="movielens-100k")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    from sketchrec.models.emde import EMDE
+    args = benchmark_parser(__doc__, dataset="movielens-100k", seeds=[0, 1, 2], threads=2).parse_args()
     rows, genres, vocab = load(args.dataset)
-    history, future = cut(rows)
+    history, future = history_future_split(rows)
     y = labels_of(future, genres)
     results = {k: [] for k in ("item counts", "genre counts", "EMDE profile", "EMDE profile + genre counts")}
     attributions = []
@@ -127,10 +103,7 @@ def main() -> None:
         items_x = history.to_csr(binary=True)
         genre_x = genre_shares(history, genres)
         t0 = time.perf_counter()
-        emde = EMDE(inputs=("all:cleora:1", "all:cleora:3", "all:genres"), outputs=("cleora:1", "cleora:3"),
-                    target="holdout", n_sketches=10, n_bits=7, hidden=512, n_blocks=0, batch_norm=False,
-                    batch_size=64, lr=3e-3, lr_decay=0.99, weight_decay=1e-4, decay=None, epochs=20,
-                    seed=seed, threads=args.threads, progress=False)
+        emde = presets.make("emde-profile", seed=seed, threads=args.threads, progress=False)
         emde.add_embeddings("genres", genres)
         emde.fit(h_train)
         fit_s = time.perf_counter() - t0
@@ -150,27 +123,21 @@ def main() -> None:
                 mass = np.array([contrib[i * block:(i + 1) * block].sum() for i in range(len(emde.inputs))])
                 attributions.append(dict(zip(emde.inputs, (mass / mass.sum()).tolist())))
     lines = ["# Behavioural profiles as downstream features", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores. "
-             f"Command: `python benchmarks/profile_features.py --seeds {' '.join(map(str, args.seeds))}`.", "",
+             f"{host_line()}. Command: `python benchmarks/profile_features.py --seeds {' '.join(map(str, args.seeds))}`.", "",
              f"{args.dataset}: {len(history):,} users with at least 10 ratings; history = first 70% of a user's "
              f"ratings in time order, labels = the {len(vocab)} genres of the next 10 rated movies "
              f"(label rate {y.mean():.2f}); 30% of users (seeded) tested. One-vs-rest logistic regression, C by "
              "macro AP on a validation split of the training users. Percentages, mean ± std over seeds.", "",
-             "| features | mAP (macro over genres) | micro ROC-AUC |", "|---|---|---|"]
-    for name, rs in results.items():
-        def cell(k):
-            v = np.array([r[k] for r in rs]) * 100
-            return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
-        lines.append(f"| {name} | {cell('mAP')} | {cell('micro_AUC')} |")
-    lines += ["", "Per-modality attribution of the EMDE-profile model (share of mean |coefficient x feature| over "
-              "test users and genres):", "", "| modality | share |", "|---|---|"]
-    for spec in attributions[0]:
-        v = np.array([a[spec] for a in attributions]) * 100
-        lines.append(f"| {spec} | {v.mean():.1f}% |")
-    (OUT / "profile_features.md").write_text("\n".join(lines) + "\n")
-    (OUT / "profile_features.json").write_text(json.dumps({"results": results, "attribution": attributions}, indent=1))
+             *markdown_table(["features", "mAP (macro over genres)", "micro ROC-AUC"],
+                             [[name, mean_std([r["mAP"] for r in rs]), mean_std([r["micro_AUC"] for r in rs])]
+                              for name, rs in results.items()]),
+             "", "Per-modality attribution of the EMDE-profile model (share of mean |coefficient x feature| over "
+             "test users and genres):", "",
+             *markdown_table(["modality", "share"], [[spec, f"{np.mean([100 * a[spec] for a in attributions]):.1f}%"]
+                                                     for spec in attributions[0]])]
     print("\n".join(lines))
-
+    write_page(OUT / "profile_features.md", "\n".join(lines) + "\n",
+               data={"results": results, "attribution": attributions}, json_default=None, quiet=True)
 
 if __name__ == "__main__":
     main()

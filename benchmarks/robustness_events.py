@@ -13,30 +13,23 @@ Item text (corrupted titles -> recommendation stability): fashion catalogue titl
 each text aspect (severity 2); item-to-item recommendations from MiniLM title vectors; Jaccard
 overlap of the top-10 lists with the clean ones.
 
-    python benchmarks/robustness_events.py          # -> docs/benchmarks/robustness_events.md
+    python -m benchmarks.robustness_events          # -> docs/benchmarks/robustness_events.md
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sketchrec.data import registry
+from sketchrec.eval.protocols import evaluate_next_item
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
+from sketchrec.robustness.events import CORRUPTIONS
 
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.data.benchmark import SessionBenchmark  # noqa: E402
-from sketchrec.eval.protocols import evaluate_next_item  # noqa: E402
-from sketchrec.robustness.events import CORRUPTIONS  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def session_models(args):
@@ -117,7 +110,7 @@ def text_part(args) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, seed=0, threads=2)
     parser.add_argument("--parts", nargs="+", default=["graph", "text", "sessions"])
     parser.add_argument("--models", nargs="+", default=["V-SKNN", "EMDE", "SR-GNN"])
     parser.add_argument("--severities", nargs="+", type=float, default=[0.1, 0.3])
@@ -125,8 +118,6 @@ def main() -> None:
     parser.add_argument("--emde-epochs", type=int, default=3)
     parser.add_argument("--srgnn-epochs", type=int, default=3)
     parser.add_argument("--text-items", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     results_file = OUT / "robustness_events.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
@@ -134,36 +125,30 @@ def main() -> None:
         results[part] = {"graph": graph_part, "text": text_part, "sessions": sessions_part}[part](args)
         results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robustness to broken logging and noisy item text", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores. "
-             f"Command: `python benchmarks/robustness_events.py --severities {' '.join(map(str, args.severities))}`.", ""]
+             f"{host_line()}. Command: `python benchmarks/robustness_events.py --severities "
+             f"{' '.join(map(str, args.severities))}`.", ""]
+    delta = lambda r, c, m: [f"{100 * r[m]:.2f}", f"{100 * (r[m] - c[m]):+.2f}"]  # noqa: E731
     if "sessions" in results:
+        clean = {r["model"]: r for r in results["sessions"] if r["corruption"] == "clean"}
         lines += [f"## Session recommenders (Diginetica, the latest {args.train_share:.0%} of training sessions; "
                   "training sessions and test prefixes corrupted, targets clean)", "",
-                  "| model | corruption | share | MRR@20 | Δ vs clean | HR@20 | Δ vs clean |", "|---|---|---|---|---|---|---|"]
-        clean = {r["model"]: r for r in results["sessions"] if r["corruption"] == "clean"}
-        for r in results["sessions"]:
-            c = clean[r["model"]]
-            lines.append(f"| {r['model']} | {r['corruption']} | {r['severity']:.0%} | {100 * r['MRR@20']:.2f} | "
-                         f"{100 * (r['MRR@20'] - c['MRR@20']):+.2f} | {100 * r['HR@20']:.2f} | "
-                         f"{100 * (r['HR@20'] - c['HR@20']):+.2f} |")
-        lines.append("")
+                  *markdown_table(["model", "corruption", "share", "MRR@20", "Δ vs clean", "HR@20", "Δ vs clean"],
+                                  [[r["model"], r["corruption"], f"{r['severity']:.0%}",
+                                    *delta(r, clean[r["model"]], "MRR@20"), *delta(r, clean[r["model"]], "HR@20")]
+                                   for r in results["sessions"]]), ""]
     if "graph" in results:
-        lines += ["## Cleora link prediction (facebook-page-page; training edges corrupted)", "",
-                  "| corruption | share | MRR | Δ | HR@10 | Δ |", "|---|---|---|---|---|---|"]
         c = results["graph"][0]
-        for r in results["graph"]:
-            lines.append(f"| {r['corruption']} | {r['severity']:.0%} | {100 * r['MRR']:.2f} | "
-                         f"{100 * (r['MRR'] - c['MRR']):+.2f} | {100 * r['HR@10']:.2f} | "
-                         f"{100 * (r['HR@10'] - c['HR@10']):+.2f} |")
-        lines.append("")
+        lines += ["## Cleora link prediction (facebook-page-page; training edges corrupted)", "",
+                  *markdown_table(["corruption", "share", "MRR", "Δ", "HR@10", "Δ"],
+                                  [[r["corruption"], f"{r['severity']:.0%}", *delta(r, c, "MRR"), *delta(r, c, "HR@10")]
+                                   for r in results["graph"]]), ""]
     if "text" in results:
         lines += ["## Item-to-item recommendations from corrupted titles (MiniLM; fashion catalogue)", "",
                   "Jaccard overlap of each item's top-10 similar items, corrupted titles (severity 2) vs clean.", "",
-                  "| aspect | Jaccard@10 |", "|---|---|"]
-        lines += [f"| {r['aspect']} | {r['jaccard@10']:.3f} |" for r in results["text"]]
-    (OUT / "robustness_events.md").write_text("\n".join(lines) + "\n")
+                  *markdown_table(["aspect", "Jaccard@10"], [[r["aspect"], f"{r['jaccard@10']:.3f}"]
+                                                              for r in results["text"]])]
     print("\n".join(lines))
-
+    write_page(OUT / "robustness_events.md", "\n".join(lines) + "\n", quiet=True)
 
 if __name__ == "__main__":
     main()

@@ -19,36 +19,27 @@ stratified and seeded, into --ag-train training and the rest testing).
 Sentence embeddings of every (split, aspect, severity) are cached under ~/.cache/sketchrec/robustness.
 The same study on any labelled CSV / Parquet: `sketchrec robustness report --help`.
 
-    python benchmarks/robustness_text.py                 # -> docs/benchmarks/robustness_text.md + figures
+    python -m benchmarks.robustness_text                 # -> docs/benchmarks/robustness_text.md + figures
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
-import numpy as np
+from sketchrec.eval.report import benchmark_parser
+from sketchrec.robustness.report import MiniLMFeatures, RobustnessStudy, labelled_dataset, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sketchrec.robustness.report import MiniLMFeatures, RobustnessStudy, labelled_dataset, write_report  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 CACHE = Path.home() / ".cache" / "sketchrec" / "robustness"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, seed=0, threads=2, datasets=["sst2", "ag-news"])
     parser.add_argument("--severities", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--train-severity", type=int, default=3)
     parser.add_argument("--sst-train", type=int, default=8000)
     parser.add_argument("--ag-train", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--datasets", nargs="+", default=["sst2", "ag-news"])
     parser.add_argument("--max-test", type=int, default=None, help="smoke test: first N test texts only")
     parser.add_argument("--out", default=str(OUT / "robustness_text.md"))
     args = parser.parse_args()

@@ -17,17 +17,17 @@ the server down; the report says when they had to share.
   kind and status (anything 5xx but 503 is an error), /health latency during the phase, the
   server's RSS after it against after the warm-up, and the size of /metrics before and after.
 
-    python benchmarks/serve_load.py       # the full run: ~4 min plus fitting EMDE; writes docs/benchmarks
-    python benchmarks/serve_load.py --bundle /tmp/dg-emde  # keep the fitted bundle for the next run
-    python benchmarks/serve_load.py --seconds 5 --hostile-seconds 10 --output /tmp/serve_load.md
+The clients are benchmarks/peers/locustfile_serve.py.
+
+    python -m benchmarks.serve_load       # the full run: ~4 min plus fitting EMDE; writes docs/benchmarks
+    python -m benchmarks.serve_load --bundle /tmp/dg-emde  # keep the fitted bundle for the next run
+    python -m benchmarks.serve_load --seconds 5 --hostile-seconds 10 --output /tmp/serve_load.md
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import secrets
 import shutil
 import socket
@@ -40,102 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sketchrec.bundle import load_bundle, save_bundle
+from sketchrec.data import registry
+from sketchrec.eval.report import benchmark_parser, best_seconds, host_line, markdown_table, write_page
+from sketchrec.precision import cpu_summary
+from sketchrec.serve import LIMITS, scored_rows
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sketchrec.bundle import load_bundle, save_bundle  # noqa: E402
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.precision import cpu_summary  # noqa: E402
-from sketchrec.serve import LIMITS, scored_rows  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks" / "serve_load.md"
-
-# The locust side, written next to the payloads for each run (the driver itself never imports
-# locust: importing it monkey-patches the standard library with gevent).
-LOCUSTFILE = '''
-import json, os, random, uuid
-from collections import Counter
-from locust import FastHttpUser, constant, events, task
-
-DIR = os.environ["SERVE_LOAD_DIR"]
-KEYED = {"X-API-Key": os.environ["SKETCHREC_API_KEY"], "Content-Type": "application/json"}
-NO_KEY = {"Content-Type": "application/json"}
-STATUS = Counter()
-
-
-def bodies(name):
-    with open(os.path.join(DIR, name), "rb") as fh:
-        return fh.read().split(b"\\n")
-
-
-@events.test_stop.add_listener
-def dump(environment, **kwargs):
-    with open(os.path.join(DIR, "status.json"), "w") as fh:
-        json.dump(STATUS, fh)
-
-
-class Scoring(FastHttpUser):
-    """Real test prefixes, one session or one batch per request; anything but 200 is an error."""
-    wait_time = constant(0)
-
-    def on_start(self):
-        self.bodies = bodies(os.environ["SERVE_LOAD_BODIES"])
-        self.i = random.randrange(len(self.bodies))
-
-    @task
-    def recommend(self):
-        self.i = (self.i + 1) % len(self.bodies)
-        with self.client.post("/recommend", data=self.bodies[self.i], headers=KEYED, catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"status {r.status_code}")
-
-
-# (weight, what, method, path ({} -> a random hex string), body file, X-API-Key: the key, none, or this)
-HOSTILE = [
-    (3, "body over the limit", "POST", "/recommend", "hostile_oversized", KEYED),
-    (3, "body over the limit, no key", "POST", "/recommend", "hostile_oversized", NO_KEY),
-    (3, "random path", "GET", "/{}/{}", None, KEYED),
-    (2, "random path, no key", "GET", "/{}", None, NO_KEY),
-    (2, "wrong key", "POST", "/recommend", "hostile_single", {**KEYED, "X-API-Key": "wrong"}),
-    (1, "non-ASCII key", "POST", "/recommend", "hostile_single", {**KEYED, "X-API-Key": "cl\xe9"}),
-    (2, "k = 10^6", "POST", "/recommend", "hostile_huge_k", KEYED),
-    (1, "k = NaN", "POST", "/recommend", "hostile_nan", KEYED),
-    (1, "1,000 sessions x k=1,000", "POST", "/recommend", "hostile_work", KEYED),
-    (1, "largest batch allowed", "POST", "/recommend", "hostile_largest", KEYED),
-    (1, "1,000 long unknown ids", "POST", "/recommend", "hostile_unknown", KEYED),
-    (1, "largest /profile batch", "POST", "/profile", "hostile_profile", KEYED),
-]
-
-
-class Hostile(FastHttpUser):
-    """What careless and hostile clients send; an error is a 5xx other than 503 (busy)."""
-    wait_time = constant(0)
-
-    def on_start(self):
-        self.body = {name: bodies(name)[0] for name in os.listdir(DIR) if name.startswith("hostile_")}
-
-    @task
-    def send(self):
-        _, kind, method, path, body, headers = random.choices(HOSTILE, weights=[h[0] for h in HOSTILE])[0]
-        path = path.format(uuid.uuid4().hex, uuid.uuid4().hex)
-        with self.client.request(method, path, data=self.body.get(body), headers=headers, name=kind,
-                                 catch_response=True) as r:
-            STATUS[f"{kind}|{r.status_code}"] += 1
-            if r.status_code >= 500 and r.status_code != 503:
-                r.failure(f"status {r.status_code}")
-            else:
-                r.success()
-
-
-class Probe(FastHttpUser):
-    """/health every 100 ms: does the service stay responsive?"""
-    wait_time = constant(0.1)
-
-    @task
-    def health(self):
-        self.client.get("/health", name="/health (probe)")
-'''
-
+LOCUSTFILE = ROOT / "benchmarks" / "peers" / "locustfile_serve.py"
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -194,7 +106,6 @@ def write_payloads(folder: Path, prefixes, n_items: int, args) -> dict[str, tupl
     for name, body in hostile.items():
         (folder / f"hostile_{name}").write_bytes(json.dumps(body).encode())
     (folder / "hostile_nan").write_bytes(b'{"items": ["1"], "k": NaN}')
-    (folder / "locustfile.py").write_text(LOCUSTFILE)
     return rows
 
 
@@ -208,7 +119,7 @@ def run_locust(folder: Path, url: str, users: list[str], n_users: int, seconds: 
     """A headless locust run; its per-request-name stats (locust's JSON)."""
     out = folder / "stats.json"
     out.unlink(missing_ok=True)
-    cmd = [*pin, str(Path(sys.executable).parent / "locust"), "-f", str(folder / "locustfile.py"), "--headless",
+    cmd = [*pin, str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless",
            "-u", str(n_users), "-r", str(n_users), "-t", f"{seconds:g}s", "--host", url, "--only-summary",
            "--stop-timeout", "30", "--loglevel", "ERROR", "--json-file", str(out.with_suffix("")), *users]
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -292,13 +203,7 @@ def time_breakdown(bundle: Path, prefixes: list[list[str]], k: int, n: int = 100
         hist = Sessions(indptr, internal, model.n_items_)
 
         def best(fn):
-            fn()
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            return 1000 * min(times)
+            return 1000 * best_seconds(fn, repeats)
         x = model._encode(hist)
         out = {"input sketches": best(lambda: model._encode(hist))}
         with torch.inference_mode():
@@ -345,15 +250,13 @@ def int8_quality(bundle: Path, k: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, threads=2, output=ROOT / "docs" / "benchmarks" / "serve_load.md")
     parser.add_argument("--seconds", type=float, default=20, help="per legitimate row")
     parser.add_argument("--hostile-seconds", type=float, default=60)
     parser.add_argument("--hostile-users", type=int, default=8)
     parser.add_argument("--batches", nargs="+", type=int, default=[100, 1000])
-    parser.add_argument("--threads", type=int, default=2, help="for fitting the bundle")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--bundle", type=Path, help="reuse (or build and keep) the bundle here")
-    parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--workers", type=int, default=2, help="for the several-workers rows")
     parser.add_argument("--worker-users", type=int, default=8, help="locust users for the several-workers rows")
     args = parser.parse_args()
@@ -459,26 +362,22 @@ def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_
         (f" --hostile-seconds {args.hostile_seconds:g}" if args.hostile_seconds != 60 else "")
     built = f"fitted on Diginetica's training sessions in {fit_s:.0f} s" if fit_s else f"reused from {args.bundle}"
     lines = ["# Serving under load: legitimate and hostile traffic", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores; "
-             f"CPU {cpu_summary()}; {pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
+             f"{host_line()}; CPU {cpu_summary()}; {pinned}. Command: `{command}` ({total_s / 60:.1f} min in all).", "",
              f"Bundle: {model_name} {built}; requests are real Diginetica test prefixes ({n_prefixes:,}), "
              f"top-{args.k} over all items, with the API key from $SKETCHREC_API_KEY; `sketchrec serve` (uvicorn, "
              f"1 worker, 1 model thread on its core). Load: locust, headless, closed loop, {args.seconds:g} s per row. "
              "Latencies are locust's (rounded to 10 ms above 100 ms, to 100 ms above 1 s).", "",
-             "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s | server RSS before -> "
-             "after MB |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, r, before, after in rows:
-        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-                     f"{r['requests_per_s']:,.0f} | {r['users_per_s']:,.0f} | {before:,.0f} -> {after:,.0f} |")
-    lines += ["", f"## Hostile traffic: {args.hostile_users} users for {args.hostile_seconds:g} s, and a /health "
-              "probe", "", "| request | sent | answers by status | errors (5xx but 503) | p50 ms | p99 ms |",
-              "|---|---|---|---|---|---|"]
-    for kind in sorted(hostile):
-        r = hostile[kind]
-        answers = ", ".join(f"{s}: {n:,}" for s, n in sorted(by_kind.get(kind, {}).items()))
-        lines.append(f"| {kind} | {r['requests']:,} | {answers} | {r['errors']} | {r['p50_ms']:.0f} | "
-                     f"{r['p99_ms']:.0f} |")
+             *markdown_table(["load", "requests", "errors", "p50 ms", "p99 ms", "requests / s", "users / s",
+                              "server RSS before -> after MB"],
+                             [[name, f"{r['requests']:,}", r["errors"], f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
+                               f"{r['requests_per_s']:,.0f}", f"{r['users_per_s']:,.0f}",
+                               f"{before:,.0f} -> {after:,.0f}"] for name, r, before, after in rows]),
+             "", f"## Hostile traffic: {args.hostile_users} users for {args.hostile_seconds:g} s, and a /health probe", "",
+             *markdown_table(["request", "sent", "answers by status", "errors (5xx but 503)", "p50 ms", "p99 ms"],
+                             [[kind, f"{r['requests']:,}",
+                               ", ".join(f"{s}: {n:,}" for s, n in sorted(by_kind.get(kind, {}).items())),
+                               r["errors"], f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}"]
+                              for kind, r in sorted(hostile.items())])]
     lines += ["", f"/health during the phase: {probe['requests']:,} probes, {probe['errors']} errors, p50 "
               f"{probe['p50_ms']:.0f} ms, p99 {probe['p99_ms']:.0f} ms. /metrics: {metrics_size[0]:,} bytes before, "
               f"{metrics_size[1]:,} after. A legitimate request after the phase: {status_after}.", "",
@@ -496,28 +395,26 @@ def write_report(args, rows, rss, hostile, by_kind, probe, metrics_size, status_
               "worker and a client keeps its connection, so a worker's share of the load is its share of the "
               "connections: with few clients one worker can idle (its CPU busy column shows it); put several "
               "workers behind many client connections or a load balancer.", "",
-              "| load | requests | errors | p50 ms | p99 ms | requests / s | users / s | per worker: CPU busy, RSS / USS "
-              "MB, weights resident / PSS MB |", "|---|---|---|---|---|---|---|---|"]
-    for name, r, memory in workers:
-        per = "; ".join(f"{m['cpu']:.0%}, {m['rss']:,.0f} / {m['uss']:,.0f}, {m['weights_rss']:.1f} / "
-                        f"{m['weights_pss']:.1f}" for m in memory)
-        lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-                     f"{r['requests_per_s']:,.1f} | {r['users_per_s']:,.0f} | {per} |")
+              *markdown_table(["load", "requests", "errors", "p50 ms", "p99 ms", "requests / s", "users / s",
+                               "per worker: CPU busy, RSS / USS MB, weights resident / PSS MB"],
+                              [[name, f"{r['requests']:,}", r["errors"], f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
+                                f"{r['requests_per_s']:,.1f}", f"{r['users_per_s']:,.0f}",
+                                "; ".join(f"{m['cpu']:.0%}, {m['rss']:,.0f} / {m['uss']:,.0f}, {m['weights_rss']:.1f} / "
+                                          f"{m['weights_pss']:.1f}" for m in memory)] for name, r, memory in workers])]
     best = max(r["users_per_s"] for _, r, _ in workers)
     lines += ["", f"Best: {best:,.0f} users / s; the 10,000 users / s target is "
               + ("met." if best >= 10_000 else f"**not met** ({best / 10_000:.0%} of it)."), "",
               "## Where the time goes: 1,000 sessions on one core", "",
               "Measured in this process on one core (torch and numba at 1 thread), best of 5; Diginetica test "
-              "prefixes, top-20.", "", "| step | ms per 1,000 sessions |", "|---|---|"]
-    lines += [f"| {name} | {ms:.1f} |" for name, ms in breakdown.items()]
+              "prefixes, top-20.", "",
+              *markdown_table(["step", "ms per 1,000 sessions"], [[n, f"{ms:.1f}"] for n, ms in breakdown.items()])]
     f32, i8 = quality["float32"], quality["int8"]
     lines += ["", f"One core's ceiling is 1,000 / (whole request) sessions per second: "
               f"{1e6 / breakdown['whole request in-process, float32']:,.0f} users / s per core in float32. "
               f"Quality of the int8 network on all {n_prefixes:,} test prefixes: HR@{args.k} / MRR@{args.k} "
               f"{i8[0]:.2f} / {i8[1]:.2f} against float32 {f32[0]:.2f} / {f32[1]:.2f}."]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_page(args.output, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,27 +6,19 @@ MRR@20 over 5,000 sampled validation pairs; the chosen settings are refitted
 on all training sessions and scored on every test pair with full ranking over
 all items (pessimistic ties).
 
-    python benchmarks/session_baselines.py [--datasets diginetica yoochoose1-64 retailrocket]
+    python -m benchmarks.session_baselines [--datasets diginetica yoochoose1-64 retailrocket]
 writes docs/benchmarks/session_baselines.md (+ .json with validation rows).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if (ROOT.parent / "shared/datasets").exists():  # the staged copies beside the repository
-    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
+from sketchrec.eval.report import benchmark_parser, machine_line, results_markdown, write_page
+from sketchrec.pipeline import SESSION_GRIDS, SESSION_MODELS, session_baselines
 
-from sketchrec.eval.report import machine_line, results_markdown  # noqa: E402
-from sketchrec.pipeline import SESSION_GRIDS, SESSION_MODELS, session_baselines  # noqa: E402
-
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 # Published reference points (HR@20 / MRR@20, %), for orientation only.
 PUBLISHED = """Published for orientation (not run here): SR-GNN paper (Wu et al. 2019), Diginetica
 HR@20 / MRR@20: POP 0.89 / 0.20, Item-KNN 35.75 / 11.57, SR-GNN 50.73 / 17.59; YooChoose 1/64:
@@ -34,10 +26,9 @@ POP 6.71 / 1.65, Item-KNN 51.60 / 21.81, SR-GNN 70.57 / 30.94."""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["diginetica", "yoochoose1-64", "retailrocket"])
+    parser = benchmark_parser(__doc__, datasets=["diginetica", "yoochoose1-64", "retailrocket"],
+                              output=OUT / "session_baselines.md")
     parser.add_argument("--models", nargs="+", default=SESSION_MODELS)
-    parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/session_baselines.md")
     args = parser.parse_args()
     metrics = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
     sections, dump = [], {}
@@ -49,19 +40,16 @@ def main() -> None:
         dump[run.dataset] = {"chosen": run.chosen, "validation": run.validation,
                              "test": [r.as_row() for r in run.results]}
     grids = "\n".join(f"- `{m}`: {SESSION_GRIDS[m] or 'no parameters'}" for m in args.models)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        "# Session baselines: next-item prediction, full ranking over all items\n\n"
-        f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
-        f"Command: `python benchmarks/session_baselines.py --datasets {' '.join(args.datasets)}`\n\n"
-        "Protocol: SR-GNN splits (`sketchrec datasets info NAME`); every test prefix ranked against "
-        "all items; a target tied with other items ranks after all of them (pessimistic). "
-        "Settings chosen on a validation split (last 10% of training sessions, 5,000 sampled "
-        "pairs, MRR@20); the test set is used once. Metrics in %. `score s` is the wall time to "
-        "score all test prefixes (2 threads); `params` are the validated settings.\n\n"
-        f"Validation grids:\n{grids}\n\n" + "\n".join(sections) + f"\n{PUBLISHED}\n")
-    args.output.with_suffix(".json").write_text(json.dumps(dump, indent=1, default=str))
-    print(f"written {args.output}")
+    write_page(args.output, "# Session baselines: next-item prediction, full ranking over all items\n\n"
+               f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
+               f"Command: `python benchmarks/session_baselines.py --datasets {' '.join(args.datasets)}`\n\n"
+               "Protocol: SR-GNN splits (`sketchrec datasets info NAME`); every test prefix ranked against "
+               "all items; a target tied with other items ranks after all of them (pessimistic). "
+               "Settings chosen on a validation split (last 10% of training sessions, 5,000 sampled "
+               "pairs, MRR@20); the test set is used once. Metrics in %. `score s` is the wall time to "
+               "score all test prefixes (2 threads); `params` are the validated settings.\n\n"
+               f"Validation grids:\n{grids}\n\n" + "\n".join(sections) + f"\n{PUBLISHED}\n",
+               data=dump, json_default=str)
 
 
 if __name__ == "__main__":

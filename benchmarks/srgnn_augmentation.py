@@ -29,42 +29,43 @@ override the recipe's value (recorded in the run's JSON). Runs of the thesis rec
 says which Blur each row used.
 
 Runs are resumable: each writes an epoch checkpoint under --runs-dir and, when done, a JSON
-result (and the per-prefix test ranks, .ranks.npz) under docs/benchmarks/srgnn_runs/ that later
-invocations skip. `--report` (re)writes
-docs/benchmarks/srgnn_augmentation.md from every result there: mean ± std over seeds, and a
-paired test against Base (per seed when there are several, per test prefix on reciprocal ranks).
+result (and the per-prefix test ranks, .ranks.npz) under benchmarks/results/srgnn_runs/ that later
+invocations skip (results written elsewhere, e.g. by an older checkout into docs/benchmarks/srgnn_runs,
+are read once copied there). `--report` (re)writes docs/benchmarks/srgnn_augmentation.md from
+every result there: mean ± std over seeds, and paired tests against Base (`sketchrec.eval.significance`:
+per seed when there are several, per test prefix on hits and reciprocal ranks).
 
-    python benchmarks/srgnn_augmentation.py --model srgnn --variants base --seeds 0
-    python benchmarks/srgnn_augmentation.py --model srgnn --variants i2i kmeans --seeds 0
-    python benchmarks/srgnn_augmentation.py --recipe thesis --variants base blur i2i --seeds 0 1 2
-    python benchmarks/srgnn_augmentation.py --report
+    python -m benchmarks.srgnn_augmentation --model srgnn --variants base --seeds 0
+    python -m benchmarks.srgnn_augmentation --model srgnn --variants i2i kmeans --seeds 0
+    python -m benchmarks.srgnn_augmentation --recipe thesis --variants base blur i2i --seeds 0 1 2
+    python -m benchmarks.srgnn_augmentation --report
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import platform
-import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from sketchrec import presets
+from sketchrec.augment import AdjacencyAugmentation
+from sketchrec.data import registry
+from sketchrec.eval.metrics import session_metrics
+from sketchrec.eval.protocols import next_item_ranks, select_epochs_then_refit
+from sketchrec.eval.report import benchmark_parser, mean_std, peak_rss_mib
+from sketchrec.eval.significance import compare_ranks, paired_t
+from sketchrec.eval.validation import NextItemValidation
+from sketchrec.models.base import Recommender
+from sketchrec.models.srgnn import SRGNN, TAGNN
+from sketchrec.precision import cpu_summary
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sketchrec.augment import AdjacencyAugmentation  # noqa: E402
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.precision import cpu_summary  # noqa: E402
-from sketchrec.eval.metrics import session_metrics, target_ranks  # noqa: E402
-from sketchrec.models.base import Recommender  # noqa: E402
-from sketchrec.models.srgnn import SRGNN, TAGNN  # noqa: E402
-
-RESULTS = ROOT / "docs" / "benchmarks" / "srgnn_runs"
+RESULTS = ROOT / "benchmarks" / "results" / "srgnn_runs"      # per-run .json and .ranks.npz (README there)
 MODELS = {"srgnn": SRGNN, "tagnn": TAGNN}
 MODEL_STYLE = {"srgnn": ("SR-GNN", "tab:blue"), "tagnn": ("TAGNN", "tab:orange")}   # figure name, colour
 LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
@@ -75,14 +76,13 @@ PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 
     ("diginetica", "srgnn", "kmeans"): (51.12, 18.06),
     ("diginetica", "tagnn", "base"): (50.34, 17.66), ("diginetica", "tagnn", "gmm"): (51.13, 18.05),
     ("yoochoose1-64", "srgnn", "base"): (70.57, 30.94), ("yoochoose1-64", "tagnn", "base"): (71.02, 31.12)}
-# "model": estimator settings of every run; "augmented": what runs with an augmentation change;
-# "augmentation": AdjacencyAugmentation settings. "ours" leaves the rest at SRGNN's defaults.
+# "model": estimator settings of every run (the srgnn-* presets); "augmented": what runs with an
+# augmentation change; "augmentation": AdjacencyAugmentation settings. "ours" leaves the rest at
+# SRGNN's defaults.
 RECIPES = {
-    "ours": {"model": {"epochs": 12, "patience": 2, "lr_decay_every": 3}, "augmented": {},
+    "ours": {"model": presets.get("srgnn-ours"), "augmented": {},
              "augmentation": {"blur_mode": "session", "gmm_init": "labels"}},
-    "thesis": {"model": {"lr": 1e-3, "init_std": 0.1, "batch_size": 100, "l2": 1e-5, "lr_decay_every": 2,
-                         "lr_decay": 0.1, "step": 2, "stop_on": "loss", "patience": 5, "epochs": 20},
-               "augmented": {"l2": 1e-6, "patience": 4},
+    "thesis": {"model": presets.get("srgnn-thesis"), "augmented": {"l2": 1e-6, "patience": 4},
                "augmentation": {"blur_mode": "cell", "gmm_init": "centroids", "n_clusters": 8}},
 }
 OVERRIDES = ("epochs", "patience", "lr_decay_every")        # command-line options that override a recipe
@@ -133,9 +133,7 @@ def source_vectors(args, train, seed: int) -> np.ndarray:
 
 
 def test_ranks(model, bench) -> np.ndarray:
-    n = len(bench.test_targets)
-    return np.concatenate([target_ranks(model.score(bench.test_prefixes.take(np.arange(s, min(s + 1000, n)))),
-                                        bench.test_targets[s:s + 1000]) for s in range(0, n, 1000)])
+    return next_item_ranks(model, bench.test_prefixes, bench.test_targets)[0]
 
 
 def run(args, variant: str, seed: int, bench, bench_valid) -> None:
@@ -145,7 +143,9 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         log.info("%s: done already (%s)", name, out)
         return
     settings = model_settings(args, variant)
-    validation, train, curve = (bench_valid.test_prefixes, bench_valid.test_targets), bench_valid.train, None
+    validation = NextItemValidation(bench_valid.test_prefixes, bench_valid.test_targets,
+                                    loss=settings.get("stop_on") == "loss")      # the thesis recipe stops on it
+    train, curve = bench_valid.train, None
     if args.protocol == "refit":
         # the epoch count: the validation run of this variant (or of --epochs-from) for this seed,
         # else the lowest seed's (recorded as epochs_from)
@@ -168,8 +168,9 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         cats = item_categories(bench) if variant == "categories" else None
         recipe = {**RECIPES[args.recipe]["augmentation"], "blur_mode": args_blur_mode(args)}
         augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed, **recipe).fit()
-    model = MODELS[args.model](**settings, seed=seed, bf16=args.bf16, bf16_attention=args.bf16_attention,
-                               threads=args.threads)
+    def make(epochs):
+        return MODELS[args.model](**{**settings, "epochs": epochs}, seed=seed, bf16=args.bf16,
+                                  bf16_attention=args.bf16_attention, threads=args.threads)
 
     def diagnostic(epoch, fitted, row):     # refit only: test after every epoch, selects nothing
         row["test_curve"] = {k: float(v) for k, v in session_metrics(test_ranks(fitted, bench), ks=(10, 20)).items()
@@ -177,9 +178,14 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         fitted.net_.train()
         log.info("%s epoch %d (diagnostic) test %s", name, epoch, row["test_curve"])
 
+    fit_kwargs = dict(augmentation=augmentation, checkpoint=str(runs / f"{name}.ckpt.npz"))
     t0 = time.perf_counter()
-    model.fit(train, validation=validation, augmentation=augmentation, checkpoint=str(runs / f"{name}.ckpt.npz"),
-              callback=diagnostic if curve is not None and not args.no_curve else None)
+    if curve is None:       # the validation half of select-epochs-then-refit; the refit is its own run
+        model = select_epochs_then_refit(make, train, validation, max_epochs=settings["epochs"],
+                                         probe_kwargs=fit_kwargs).probe
+    else:
+        model = make(settings["epochs"]).fit(train, **fit_kwargs,
+                                             callback=None if args.no_curve else diagnostic)
     fit_s = time.perf_counter() - t0
     if curve is not None:
         model.best_epoch_ = settings["epochs"]
@@ -205,16 +211,12 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
               "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
               "n_test": int(len(ranks)),
               "params": {**model.get_params(), "bf16": model.bf16_, "bf16_attention": model.bf16_attention_},
-              "source_s": source_s, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "source_s": source_s, "peak_rss_mib": peak_rss_mib(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu": cpu_summary(), "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                              time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))
     log.info("%s: test %s", name, result["test"])
-
-
-def reciprocal_rank(ranks: np.ndarray, k: int = 20) -> np.ndarray:
-    return np.where(ranks <= k, 1.0 / ranks, 0.0)
 
 
 def run_key(r: dict) -> tuple:
@@ -239,6 +241,13 @@ def paired_ranks(dataset: str, key: tuple, seed: int):
     return tuple(np.load(f)["ranks"].astype(np.int64) for f in files)
 
 
+def paired_tests(dataset: str, key: tuple, seed: int) -> dict | None:
+    """`compare_ranks` of a variant's run against Base of the same recipe and seed, per test
+    prefix (HR@20 / MRR@20 differences with 95% half-widths, McNemar and Wilcoxon p), or None."""
+    ranks = paired_ranks(dataset, key, seed)
+    return None if ranks is None else compare_ranks(*ranks, k=20)
+
+
 def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path) -> bool:
     """Each variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot per
     seed with the per-prefix 95% interval of that paired difference (normal approximation over
@@ -253,13 +262,10 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
     for key, rs in groups:
         model, _, recipe, variant, source, blur = key
         for r in sorted(rs, key=lambda r: r["seed"]):
-            ranks = paired_ranks(dataset, key, r["seed"])
-            if ranks is None:
-                continue
-            ra, rb = ranks
-            diffs = {"HR@20": (ra <= 20).astype(float) - (rb <= 20), "MRR@20": reciprocal_rank(ra) - reciprocal_rank(rb)}
-            points.setdefault((model, recipe, variant, source, blur), []).append(
-                {m: (100 * d.mean(), 100 * 1.96 * d.std(ddof=1) / np.sqrt(len(d))) for m, d in diffs.items()})
+            tests = paired_tests(dataset, key, r["seed"])
+            if tests is not None:
+                points.setdefault((model, recipe, variant, source, blur), []).append(
+                    {m: (100 * tests[m], 100 * tests[f"{m}_ci"]) for m in ("HR@20", "MRR@20")})
     order = list(points)
     if not order:
         return False
@@ -302,7 +308,6 @@ def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path
 
 
 def report() -> None:
-    from scipy import stats
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     lines = ["# SR-GNN / TAGNN adjacency augmentation", "",
              "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ... "
@@ -333,10 +338,7 @@ def report() -> None:
         ordered = sorted(groups.items(), key=order)
         for key, rs in ordered:
             model, protocol, recipe, variant, source, blur = key
-            def cell(values):
-                v = np.array(values) * 100
-                return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
-            test = lambda metric: cell([r["test"][metric] for r in rs])  # noqa: E731
+            test = lambda metric: mean_std([r["test"][metric] for r in rs])  # noqa: E731
             epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
             chosen_by = {(c["model"], c["variant"]) for c in (json.loads((RESULTS / r["epochs_from"]).read_text())
                                                               for r in rs if r.get("epochs_from")
@@ -349,35 +351,26 @@ def report() -> None:
             curves = [[h["test_curve"] for h in r["history"] if "test_curve" in h] for r in rs]
             best_test = "—"
             if all(curves):
-                best_test = (cell([max(c["HR@20"] for c in cs) for cs in curves]) + " / "
-                             + cell([max(c["MRR@20"] for c in cs) for cs in curves]))
+                best_test = (mean_std([max(c["HR@20"] for c in cs) for cs in curves]) + " / "
+                             + mean_std([max(c["MRR@20"] for c in cs) for cs in curves]))
             pub = PUBLISHED.get((dataset, model, variant))
             delta = "—"
             base = {r["seed"]: r for r in groups.get((model, protocol, recipe, "base", None, None), [])}
             paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
             if paired:
-                d = [100 * (r["test"]["MRR@20"] - b["test"]["MRR@20"]) for r, b in paired]
-                ps, ps_hr = [], []
-                for r, _ in paired:     # per-prefix paired tests
-                    ranks = paired_ranks(dataset, key, r["seed"])
-                    if ranks is not None:
-                        ra, rb = ranks
-                        ps.append(stats.wilcoxon(reciprocal_rank(ra), reciprocal_rank(rb)).pvalue)
-                        only_a, only_b = int(((ra <= 20) & (rb > 20)).sum()), int(((rb <= 20) & (ra > 20)).sum())
-                        ps_hr.append(stats.binomtest(only_a, only_a + only_b).pvalue)     # exact McNemar on hits
-                d_hr = [100 * (r["test"]["HR@20"] - b["test"]["HR@20"]) for r, b in paired]
                 parts = []
-                for name, metric, diffs in (("HR", "HR@20", d_hr), ("MRR", "MRR@20", d)):
+                for name, metric in (("HR", "HR@20"), ("MRR", "MRR@20")):
+                    diffs = [100 * (r["test"][metric] - b["test"][metric]) for r, b in paired]
                     part = f"{name} {np.mean(diffs):+.2f}"
                     if len(diffs) > 1:
-                        p_seeds = stats.ttest_rel([r["test"][metric] for r, _ in paired],
-                                                  [b["test"][metric] for _, b in paired]).pvalue
+                        p_seeds = paired_t([r["test"][metric] for r, _ in paired], [b["test"][metric] for _, b in paired])
                         part += f" ± {np.std(diffs, ddof=1):.2f} (paired t-test over seeds p={p_seeds:.2g})"
                     parts.append(part)
                 delta = ", ".join(parts)
-                if ps:
-                    delta += (" (per prefix: McNemar on hits@20 p=" + ", ".join(f"{p:.2g}" for p in ps_hr)
-                              + "; Wilcoxon on RR@20 p=" + ", ".join(f"{p:.2g}" for p in ps) + ")")
+                tests = [t for t in (paired_tests(dataset, key, r["seed"]) for r, _ in paired) if t is not None]
+                if tests:       # per-prefix paired tests: exact McNemar on hits, Wilcoxon on reciprocal ranks
+                    delta += (" (per prefix: McNemar on hits@20 p=" + ", ".join(f"{t['mcnemar_p']:.2g}" for t in tests)
+                              + "; Wilcoxon on RR@20 p=" + ", ".join(f"{t['wilcoxon_p']:.2g}" for t in tests) + ")")
             precision = {("bf16 autocast" if r["params"].get("bf16") else "bf16 attention GEMMs"
                           if r["params"].get("bf16_attention") else "") for r in rs} - {""}
             label = model + (f" ({'/'.join(sorted(precision))})" if precision else "")
@@ -389,17 +382,15 @@ def report() -> None:
         figure = ROOT / "docs" / "benchmarks" / f"srgnn_augmentation_{dataset}.png"
         if plot_deltas([(k, rs) for k, rs in ordered if k[1] == "refit" and k[3] != "base"], dataset, figure):
             lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
-    (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))
+    (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))   # as before: no final newline
     print("\n".join(lines))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="diginetica")
+    parser = benchmark_parser(__doc__, dataset="diginetica", seeds=[0], threads=None)
     parser.add_argument("--model", choices=sorted(MODELS), default="srgnn")
     parser.add_argument("--variants", nargs="+", default=["base"], choices=list(LABELS))
     parser.add_argument("--source", choices=("model", "cleora"), default="model")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--protocol", choices=("validation", "refit"), default="validation")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="ours",
                         help="training settings: ours (every earlier table) or thesis (MSc appendix A.2; "
@@ -426,7 +417,6 @@ def main() -> None:
                              "batch where bf16 is native; default: only there)")
     parser.add_argument("--no-curve", action="store_true",
                         help="refit: skip the diagnostic test scoring after every epoch (TAGNN: ~157 s each)")
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cleora-steps", type=int, default=2)
     parser.add_argument("--cleora-dim", type=int, default=100)
     parser.add_argument("--runs-dir", default=os.environ.get("SKETCHREC_RUNS",

@@ -15,7 +15,7 @@ seeded set of training sessions giving --fit-batches batches, each run in a proc
 with the batches' nodes and clicks padded to multiples of 8 (what fit does, PAD_MULTIPLE) and
 unpadded, alternating, --fit-repeats times each.
 
-    python benchmarks/srgnn_batch_profile.py --batches 100      # -> docs/benchmarks/srgnn_batch_profile.md
+    python -m benchmarks.srgnn_batch_profile --batches 100      # -> docs/benchmarks/srgnn_batch_profile.md
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,24 +31,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from _sessions import whole_sessions  # noqa: E402
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.data.sessions import expand_prefixes  # noqa: E402
-from sketchrec.models import srgnn  # noqa: E402
-from sketchrec.models._table_adam import TableAdam  # noqa: E402
-from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy  # noqa: E402
+from sketchrec.data import registry
+from sketchrec.data.sessions import expand_prefixes
+from sketchrec.data.splits import whole_sessions_sample
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
+from sketchrec.models import srgnn
+from sketchrec.models._table_adam import TableAdam
+from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy
 
 
 def training_batches(doc: str, batches: int, extra=None):
     """The command line (--batches, --threads, and what `extra(parser)` adds) and Diginetica's
     training prefixes (at most 50 clicks) with their targets, as the SR-GNN / TAGNN training loop
     sees them."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(doc, threads=2)
     parser.add_argument("--batches", type=int, default=batches)
-    parser.add_argument("--threads", type=int, default=2)
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
@@ -101,8 +96,8 @@ def fit_run(bench, n_batches: int, threads: int, padded: bool) -> dict:
 
     def model():
         return srgnn.SRGNN(epochs=1, bf16=True, threads=threads, progress=False)
-    model().fit(whole_sessions(bench.train, 20 * 100, 1))
-    part = whole_sessions(bench.train, n_batches * 100, 0)
+    model().fit(whole_sessions_sample(bench.train, 20 * 100, 1))
+    part = whole_sessions_sample(bench.train, n_batches * 100, 0)
     history = model().fit(part).history_[-1]
     batches = math.ceil(len(expand_prefixes(part)[1]) / 100)
     return {"padded": padded, "batches": batches,
@@ -165,38 +160,36 @@ def main() -> None:
             train_step(net, opt, graphs[b], targets_t[batches[b]], True, True)
     top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
     fits = fresh_runs(args)
+    t = times[:, :, warm:] * 1000
+    speedups = [t[1, v - 1].mean() / t[1, v].mean() for v in (1, 3)]
+    mean = {p: np.mean([r["seconds"] for r in fits if r["padded"] == p]) for p in (True, False)}
     lines = ["# SR-GNN: one training batch on CPU", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
-             f"{args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/srgnn_batch_profile.py "
+             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/srgnn_batch_profile.py "
              f"--batches {args.batches} --fit-batches {args.fit_batches} --fit-repeats {args.fit_repeats}`. Forward + "
              f"loss + backward + optimiser step; the four variants start from "
              f"the same weights and take the same {args.batches} batches, interleaved; batches {warm + 1}..N of "
              "each pass. Pass 2 repeats the batches, so every GEMM shape has been seen by oneDNN.", "",
-             "| precision | training path | pass 1 mean ms | pass 1 median ms | pass 2 mean ms | pass 2 median ms | "
-             "loss, last batch of pass 1 |", "|---|---|---|---|---|---|---|"]
-    for v, (precision, _, _, label) in enumerate(VARIANTS):
-        t = times[:, v, warm:] * 1000
-        lines.append(f"| {precision} | {label} | {t[0].mean():.1f} | {np.median(t[0]):.1f} | {t[1].mean():.1f} | "
-                     f"{np.median(t[1]):.1f} | {losses[v][-1]:.4f} |")
-    speedups = [times[1, v - 1, warm:].mean() / times[1, v, warm:].mean() for v in (1, 3)]
-    lines += ["", f"Fused over plain, pass 2 means: float32 {speedups[0]:.2f}x, bf16 {speedups[1]:.2f}x.", "",
-              f"Top operators, bf16 autocast, fused path, {n_prof} batches of pass 3 (self CPU time per batch):", "",
-              "| operator | ms / batch | calls / batch |", "|---|---|---|"]
-    lines += [f"| {e.key} | {e.self_cpu_time_total / 1000 / n_prof:.2f} | {e.count / n_prof:.0f} |" for e in top]
-    lines += ["", f"Fresh training runs: `SRGNN(bf16=True).fit`, one epoch over {fits[0]['batches']} batches, each "
-              "run in a process of its own (after a 20-batch warm-up fit), padded and unpadded alternating; "
-              "ms per batch from the run's history:", "",
-              "| nodes and clicks | run | ms / batch | graphs | forward + backward | optimiser |", "|---|---|---|---|---|---|"]
-    for i, r in enumerate(fits):
-        lines.append(f"| {'padded to multiples of 8' if r['padded'] else 'unpadded'} | {i // 2 + 1} | "
-                     f"{r['seconds']:.1f} | {r['graphs_s']:.1f} | {r['forward_backward_s']:.1f} | {r['optimiser_s']:.1f} |")
-    mean = {p: np.mean([r["seconds"] for r in fits if r["padded"] == p]) for p in (True, False)}
-    lines += ["", f"Mean: padded {mean[True]:.1f} ms, unpadded {mean[False]:.1f} ms per batch "
-              f"({mean[False] / mean[True]:.2f}x)."]
-    out = ROOT / "docs" / "benchmarks" / "srgnn_batch_profile.md"
-    out.write_text("\n".join(lines) + "\n")
+             *markdown_table(["precision", "training path", "pass 1 mean ms", "pass 1 median ms", "pass 2 mean ms",
+                              "pass 2 median ms", "loss, last batch of pass 1"],
+                             [[precision, label, f"{t[0, v].mean():.1f}", f"{np.median(t[0, v]):.1f}",
+                               f"{t[1, v].mean():.1f}", f"{np.median(t[1, v]):.1f}", f"{losses[v][-1]:.4f}"]
+                              for v, (precision, _, _, label) in enumerate(VARIANTS)]),
+             "", f"Fused over plain, pass 2 means: float32 {speedups[0]:.2f}x, bf16 {speedups[1]:.2f}x.", "",
+             f"Top operators, bf16 autocast, fused path, {n_prof} batches of pass 3 (self CPU time per batch):", "",
+             *markdown_table(["operator", "ms / batch", "calls / batch"],
+                             [[e.key, f"{e.self_cpu_time_total / 1000 / n_prof:.2f}", f"{e.count / n_prof:.0f}"]
+                              for e in top]),
+             "", f"Fresh training runs: `SRGNN(bf16=True).fit`, one epoch over {fits[0]['batches']} batches, each "
+             "run in a process of its own (after a 20-batch warm-up fit), padded and unpadded alternating; "
+             "ms per batch from the run's history:", "",
+             *markdown_table(["nodes and clicks", "run", "ms / batch", "graphs", "forward + backward", "optimiser"],
+                             [["padded to multiples of 8" if r["padded"] else "unpadded", i // 2 + 1,
+                               f"{r['seconds']:.1f}", f"{r['graphs_s']:.1f}", f"{r['forward_backward_s']:.1f}",
+                               f"{r['optimiser_s']:.1f}"] for i, r in enumerate(fits)]),
+             "", f"Mean: padded {mean[True]:.1f} ms, unpadded {mean[False]:.1f} ms per batch "
+             f"({mean[False] / mean[True]:.2f}x)."]
     print("\n".join(lines))
-
+    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/srgnn_batch_profile.md", "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()

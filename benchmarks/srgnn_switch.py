@@ -8,45 +8,34 @@ which the Base model has also trained on — the test set is never used); test p
 by the GMM. Reported: overall and per-cluster HR@20 / MRR@20 of the shared model and the routed
 one, the deltas, and a per-prefix Wilcoxon test.
 
-    python benchmarks/srgnn_switch.py --seed 0 [--lr 1e-5]   # -> docs/benchmarks/srgnn_switch_runs/, srgnn_switch.md
+    python -m benchmarks.srgnn_switch --seed 0 [--lr 1e-5]   # -> docs/benchmarks/srgnn_switch_runs/, srgnn_switch.md
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sketchrec.data import registry
+from sketchrec.eval.metrics import session_metrics
+from sketchrec.eval.protocols import next_item_ranks
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, utc_now
+from sketchrec.eval.significance import reciprocal_ranks, wilcoxon_signed_rank
+from sketchrec.eval.validation import NextItemValidation
+from sketchrec.models.base import Recommender
+from sketchrec.models.session_clusters import ClusteredSessions
 
-from sketchrec.data import registry  # noqa: E402
-from sketchrec.eval.metrics import session_metrics, target_ranks  # noqa: E402
-from sketchrec.models.base import Recommender  # noqa: E402
-from sketchrec.models.session_clusters import ClusteredSessions  # noqa: E402
-
-OUT = ROOT / "docs" / "benchmarks"
-
-
-def ranks_of(model, bench) -> np.ndarray:
-    n = len(bench.test_targets)
-    return np.concatenate([target_ranks(model.score(bench.test_prefixes.take(np.arange(s, min(s + 1000, n)))),
-                                        bench.test_targets[s:s + 1000]) for s in range(0, n, 1000)])
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def main() -> None:
-    from scipy import stats
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = benchmark_parser(__doc__, seed=0, epochs=1)
     parser.add_argument("--model", default="srgnn")
     parser.add_argument("--clusters", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--runs-dir", default=os.environ.get("SKETCHREC_RUNS",
                                                              str(Path.home() / ".cache" / "sketchrec" / "runs")))
@@ -61,17 +50,16 @@ def main() -> None:
     t0 = time.perf_counter()
     switch = ClusteredSessions(n_clusters=args.clusters, fine_tune_epochs=args.epochs, fine_tune_lr=args.lr,
                                seed=args.seed).fit(bench.train, base=base,
-                                                   validation=(valid.test_prefixes, valid.test_targets))
+                                                   validation=NextItemValidation(valid.test_prefixes, valid.test_targets))
     fit_s = time.perf_counter() - t0
     route = switch.route(bench.test_prefixes)
-    r_base, r_switch = ranks_of(base, bench), ranks_of(switch, bench)
-    rr = lambda r: np.where(r <= 20, 1.0 / r, 0.0)  # noqa: E731
+    r_base, r_switch = (next_item_ranks(m, bench.test_prefixes, bench.test_targets)[0] for m in (base, switch))
     rows = []
     for c in [None, *range(args.clusters)]:
         sel = np.ones(len(route), bool) if c is None else route == c
         mb, ms = session_metrics(r_base[sel], ks=(20,)), session_metrics(r_switch[sel], ks=(20,))
-        p = stats.wilcoxon(rr(r_switch[sel]), rr(r_base[sel])).pvalue if sel.sum() > 10 and \
-            np.any(rr(r_switch[sel]) != rr(r_base[sel])) else float("nan")
+        p = wilcoxon_signed_rank(reciprocal_ranks(r_switch[sel]), reciprocal_ranks(r_base[sel])) \
+            if sel.sum() > 10 else float("nan")
         rows.append({"cluster": "all" if c is None else int(c), "test_prefixes": int(sel.sum()),
                      "train_prefixes": None if c is None else int(switch.cluster_sizes_[c]),
                      "base": {k: float(v) for k, v in mb.items() if "@" in k},
@@ -80,8 +68,8 @@ def main() -> None:
     runs.mkdir(exist_ok=True)
     stem = f"{args.model}-s{args.seed}-c{args.clusters}-e{args.epochs}-lr{args.lr:g}"
     (runs / f"{stem}.json").write_text(json.dumps(
-        {"args": vars(args), "fit_s": fit_s, "rows": rows, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
+        {"args": vars(args), "fit_s": fit_s, "rows": rows, "machine": host_line().split("; ", 1)[1],
+         "when": utc_now()}, indent=1))
     print(report())
 
 
@@ -99,14 +87,13 @@ def report() -> str:
                   "", f"{run.get('when', '')}; {run.get('machine', '')}. Command: `python benchmarks/srgnn_switch.py "
                   f"--seed {a['seed']} --clusters {a['clusters']} --epochs {a['epochs']} --lr {a['lr']:g}`. "
                   f"Fine-tuning took {run['fit_s']:.0f} s.", "",
-                  "| cluster | test prefixes | training prefixes | Base HR@20 | switch HR@20 | Δ | Base MRR@20 | "
-                  "switch MRR@20 | Δ | Wilcoxon p (RR@20) |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in run["rows"]:
-            b, sw = r["base"], r["switch"]
-            lines.append(f"| {r['cluster']} | {r['test_prefixes']:,} | {r['train_prefixes'] or '—'} | "
-                         f"{100 * b['HR@20']:.2f} | {100 * sw['HR@20']:.2f} | {100 * (sw['HR@20'] - b['HR@20']):+.2f} | "
-                         f"{100 * b['MRR@20']:.2f} | {100 * sw['MRR@20']:.2f} | "
-                         f"{100 * (sw['MRR@20'] - b['MRR@20']):+.2f} | {r['wilcoxon_p']:.2g} |")
+                  *markdown_table(["cluster", "test prefixes", "training prefixes", "Base HR@20", "switch HR@20", "Δ",
+                                   "Base MRR@20", "switch MRR@20", "Δ", "Wilcoxon p (RR@20)"],
+                                  [[r["cluster"], f"{r['test_prefixes']:,}", r["train_prefixes"] or "—",
+                                    *[f"{100 * v:{f}}" for m in ("HR@20", "MRR@20") for v, f in (
+                                        (r["base"][m], ".2f"), (r["switch"][m], ".2f"),
+                                        (r["switch"][m] - r["base"][m], "+.2f"))],
+                                    f"{r['wilcoxon_p']:.2g}"] for r in run["rows"]])]
         lines.append("")
     text = "\n".join(lines)
     (OUT / "srgnn_switch.md").write_text(text)

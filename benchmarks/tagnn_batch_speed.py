@@ -8,27 +8,26 @@ The batches are the first --batches of one epoch's shuffled order, a random samp
 the mean time per batch times the epoch's batch count estimates an epoch. Variants alternate
 batch by batch, so a busy machine slows them alike; the load average is recorded.
 
-    python benchmarks/tagnn_batch_speed.py --batches 40 --threads 2   # -> docs/benchmarks/tagnn_batch_speed.md
+    python -m benchmarks.tagnn_batch_speed --batches 40 --threads 2   # -> docs/benchmarks/tagnn_batch_speed.md
 """
 
 from __future__ import annotations
 
 import os
-import platform
-import sys
-import time
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sketchrec.eval.report import host_line, markdown_table, write_page
+from sketchrec.models import srgnn
+from sketchrec.models.srgnn import network        # GatedGraphNet finds TargetAttention here: variants patch it
 
-from sketchrec.models import srgnn  # noqa: E402
-
-from srgnn_batch_profile import train_step, training_batches  # noqa: E402
+try:
+    from benchmarks.srgnn_batch_profile import train_step, training_batches
+except ImportError:              # run as a file: python benchmarks/tagnn_batch_speed.py
+    from srgnn_batch_profile import train_step, training_batches
 
 
 def plain_target_attention(q, h, items, bias, bf16=False):
@@ -49,8 +48,8 @@ class PaddedBF16(srgnn.TargetAttention):
 
 def main() -> None:
     args, bench, prefixes, targets = training_batches(__doc__, 40)
-    sizes = srgnn._node_counts(prefixes)
-    epoch = srgnn._batch_order(np.random.default_rng(0), len(targets), 100, sizes)
+    sizes = srgnn.node_counts(prefixes)
+    epoch = srgnn.batch_order(np.random.default_rng(0), len(targets), 100, sizes)
     sample = epoch[:args.batches]
     targets_t = torch.from_numpy(targets.astype(np.int64))
     chunked = srgnn.TargetAttention
@@ -66,14 +65,14 @@ def main() -> None:
     times = np.zeros((len(variants), len(sample)))
     warm = srgnn.session_graphs(prefixes.take(epoch[-1])).tensors()      # numba compiles, caches fill
     for (_, impl, precision), net, opt in zip(variants, nets, optimisers):
-        with mock.patch.object(srgnn, "TargetAttention", impl):
+        with mock.patch.object(network, "TargetAttention", impl):
             train_step(net, opt, warm, targets_t[epoch[-1]], precision == "bf16 autocast")
     load0 = os.getloadavg()[0]
     losses = [[] for _ in variants]
     for b, rows in enumerate(sample):
         graphs = srgnn.session_graphs(prefixes.take(rows)).tensors()
         for v, ((_, impl, precision), net, opt) in enumerate(zip(variants, nets, optimisers)):
-            with mock.patch.object(srgnn, "TargetAttention", impl):
+            with mock.patch.object(network, "TargetAttention", impl):
                 times[v, b] = train_step(net, opt, graphs, targets_t[rows], precision == "bf16 autocast",
                                          losses=losses[v])
     load1 = os.getloadavg()[0]
@@ -85,22 +84,19 @@ def main() -> None:
     loss_gap = [np.abs(np.array(run) - losses[1]).max() for run in losses]
     mean_nodes = np.mean([sizes[r].max() for r in sample])
     lines = ["# TAGNN: one training batch on CPU", "",
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
-             f"{args.threads} threads; torch {torch.__version__}; load average {load0:.1f} -> {load1:.1f}. "
+             f"{host_line()}, {args.threads} threads; torch {torch.__version__}; load average {load0:.1f} -> {load1:.1f}. "
              f"Command: `python benchmarks/tagnn_batch_speed.py --batches {args.batches} --threads {args.threads}`. "
              f"Forward + loss + backward + fused Adam over {len(sample)} batches of one epoch's order "
              f"(mean padded graph size {mean_nodes:.1f} nodes; the epoch has {len(epoch):,} batches).", "",
-             "| target attention | precision | median ms / batch | mean ms / batch | epoch estimate (min) | "
-             "vs plain float32 | max abs weight difference from chunked float32 after the batches | "
-             "max abs loss difference |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (name, _, precision), t, dw, dl in zip(variants, times, drift, loss_gap):
-        lines.append(f"| {name} | {precision} | {np.median(t) * 1000:.0f} | {t.mean() * 1000:.0f} | "
-                     f"{t.mean() * len(epoch) / 60:.0f} | {times[0].mean() / t.mean():.2f}x | {dw:.2g} | {dl:.2g} |")
-    out = ROOT / "docs" / "benchmarks" / "tagnn_batch_speed.md"
-    out.write_text("\n".join(lines) + "\n")
+             *markdown_table(["target attention", "precision", "median ms / batch", "mean ms / batch",
+                              "epoch estimate (min)", "vs plain float32",
+                              "max abs weight difference from chunked float32 after the batches",
+                              "max abs loss difference"],
+                             [[name, precision, f"{np.median(t) * 1000:.0f}", f"{t.mean() * 1000:.0f}",
+                               f"{t.mean() * len(epoch) / 60:.0f}", f"{times[0].mean() / t.mean():.2f}x", f"{dw:.2g}",
+                               f"{dl:.2g}"] for (name, _, precision), t, dw, dl in zip(variants, times, drift, loss_gap)])]
     print("\n".join(lines))
-
+    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/tagnn_batch_speed.md", "\n".join(lines) + "\n")
 
 if __name__ == "__main__":
     main()

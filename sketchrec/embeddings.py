@@ -56,13 +56,22 @@ class Embeddings:
                           dict(self.provenance))
 
     def most_similar(self, queries: np.ndarray, k: int = 10, exclude_self: bool = True):
-        """Cosine top-k for row indices `queries`: (items (B, k), similarities (B, k))."""
-        from sketchrec.topk import topk
+        """Deprecated: cosine search is `sketchrec.retrieval.CentroidIndex`'s, answering a
+        `SearchResult`: ``CentroidIndex("instance").fit(embeddings).search_rows(queries, k)``
+        (groups: the row numbers; ``embeddings.ids.to_external(rows)`` names them).
+
+        Cosine top-k for row indices `queries`: (items (B, min(k, n)), similarities (B, min(k, n))),
+        a query's own row left out (at -inf, last, when k reaches it) with `exclude_self`."""
+        import warnings
+
+        from sketchrec.topk import inner_product_topk
+        warnings.warn("Embeddings.most_similar() is deprecated: use sketchrec.retrieval.CentroidIndex(\"instance\")"
+                      ".fit(embeddings).search_rows(rows, k), a SearchResult (the old method goes in the next release)",
+                      DeprecationWarning, stacklevel=2)
+        queries = np.asarray(queries)
         unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
-        sims = unit[np.asarray(queries)] @ unit.T
-        if exclude_self:
-            sims[np.arange(len(queries)), queries] = -np.inf
-        return topk(sims, k)
+        exclude = (np.arange(len(queries) + 1), queries) if exclude_self else None
+        return inner_product_topk(unit[queries], unit, k, exclude=exclude, chunk_rows=max(1, len(queries)))
 
     # -- persistence: .npy + ids parquet + provenance json, no pickle ---------------
     def save(self, directory: str | Path) -> Path:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numba
 import numpy as np
 
-__all__ = ["topk", "topk_chunked"]
+__all__ = ["topk", "topk_chunked", "inner_product_topk"]
 
 
 def _is_torch(x: Any) -> bool:
@@ -371,3 +371,30 @@ def topk_chunked(
     if not items_parts:
         return np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
     return np.concatenate(items_parts), np.concatenate(values_parts)
+
+
+def inner_product_topk(
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    *,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    chunk_rows: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k rows of `base` by inner product with each query: the one exact search
+    primitive (cosine search is this over unit rows; `sketchrec.retrieval.CentroidIndex` wraps it).
+
+    queries (B, d) and base (N, d) float arrays; ``queries[s:e] @ base.T`` is scored `chunk_rows`
+    queries at a time, so memory stays at chunk_rows x N scores. `k` and `exclude` as in
+    :func:`topk`. Returns items (B, min(k, N)) int64 and values (B, min(k, N)) float32, sorted
+    best first, ties to the lower row (exactly ``topk(queries @ base.T, k, exclude=exclude)``).
+    """
+    queries, base = np.asarray(queries), np.asarray(base)
+    if queries.ndim != 2 or base.ndim != 2 or queries.shape[1] != base.shape[1]:
+        raise ValueError(f"queries (B, d) and base (N, d) must share d, got shapes {queries.shape} and {base.shape}")
+    k = _check_k(k)
+    if len(queries) == 0:
+        kk = min(k, len(base))
+        return np.zeros((0, kk), np.int64), np.zeros((0, kk), np.float32)
+    return topk_chunked(lambda start, stop: queries[start:stop] @ base.T, len(queries), k,
+                        chunk_rows=chunk_rows, exclude=exclude)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sketchrec.augment import AdjacencyAugmentation
+from sketchrec.base import Estimator, NotFittedError
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.srgnn import SRGNN, session_graphs
 
@@ -15,11 +16,11 @@ def edges(aug, session, src, dst, n_sessions):
 
 def test_i2i_weights_are_inverse_distances_and_self_edges_get_twice_the_max():
     vectors = np.array([[0, 0], [3, 4], [0, 2], [1, 1]], dtype=np.float32)
-    aug = AdjacencyAugmentation("i2i", vectors, p_edge=1.0)
+    aug = AdjacencyAugmentation("i2i", p_edge=1.0).fit(vectors)
     w = edges(aug, [0, 0, 0, 1], [0, 0, 1, 3], [1, 2, 1, 3], 2)
     # 0->1: 1/5; 0->2: 1/2; session 0's self-edge 1->1: max(1, 2 * 0.5) = 1; session 1 has no cross edge
     np.testing.assert_allclose(w, [0.2, 0.5, 1.0, 1.0])
-    far = AdjacencyAugmentation("i2i", vectors * 0.1, p_edge=1.0)
+    far = AdjacencyAugmentation("i2i", p_edge=1.0).fit(vectors * 0.1)
     w = edges(far, [0, 0], [0, 1], [2, 1], 1)
     np.testing.assert_allclose(w, [5.0, 10.0])                # 1/0.2, then max(1, 2 * 5)
 
@@ -27,7 +28,7 @@ def test_i2i_weights_are_inverse_distances_and_self_edges_get_twice_the_max():
 def test_cluster_rule_uses_centre_distance():
     vectors = 1 + np.array([[0, 0], [0.1, 0], [10, 0], [10.1, 0], [0, 20], [0.1, 20]], dtype=np.float32)
     vectors = np.vstack([vectors, [[0, 0]]]).astype(np.float32)    # an item absent from the source
-    aug = AdjacencyAugmentation("kmeans", vectors, n_clusters=3, p_edge=1.0).fit()
+    aug = AdjacencyAugmentation("kmeans", n_clusters=3, p_edge=1.0).fit(vectors)
     c = aug.cluster_
     assert c[0] == c[1] and c[2] == c[3] and len(set(c[[0, 2, 4]])) == 3 and c[6] == -1
     w = edges(aug, [0, 0, 0], [0, 0, 6], [2, 1, 0], 1)
@@ -36,7 +37,7 @@ def test_cluster_rule_uses_centre_distance():
 
 def test_categories_unknown_items_keep_weight_one():
     vectors = np.array([[0, 0], [2, 0], [0, 4], [9, 9]], dtype=np.float32)
-    aug = AdjacencyAugmentation("categories", vectors, categories=np.array([0, 0, 1, -1]), p_edge=1.0)
+    aug = AdjacencyAugmentation("categories", p_edge=1.0).fit(vectors, categories=np.array([0, 0, 1, -1]))
     w = edges(aug, [0, 0, 0], [0, 0, 3], [2, 1, 0], 1)
     # centres (1, 0) and (0, 4): 1/sqrt(17); same category: max(1, 2/sqrt(17)) = 1; unknown: 1
     np.testing.assert_allclose(w, [1 / np.sqrt(17), 1.0, 1.0], rtol=1e-5)
@@ -47,8 +48,8 @@ def test_p_edge_zero_is_identity_and_half_mixes():
     rng = np.random.default_rng(2)
     src, dst = rng.integers(0, 50, 2000), rng.integers(0, 50, 2000)
     session = np.zeros(2000, dtype=np.int64)
-    assert np.all(edges(AdjacencyAugmentation("i2i", vectors, p_edge=0.0), session, src, dst, 1) == 1)
-    w = edges(AdjacencyAugmentation("i2i", vectors, p_edge=0.5), session, src, dst, 1)
+    assert np.all(edges(AdjacencyAugmentation("i2i", p_edge=0.0).fit(vectors), session, src, dst, 1) == 1)
+    w = edges(AdjacencyAugmentation("i2i", p_edge=0.5).fit(vectors), session, src, dst, 1)
     plain = np.mean(w == 1.0)
     assert 0.4 < plain < 0.6
 
@@ -105,10 +106,9 @@ def test_blur_mode_and_gmm_init_are_checked_and_named():
         AdjacencyAugmentation("blur", blur_mode="row")
     with pytest.raises(ValueError, match="gmm_init"):
         AdjacencyAugmentation("blur", gmm_init="random")
-    vectors = np.zeros((3, 2), dtype=np.float32)
-    assert AdjacencyAugmentation("i2i", vectors, blur_mode="session").name == "i2i+Blur (session)"
-    assert AdjacencyAugmentation("i2i", vectors).name == "i2i+Blur"
-    assert AdjacencyAugmentation("i2i", vectors, blur=False, blur_mode="session").name == "i2i"
+    assert AdjacencyAugmentation("i2i", blur_mode="session").name == "i2i+Blur (session)"
+    assert AdjacencyAugmentation("i2i").name == "i2i+Blur"
+    assert AdjacencyAugmentation("i2i", blur=False, blur_mode="session").name == "i2i"
 
 
 def test_gmm_centroid_init_starts_at_kmeans_centroids_with_equal_weights(monkeypatch):
@@ -124,7 +124,7 @@ def test_gmm_centroid_init_starts_at_kmeans_centroids_with_equal_weights(monkeyp
     monkeypatch.setattr(sklearn.mixture, "GaussianMixture", Spy)
     rng = np.random.default_rng(0)
     vectors = np.vstack([rng.normal(c, 0.1, size=(40, 2)) for c in (0, 5, 10)]).astype(np.float32)
-    aug = AdjacencyAugmentation("gmm", vectors, n_clusters=3, gmm_init="centroids").fit()
+    aug = AdjacencyAugmentation("gmm", n_clusters=3, gmm_init="centroids").fit(vectors)
     np.testing.assert_allclose(started["weights"], [1 / 3] * 3)
     np.testing.assert_allclose(started["means"], KMeans(3, n_init=3, random_state=0).fit(vectors).cluster_centers_)
     clusters = aug.cluster_.reshape(3, 40)
@@ -141,16 +141,46 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="one of"):
         AdjacencyAugmentation("cosine")
     with pytest.raises(ValueError, match="needs item vectors"):
-        AdjacencyAugmentation("i2i")
+        AdjacencyAugmentation("i2i").fit()
     with pytest.raises(ValueError, match="category per item"):
-        AdjacencyAugmentation("categories", np.zeros((3, 2)), categories=np.zeros(2))
+        AdjacencyAugmentation("categories").fit(np.zeros((3, 2)), categories=np.zeros(2))
+    with pytest.raises(NotFittedError):                             # a kind that needs vectors, unfitted
+        edges(AdjacencyAugmentation("i2i"), [0], [0], [1], 1)
 
 
 def test_augmented_training_runs_and_scoring_ignores_it():
     rows = Sessions.from_lists(((np.arange(5)[None, :] + np.arange(40)[:, None]) % 20).tolist(), n_items=20)
     vectors = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
-    aug = AdjacencyAugmentation("gmm", vectors, n_clusters=3)
+    aug = AdjacencyAugmentation("gmm", n_clusters=3).fit(vectors)
     model = SRGNN(hidden=8, epochs=2, progress=False, threads=1).fit(rows, augmentation=aug)
     assert aug.name == "GMM+Blur" and aug.cluster_ is not None
     prefix = Sessions.from_lists([[1, 2, 3]], n_items=20)
     np.testing.assert_array_equal(model.score(prefix), model.score(prefix))    # deterministic at test time
+
+
+def test_the_former_call_form_still_works_with_a_warning():
+    vectors = 1 + np.random.default_rng(3).normal(size=(30, 4)).astype(np.float32)
+    session, src, dst = [0] * 6, [0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]
+    with pytest.warns(DeprecationWarning, match="fit"):
+        old = AdjacencyAugmentation("gmm", vectors, n_clusters=3)          # fitted lazily, as before
+    new = AdjacencyAugmentation("gmm", n_clusters=3).fit(vectors)
+    np.testing.assert_array_equal(edges(old, session, src, dst, 1), edges(new, session, src, dst, 1))
+    np.testing.assert_array_equal(old.cluster_, new.cluster_)
+    assert old.get_params() == new.get_params() and "vectors" not in old.get_params()
+    with pytest.warns(DeprecationWarning):
+        with pytest.raises(ValueError, match="category per item"):     # still checked at once
+            AdjacencyAugmentation("categories", np.zeros((3, 2)), categories=np.zeros(2))
+
+
+@pytest.mark.parametrize("kind", ["blur", "i2i", "gmm", "kmeans", "categories"])
+def test_save_load_round_trip_gives_the_same_graphs(kind, tmp_path):
+    vectors = 1 + np.random.default_rng(4).normal(size=(20, 4)).astype(np.float32)
+    categories = np.arange(20) % 3 - (np.arange(20) == 5)          # item 5's category unknown
+    aug = AdjacencyAugmentation(kind, n_clusters=3, p_edge=0.7, blur_mode="session").fit(vectors, categories)
+    aug.save(tmp_path / "aug.npz")
+    back = Estimator.load(tmp_path / "aug.npz")
+    assert isinstance(back, AdjacencyAugmentation) and back.get_params() == aug.get_params()
+    rows = Sessions.from_lists(((np.arange(5)[None, :] * 3 + np.arange(30)[:, None]) % 20).tolist(), n_items=20)
+    got = session_graphs(rows, augment=back, rng=np.random.default_rng(9))
+    want = session_graphs(rows, augment=aug, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(got.adjacency, want.adjacency)

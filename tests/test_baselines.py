@@ -195,7 +195,7 @@ SKNN_TRAIN = [[0, 1, 2],     # r0: |n| = 3
 
 
 def neighbour_dict(model, query):
-    nb = model.neighbours(S([query], 7))
+    nb = model.neighbour_sessions(S([query], 7))
     return {int(j): float(v) for j, v in zip(nb.indices, nb.data)}
 
 
@@ -204,7 +204,7 @@ def test_sknn_sample_is_most_recent_then_k_most_similar():
     # cosine sim = dot / sqrt(|n|): r0 2/sqrt3, r1 1/sqrt2, r2 1/2, r3 2/sqrt2.
     # sample_size=3 keeps the 3 most recent candidates r3, r2, r1 (drops r0);
     # k=2 keeps the most similar of those: r3 (1.414), r1 (0.707).
-    m = SessionKNN(k=2, sample_size=3, backfill=False).fit(S(SKNN_TRAIN, 7))
+    m = SessionKNN(neighbours=2, sample_size=3, backfill=False).fit(S(SKNN_TRAIN, 7))
     assert neighbour_dict(m, [0, 1]) == pytest.approx({3: 2 / R2, 1: 1 / R2})
     # votes: r3 gives {0, 1} +sqrt2, r1 gives {0, 3} +1/sqrt2
     expected = np.zeros(7)
@@ -215,13 +215,13 @@ def test_sknn_sample_is_most_recent_then_k_most_similar():
 
 def test_sknn_without_sampling_and_with_dot_similarity():
     # sample_size=0: all four candidates; k=2 -> r3 (2/sqrt2), r0 (2/sqrt3)
-    m = SessionKNN(k=2, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
+    m = SessionKNN(neighbours=2, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
     expected = np.zeros(7)
     expected[[0, 1]] += 2 / R2
     expected[[0, 1, 2]] += 2 / R3
     np.testing.assert_allclose(m.score(S([[0, 1]], 7))[0], expected, rtol=1e-6)
     # dot: r0 and r3 both 2, tie broken by recency -> with k=1 only r3 votes
-    m = SessionKNN(k=1, sample_size=0, similarity="dot", backfill=False).fit(S(SKNN_TRAIN, 7))
+    m = SessionKNN(neighbours=1, sample_size=0, similarity="dot", backfill=False).fit(S(SKNN_TRAIN, 7))
     assert neighbour_dict(m, [0, 1]) == {3: 2.0}
     np.testing.assert_allclose(m.score(S([[0, 1]], 7))[0], [2, 2, 0, 0, 0, 0, 0])
 
@@ -233,7 +233,7 @@ def test_sknn_recency_comes_from_timestamps_when_present():
     ts = np.concatenate([np.arange(n) + e - n + 1 for n, e in zip(lengths, end)]).astype(np.int64)
     train = replace(S(SKNN_TRAIN, 7), timestamps=ts)
     # candidates by recency r0, r3, r2, r1; sample 3 drops r1; k=2 -> r3 (2/sqrt2), r0 (2/sqrt3)
-    m = SessionKNN(k=2, sample_size=3, backfill=False).fit(train)
+    m = SessionKNN(neighbours=2, sample_size=3, backfill=False).fit(train)
     assert neighbour_dict(m, [0, 1]) == pytest.approx({3: 2 / R2, 0: 2 / R3})
 
 
@@ -256,7 +256,7 @@ def test_vsknn_position_weights_and_repeated_item():
     # query [0, 1, 0]: distances 2, 1, 0 -> linear weights 0.8, 0.9, 1; item 0 keeps its
     # latest weight 1, so q = {0: 1, 1: 0.9}.
     # dots: r0 1.9, r1 1, r2 0.9, r3 1.9; cosine: /sqrt3, /sqrt2, /2, /sqrt2
-    m = VSKNN(k=4, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
+    m = VSKNN(neighbours=4, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
     assert m.decay == "linear"
     assert neighbour_dict(m, [0, 1, 0]) == pytest.approx(
         {0: 1.9 / R3, 1: 1 / R2, 2: 0.9 / 2, 3: 1.9 / R2}, rel=1e-6)
@@ -264,7 +264,7 @@ def test_vsknn_position_weights_and_repeated_item():
     assert neighbour_dict(m, [0, 1]) == pytest.approx(
         {0: 1.9 / R3, 1: 0.9 / R2, 2: 1 / 2, 3: 1.9 / R2}, rel=1e-6)
     # votes of the k=2 neighbours r3, r0 for [0, 1, 0]
-    m2 = VSKNN(k=2, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
+    m2 = VSKNN(neighbours=2, sample_size=0, backfill=False).fit(S(SKNN_TRAIN, 7))
     expected = np.zeros(7)
     expected[[0, 1]] += 1.9 / R2
     expected[[0, 1, 2]] += 1.9 / R3
@@ -273,12 +273,12 @@ def test_vsknn_position_weights_and_repeated_item():
 
 def test_sknn_repeated_items_in_training_count_once():
     # r0 = [0, 0, 1] is the set {0, 1}: |n| = 2, dot with [0] is 1 -> 1/sqrt2
-    m = SessionKNN(k=5, sample_size=0, backfill=False).fit(S([[0, 0, 1], [2]], 3))
+    m = SessionKNN(neighbours=5, sample_size=0, backfill=False).fit(S([[0, 0, 1], [2]], 3))
     np.testing.assert_allclose(m.score(S([[0]], 3))[0], [1 / R2, 1 / R2, 0], rtol=1e-6)
 
 
 def test_sknn_backfill_and_rows_without_candidates():
-    m = SessionKNN(k=2, sample_size=3, backfill=True).fit(S(SKNN_TRAIN, 8))
+    m = SessionKNN(neighbours=2, sample_size=3, backfill=True).fit(S(SKNN_TRAIN, 8))
     s = m.score(S([[0, 1], [7]], 8))
     # row 0: voted items (0, 1, 3) keep their order, the rest by popularity:
     # rows containing 2: 1, 4: 1, 5: 2, 6: 2, 7: 0
@@ -292,8 +292,8 @@ def test_sknn_batch_size_does_not_change_scores():
     rng = np.random.default_rng(3)
     train = [rng.integers(0, 20, rng.integers(1, 6)).tolist() for _ in range(60)]
     queries = S([rng.integers(0, 20, rng.integers(1, 5)).tolist() for _ in range(25)], 20)
-    a = SessionKNN(k=5, sample_size=10, batch_size=512).fit(S(train, 20)).score(queries)
-    b = SessionKNN(k=5, sample_size=10, batch_size=4).fit(S(train, 20)).score(queries)
+    a = SessionKNN(neighbours=5, sample_size=10, batch_size=512).fit(S(train, 20)).score(queries)
+    b = SessionKNN(neighbours=5, sample_size=10, batch_size=4).fit(S(train, 20)).score(queries)
     np.testing.assert_array_equal(a, b)
 
 
@@ -354,7 +354,7 @@ def test_sknn_matches_python_reference(seed, k, sample_size, similarity, decay):
     n_items = 12
     train_rows = [rng.integers(0, n_items, rng.integers(1, 7)).tolist() for _ in range(40)]
     queries = [rng.integers(0, n_items, rng.integers(1, 6)).tolist() for _ in range(30)]
-    model = SessionKNN(k=k, sample_size=sample_size, similarity=similarity, decay=decay,
+    model = SessionKNN(neighbours=k, sample_size=sample_size, similarity=similarity, decay=decay,
                        backfill=False, batch_size=7).fit(S(train_rows, n_items))
     got = model.score(S(queries, n_items))
     limited = 0
@@ -370,7 +370,7 @@ def test_session_rec_scoring_by_hand():
     # query [0, 1, 0], L = 3: item 0's last click at position 3 -> 3/3, item 1 at 2 -> 2/3; both / 2 items
     # sims: r0 {0, 1, 2} 1/2 + 1/3 = 5/6, r1 {0, 3} 1/2, r2 {1, 4, 5, 6} 1/3, r3 {0, 1} 5/6
     # steps (reversed query 0, 1, 0): r0, r1, r3 share item 0 -> 1; r2 shares only item 1 -> 2
-    m = VSKNN(k=4, sample_size=0, backfill=False, scoring="session-rec").fit(S(SKNN_TRAIN, 7))
+    m = VSKNN(neighbours=4, sample_size=0, backfill=False, scoring="session-rec").fit(S(SKNN_TRAIN, 7))
     assert neighbour_dict(m, [0, 1, 0]) == pytest.approx({0: 5 / 6, 1: 1 / 2, 2: 1 / 3, 3: 5 / 6}, rel=1e-6)
     expected = np.zeros(7)
     expected[[0, 1, 2]] += 5 / 6
@@ -386,7 +386,7 @@ def test_session_rec_scoring_by_hand():
     expected[[0, 1]] += 1 / 2
     np.testing.assert_allclose(m.score(S([[4, 0]], 7))[0], expected, rtol=1e-6)
     # similarity and decay are not used; the default scoring is unchanged
-    same = VSKNN(k=4, sample_size=0, backfill=False, scoring="session-rec", similarity="dot", decay="none")
+    same = VSKNN(neighbours=4, sample_size=0, backfill=False, scoring="session-rec", similarity="dot", decay="none")
     np.testing.assert_array_equal(same.fit(S(SKNN_TRAIN, 7)).score(S([[0, 1, 0]], 7)),
                                   m.score(S([[0, 1, 0]], 7)))
     assert VSKNN().scoring == SessionKNN().scoring == "sketchrec"
@@ -419,7 +419,7 @@ def test_session_rec_scoring_matches_python_reference(seed, k, sample_size):
     n_items = 12
     train_rows = [rng.integers(0, n_items, rng.integers(1, 7)).tolist() for _ in range(40)]
     queries = [rng.integers(0, n_items, rng.integers(1, 6)).tolist() for _ in range(30)]
-    model = VSKNN(k=k, sample_size=sample_size, backfill=False, batch_size=7,
+    model = VSKNN(neighbours=k, sample_size=sample_size, backfill=False, batch_size=7,
                   scoring="session-rec").fit(S(train_rows, n_items))
     for q, row in zip(queries, model.score(S(queries, n_items))):
         np.testing.assert_allclose(row, reference_session_rec(train_rows, q, n_items, k, sample_size),
@@ -460,8 +460,8 @@ ALL_MODELS = [
     Popularity(), Popularity(distinct_per_row=False),
     SequentialRules(steps=3), SequentialRules(backfill=False, prune=2),
     ItemKNN(), ItemKNN(history="all", neighbours=2),
-    SessionKNN(k=3, sample_size=4), SessionKNN(similarity="dot", backfill=False),
-    VSKNN(k=2), EASE(lam=1.0),
+    SessionKNN(neighbours=3, sample_size=4), SessionKNN(similarity="dot", backfill=False),
+    VSKNN(neighbours=2), EASE(lam=1.0),
 ]
 IDS = [repr(m) for m in ALL_MODELS]
 
@@ -544,7 +544,7 @@ def test_fit_and_score_leave_inputs_alone(model):
 
 
 def test_refit_replaces_state():
-    m = SessionKNN(k=2, backfill=False).fit(S([[0, 1]], 3))
+    m = SessionKNN(neighbours=2, backfill=False).fit(S([[0, 1]], 3))
     first = m.score(S([[0]], 3))
     m.fit(S([[0, 2]], 3))
     np.testing.assert_allclose(m.score(S([[0]], 3))[0], [1 / R2, 0, 1 / R2], rtol=1e-6)
@@ -562,11 +562,68 @@ def test_load_unknown_class_errors(tmp_path):
 
 def test_save_accepts_numpy_scalar_params(tmp_path):
     # grids built with np.arange / np.linspace hand numpy scalars to __init__
-    m = SessionKNN(k=np.int64(2), sample_size=np.int32(0)).fit(S(PROTO_TRAIN, 7))
+    m = SessionKNN(neighbours=np.int64(2), sample_size=np.int32(0)).fit(S(PROTO_TRAIN, 7))
     m.save(tmp_path / "m.npz")
     loaded = Recommender.load(tmp_path / "m.npz")
-    assert loaded.get_params()["k"] == 2
+    assert loaded.get_params()["neighbours"] == 2
     np.testing.assert_array_equal(loaded.score(S(PROTO_QUERIES, 7)), m.score(S(PROTO_QUERIES, 7)))
+
+
+def test_neighbour_count_has_one_name_and_the_old_one_warns(tmp_path):
+    """`neighbours` on every baseline with a neighbour count; SessionKNN(k=) still works for a
+    release, and models and bundles saved with "k" load under the new name."""
+    import json
+    import warnings
+
+    from sketchrec.bundle import load_bundle, save_bundle
+    for cls in (SessionKNN, VSKNN):
+        with pytest.warns(DeprecationWarning, match=r"k=\) is deprecated: use neighbours="):
+            old = cls(k=3, sample_size=4)
+        assert old.get_params() == cls(neighbours=3, sample_size=4).get_params()
+        assert "k" not in old.get_params() and "k=" not in repr(old)
+        with pytest.raises(TypeError, match="both"):
+            cls(k=3, neighbours=3)
+    assert all("neighbours" in c().get_params() for c in (ItemKNN, SessionKNN, VSKNN))
+    # a model saved before the rename: its parameters say "k"
+    m = VSKNN(neighbours=2, sample_size=0).fit(S(PROTO_TRAIN, 7))
+    path = tmp_path / "old.npz"
+    arrays = {name: np.array(getattr(m, name)) for name in ("n_items_",)}
+    params = {("k" if k == "neighbours" else k): v for k, v in m.saved_params().items() if k != "threads"}
+    np.savez(path, __class__=np.array("VSKNN"), __params__=np.array(json.dumps(params)), **arrays,
+             **m.state_arrays())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)      # loading an old file does not nag
+        loaded = Recommender.load(path)
+        VSKNN.check_params(params)
+    assert loaded.neighbours == 2
+    np.testing.assert_array_equal(loaded.score(S(PROTO_QUERIES, 7)), m.score(S(PROTO_QUERIES, 7)))
+    # and a bundle whose manifest says "k"
+    version = save_bundle(tmp_path / "b", m)
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["params"] = params
+    from sketchrec.bundle import commit_version, new_version
+    tmp = new_version(tmp_path / "b")
+    for f in ("weights.safetensors",):
+        (tmp / f).write_bytes((version / f).read_bytes())
+    commit_version(tmp, {k: manifest[k] for k in ("model_class", "params", "n_items", "metrics", "config")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        bundle = load_bundle(tmp_path / "b")
+    assert bundle.model.neighbours == 2
+    np.testing.assert_array_equal(bundle.model.score(S(PROTO_QUERIES, 7)), m.score(S(PROTO_QUERIES, 7)))
+
+
+@pytest.mark.parametrize("cls", [Popularity, SequentialRules, ItemKNN, SessionKNN, VSKNN, EASE])
+def test_threads_change_nothing_but_the_thread_count(cls):
+    import numba
+    before = numba.get_num_threads()
+    params = {"prune": 2} if cls is SequentialRules else {"lam": 1.0} if cls is EASE else {}
+    one = cls(threads=1, **params).fit(S(PROTO_TRAIN, 7))
+    every = cls(**params).fit(S(PROTO_TRAIN, 7))
+    np.testing.assert_array_equal(one.score(S(PROTO_QUERIES, 7)), every.score(S(PROTO_QUERIES, 7)))
+    assert numba.get_num_threads() == before               # scoped to the call
+    with pytest.raises(ValueError, match="threads"):
+        cls.check_params({"threads": 0})
 
 
 def test_model_short_names():

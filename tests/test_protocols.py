@@ -11,8 +11,10 @@ from sketchrec.data.benchmark import SessionBenchmark
 from sketchrec.data.idmap import IdMap
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import (
-    EvalResult, evaluate_next_item, evaluate_session_benchmark, evaluate_topk, grid_search, over_seeds,
+    EvalResult, evaluate_next_item, evaluate_session_benchmark, evaluate_topk, grid_search, next_item_ranks,
+    next_item_validation, over_seeds, select_epochs_then_refit,
 )
+from sketchrec.training import valid_metric
 from sketchrec.models import Popularity, Recommender, SessionKNN
 
 S = Sessions.from_lists
@@ -102,7 +104,7 @@ def test_session_benchmark_fit_and_subset():
     # pairs: [0, 1] -> 2, [0] -> 1, [3] -> 1; Popularity ranks 1 first (3 rows), 0 and 2 tie (1 row)
     res = evaluate_session_benchmark(Popularity(), bench, ks=(1,), progress=False)
     assert isinstance(res, EvalResult) and res.n_eval == 3 and res.dataset == "toy"
-    assert res.model == "Popularity" and res.params == {"distinct_per_row": True}
+    assert res.model == "Popularity" and res.params == Popularity().get_params()
     assert res.metrics["HR@1"] == pytest.approx(2 / 3) and res.fit_seconds >= 0
     sub = evaluate_session_benchmark(Popularity(), bench, ks=(1,), max_pairs=2, seed=1, progress=False)
     assert sub.n_eval == 2
@@ -208,9 +210,9 @@ def test_grid_search_real_model_on_validation():
         model.fit(train)
         return evaluate_next_item(model, prefixes, targets, ks=(5,), progress=False)[0]
 
-    best, grid_rows = grid_search(SessionKNN, {"k": [1, 50], "backfill": [False]}, evaluate, "HR@5",
+    best, grid_rows = grid_search(SessionKNN, {"neighbours": [1, 50], "backfill": [False]}, evaluate, "HR@5",
                                   progress=False)
-    assert best["k"] == max(grid_rows, key=lambda r: r["HR@5"])["k"]
+    assert best["neighbours"] == max(grid_rows, key=lambda r: r["HR@5"])["neighbours"]
     assert len(grid_rows) == 2 and all(0 <= r["HR@5"] <= 1 for r in grid_rows)
 
 
@@ -229,3 +231,69 @@ def test_over_seeds_mean_std():
     assert over_seeds(run, seeds=(4,))["m"] == (4.0, 0.0)
     out = over_seeds(lambda s: {"x": [1.0, 2.0, 6.0][s]}, seeds=(0, 1, 2))
     assert out["x"] == pytest.approx((3.0, np.std([1, 2, 6], ddof=1)))
+
+
+# -- select_epochs_then_refit -----------------------------------------------------------------
+
+class EpochCurve(Recommender):
+    """Tiny trainer with a known validation curve: after epoch e its validation MRR@20 is
+    curve[e - 1]; like the real models it keeps the best epoch as `best_epoch_`."""
+
+    def __init__(self, epochs: int = 1, curve=(0.10, 0.30, 0.20, 0.25, 0.05)):
+        self.epochs = epochs
+        self.curve = curve
+
+    def fit(self, train, validation=None, callback=None):
+        self.n_items_, self.trained_on, self.history_ = train.n_items, train, []
+        best = -1.0
+        for epoch in range(1, self.epochs + 1):
+            row = {"epoch": epoch, "loss": 1.0 / epoch}
+            if validation is not None:
+                row["valid_MRR@20"] = self.curve[epoch - 1]         # SR-GNN's key format
+                if row["valid_MRR@20"] > best:
+                    best, self.best_epoch_ = row["valid_MRR@20"], epoch
+            if callback is not None:
+                callback(epoch, self, row)
+            self.history_.append(row)
+        return self
+
+    def score(self, histories):
+        return np.zeros((len(histories), self.n_items_), np.float32)
+
+
+def test_select_epochs_then_refit_chooses_the_best_validation_epoch_and_refits_on_all():
+    fit_part, everything = S([[0, 1], [1, 2]], 4), S([[0, 1], [1, 2], [2, 3]], 4)
+    validation = (S([[0]], 4), np.array([1]))
+    selected, seen = [], []
+    out = select_epochs_then_refit(lambda epochs: EpochCurve(epochs), fit_part, validation, everything,
+                                   max_epochs=5, on_selected=selected.append,
+                                   probe_kwargs={"callback": lambda e, m, r: seen.append(("probe", e))},
+                                   refit_kwargs={"callback": lambda e, m, r: seen.append(("refit", e))})
+    assert out.epochs == 2 == out.probe.best_epoch_ and selected == [2]       # 0.30 at epoch 2
+    assert out.probe.trained_on is fit_part and len(out.history) == 5
+    assert [valid_metric(r) for r in out.history] == [0.10, 0.30, 0.20, 0.25, 0.05]
+    assert out.model.epochs == 2 and out.model.trained_on is everything      # refit: all of train, 2 epochs
+    assert seen == [("probe", e) for e in range(1, 6)] + [("refit", 1), ("refit", 2)]
+    no_refit = select_epochs_then_refit(lambda epochs: EpochCurve(epochs), fit_part, validation, max_epochs=3)
+    assert no_refit.epochs == 2 and no_refit.model is None
+
+
+def test_select_epochs_then_refit_refuses_a_probe_without_a_chosen_epoch():
+    with pytest.raises(RuntimeError, match="chose no epoch"):
+        select_epochs_then_refit(lambda epochs: EpochCurve(epochs), S([[0, 1]], 3), None, max_epochs=2)
+
+
+def test_next_item_validation_is_a_seeded_sample_of_the_validation_pairs():
+    valid = SessionBenchmark("v", S([[0, 1]], 5), S(PREFIXES, 5), TARGETS, IdMap(["a", "b", "c", "d", "e"]))
+    validation = next_item_validation(valid, n_pairs=3, seed=0)
+    again = next_item_validation(valid, n_pairs=3, seed=0)
+    assert len(validation) == 3 and np.array_equal(validation.targets, again.targets)
+    assert validation.prefixes.to_lists() == again.prefixes.to_lists()
+    assert sorted(next_item_validation(valid, n_pairs=100).targets.tolist()) == sorted(TARGETS.tolist())
+    # scored as evaluate_next_item scores: pessimistic ranks [2, 3, 1, 5] of the whole set
+    assert next_item_validation(valid, n_pairs=100, ks=(1, 3))(fake())["HR@3"] == pytest.approx(3 / 4)
+
+
+def test_next_item_ranks_hand_computed():
+    ranks, seconds = next_item_ranks(fake(), S(PREFIXES, 5), TARGETS, batch_size=3)
+    assert ranks.tolist() == [2, 3, 1, 5] and seconds >= 0

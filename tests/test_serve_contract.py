@@ -62,3 +62,30 @@ def test_schemathesis_finds_nothing(bundle, keyed):
     cases, failures = run(app) if keyed else run(app, headers={})
     assert not failures, f"{len(failures)} distinct failures in {cases} cases:\n\n" + "\n\n".join(failures[:10])
     assert cases > 300
+
+
+@pytest.fixture(scope="module")
+def search_bundle(tmp_path_factory):
+    """A small catalogue-search bundle: 24 titled products, a mean-pooling model trained one epoch."""
+    import numpy as np
+
+    from sketchrec.embedders.text import TextEncoder
+    from sketchrec.retrieval.catalogue import CatalogueSearch
+    titles = [f"{c} {t}" for c in ("red", "blue", "black", "white") for t in ("shoes", "shirt", "bag", "scarf",
+                                                                             "watch", "cap")]
+    tokens, mask = TextEncoder(progress=False, threads=1, max_length=8).encode_tokens(titles)
+    regions = tokens[:, :, :16] + np.random.default_rng(0).normal(size=(len(titles), tokens.shape[1], 16))
+    trainer = {"dim": 8, "epochs": 1, "batch_size": 8, "threads": 1, "progress": False}
+    search = CatalogueSearch("mean", region_pca=0, max_length=8, trainer_params=trainer).fit(
+        regions.astype(np.float32), tokens, mask, np.arange(len(titles)), titles)
+    path = tmp_path_factory.mktemp("search") / "s"
+    search.save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing_in_a_search_service(search_bundle):
+    from sketchrec.serve import create_app
+    cases, failures = run(create_app(search_bundle, api_key=KEY, limits=LIMITS))
+    assert not failures, f"{len(failures)} distinct failures in {cases} cases:\n\n" + "\n\n".join(failures[:10])
+    assert cases > 50

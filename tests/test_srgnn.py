@@ -9,6 +9,7 @@ import torch
 
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.protocols import evaluate_next_item
+from sketchrec.eval.validation import NextItemValidation
 from sketchrec.models.base import Recommender
 from sketchrec.models._table_adam import TableAdam
 from sketchrec.models.srgnn import (SRGNN, TAGNN, GatedGraphNet, ItemTable, PackedTargetAttention,
@@ -101,7 +102,7 @@ def test_validation_keeps_best_epoch_and_stops_early():
     train = rule_data()
     valid = (Sessions.from_lists([[4, 5, 6], [10, 11]], n_items=30), np.array([7, 12]))
     model = SRGNN(hidden=16, epochs=30, batch_size=50, lr=1e-2, patience=2, progress=False,
-                  threads=1).fit(train, validation=valid)
+                  threads=1).fit(train, validation=NextItemValidation(*valid))
     mrr = [r["valid_MRR@20"] for r in model.history_]
     assert len(mrr) < 30                                       # stopped early once MRR stayed flat
     assert model.best_epoch_ == int(np.argmax(mrr)) + 1
@@ -113,7 +114,7 @@ def test_stop_on_loss_keeps_the_lowest_validation_loss_epoch():
     train = rule_data()
     valid = (Sessions.from_lists([[4, 5, 6], [10, 11]], n_items=30), np.array([7, 12]))
     model = SRGNN(hidden=16, epochs=8, batch_size=50, lr=1e-2, patience=2, stop_on="loss", progress=False,
-                  threads=1).fit(train, validation=valid)
+                  threads=1).fit(train, validation=NextItemValidation(*valid, loss=True))
     losses = [r["valid_loss"] for r in model.history_]
     assert model.best_epoch_ == int(np.argmin(losses)) + 1
     scores = torch.from_numpy(model.score(valid[0]))
@@ -121,6 +122,8 @@ def test_stop_on_loss_keeps_the_lowest_validation_loss_epoch():
     assert manual == pytest.approx(min(losses), rel=1e-5)      # the kept weights are that epoch's
     with pytest.raises(ValueError, match="stop_on"):
         SRGNN.check_params({"stop_on": "hr"})
+    with pytest.raises(ValueError, match="loss=True"):          # a validation without the loss to stop on
+        SRGNN(stop_on="loss", progress=False).fit(train, validation=NextItemValidation(*valid))
 
 
 def test_init_std_draws_normal_weights_else_uniform():
@@ -179,7 +182,7 @@ def test_clustered_sessions_route_and_fine_tune():
     from sketchrec.data.sessions import expand_prefixes
     valid = expand_prefixes(valid_rows)
     model = ClusteredSessions(n_clusters=2, min_cluster_prefixes=10, fine_tune_lr=1e-3,
-                              progress=False).fit(train, base=base, validation=valid)
+                              progress=False).fit(train, base=base, validation=NextItemValidation(*valid))
     assert len(model.models_) == 2 and model.cluster_sizes_.sum() == 1600
     route = model.route(valid[0])
     assert set(np.unique(route)) <= {0, 1}
@@ -396,3 +399,22 @@ def test_padding_to_a_multiple_changes_shapes_not_scores(cls):
         torch.testing.assert_close(model.net_(*padded.tensors()), model.net_(*plain.tensors()))
         torch.testing.assert_close(model.net_.session_vectors(*padded.tensors()),
                                    model.net_.session_vectors(*plain.tensors()))
+
+
+def test_clustered_sessions_save_load_gives_equal_scores(tmp_path):
+    """The mixture's arrays, the base and each fine-tuned model are saved (before, only n_items_
+    was: the loaded model failed in score)."""
+    from sketchrec.data.sessions import expand_prefixes
+    from sketchrec.models.session_clusters import ClusteredSessions
+    train = rule_data()
+    base = SRGNN(hidden=16, epochs=2, batch_size=50, lr=5e-3, progress=False, threads=1).fit(train)
+    valid = NextItemValidation(*expand_prefixes(rule_data(n=60, seed=1)))
+    model = ClusteredSessions(n_clusters=3, min_cluster_prefixes=500, fine_tune_lr=1e-3,
+                              progress=False).fit(train, base=base, validation=valid)
+    assert 0 < model.fine_tuned_.sum() < 3                       # both kinds of cluster are saved
+    model.save(tmp_path / "clustered.npz")
+    back = Recommender.load(tmp_path / "clustered.npz")
+    assert isinstance(back, ClusteredSessions) and back.get_params() == model.get_params()
+    np.testing.assert_array_equal(back.route(valid.prefixes), model.route(valid.prefixes))
+    np.testing.assert_array_equal(back.score(valid.prefixes), model.score(valid.prefixes))
+    assert all((m is back.base_) == (not tuned) for m, tuned in zip(back.models_, back.fine_tuned_))

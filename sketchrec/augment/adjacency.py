@@ -26,59 +26,81 @@ vectors of the training click graph (no base model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import warnings
 
 import numpy as np
+
+from sketchrec.base import Estimator, NotFittedError
 
 KINDS = ("none", "blur", "i2i", "gmm", "kmeans", "categories")
 BLUR_MODES = ("cell", "session")
 GMM_INITS = ("labels", "centroids")
+NEEDS_VECTORS = ("i2i", "gmm", "kmeans", "categories")
 
 
-@dataclass
-class AdjacencyAugmentation:
-    """kind : one of KINDS ('none' and 'blur' need no vectors).
-    vectors : (n_items, d) float item embeddings (for i2i, gmm, kmeans, categories).
-    categories : (n_items,) int category per item, -1 = unknown (for 'categories';
-        edges touching an unknown item keep weight 1).
+def _data_in_constructor(init):
+    """Accept the former call form ``AdjacencyAugmentation(kind, vectors, categories=...)``:
+    the data is kept for `fit()` with a DeprecationWarning. ``inspect.signature`` still shows
+    only the parameters (`Estimator.get_params` reads them from it)."""
+    @functools.wraps(init)
+    def __init__(self, kind="blur", *data, **params):
+        if len(data) > 2:
+            raise TypeError(f"AdjacencyAugmentation() takes the kind and at most (vectors, categories) "
+                            f"positionally, got {1 + len(data)} positional arguments")
+        data = dict(zip(("vectors", "categories"), data))
+        data.update({name: params.pop(name) for name in ("vectors", "categories") if name in params})
+        init(self, kind, **params)
+        if data:
+            warnings.warn("AdjacencyAugmentation(kind, vectors, categories=...) is deprecated: pass the data "
+                          "to fit(vectors, categories)", DeprecationWarning, stacklevel=2)
+            self._check_data(data.get("vectors"), data.get("categories"))
+            self._constructor_data = data
+    return __init__
+
+
+class AdjacencyAugmentation(Estimator):
+    """kind : one of KINDS ('none' and 'blur' need no vectors, and no `fit`).
     blur : add Gaussian noise after the normalisation as well (the thesis's "+Blur" variants).
     blur_mode : "cell" (the thesis's Eq. 6.1: each real-node cell of A_in and of A_out gets
         noise with probability p_blur, independently) or "session" (each session is chosen with
         probability p_blur and every real-node cell of a chosen one gets noise).
+    n_clusters, gmm_init : the item clustering of 'gmm' / 'kmeans' (see the module docstring).
+    p_edge : probability that an edge takes its augmented weight (else 1).
+    p_blur, blur_mean, blur_std : the blur's probability and N(mean, std) noise.
+    seed : seeds the clustering.
+
+    `fit(vectors, categories=None)` learns what the kind needs from (n_items, d) item vectors
+    (and, for 'categories', (n_items,) int categories, -1 = unknown: edges touching an unknown
+    item keep weight 1): the vectors ('i2i'), or the cluster of every item and the clusters'
+    centre distances ('gmm', 'kmeans', 'categories').
     """
 
-    kind: str = "blur"
-    vectors: np.ndarray | None = None
-    categories: np.ndarray | None = None
-    blur: bool = True
-    blur_mode: str = "cell"
-    n_clusters: int = 8
-    gmm_init: str = "labels"
-    p_edge: float = 0.5
-    p_blur: float = 0.5
-    blur_mean: float = 0.01
-    blur_std: float = 0.01
-    seed: int = 0
-    # learned by fit(): cluster of every item (-1 = none) and the centres' pairwise distances
-    cluster_: np.ndarray | None = field(default=None, repr=False)
-    centre_distance_: np.ndarray | None = field(default=None, repr=False)
+    _param_choices = {"kind": KINDS, "blur_mode": BLUR_MODES, "gmm_init": GMM_INITS}
+    _param_bounds = {"n_clusters": (1, None), "p_edge": (0, 1), "p_blur": (0, 1), "blur_std": (0, None),
+                     "seed": (0, None)}
+    _meta = ("n_items_",)
 
-    def __post_init__(self):
+    @_data_in_constructor
+    def __init__(self, kind: str = "blur", *, blur: bool = True, blur_mode: str = "cell", n_clusters: int = 8,
+                 gmm_init: str = "labels", p_edge: float = 0.5, p_blur: float = 0.5, blur_mean: float = 0.01,
+                 blur_std: float = 0.01, seed: int = 0):
+        self.kind = kind
+        self.blur = blur
+        self.blur_mode = blur_mode
+        self.n_clusters = n_clusters
+        self.gmm_init = gmm_init
+        self.p_edge = p_edge
+        self.p_blur = p_blur
+        self.blur_mean = blur_mean
+        self.blur_std = blur_std
+        self.seed = seed
         if self.kind not in KINDS:
             raise ValueError(f"augmentation kind must be one of {KINDS}, got {self.kind!r}")
         if self.blur_mode not in BLUR_MODES:
             raise ValueError(f"blur_mode must be one of {BLUR_MODES}, got {self.blur_mode!r}")
         if self.gmm_init not in GMM_INITS:
             raise ValueError(f"gmm_init must be one of {GMM_INITS}, got {self.gmm_init!r}")
-        if self.kind in ("i2i", "gmm", "kmeans", "categories"):
-            if self.vectors is None:
-                raise ValueError(f"augmentation {self.kind!r} needs item vectors")
-            self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
-            if self.vectors.ndim != 2:
-                raise ValueError(f"vectors must be (n_items, d), got shape {self.vectors.shape}")
-        if self.kind == "categories":
-            if self.categories is None or len(self.categories) != len(self.vectors):
-                raise ValueError("augmentation 'categories' needs one category per item (-1 = unknown)")
         for name in ("p_edge", "p_blur"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
@@ -93,13 +115,38 @@ class AdjacencyAugmentation:
         label = f"{label}+Blur" if blurred and self.kind != "blur" else label
         return f"{label} (session)" if blurred and self.blur_mode == "session" else label
 
-    def fit(self) -> "AdjacencyAugmentation":
-        """Cluster the items (gmm / kmeans / categories); nothing to learn for the other kinds."""
-        if self.kind in ("gmm", "kmeans"):
+    # -- fitting ----------------------------------------------------------------------------
+    def _check_data(self, vectors, categories) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.kind not in NEEDS_VECTORS:
+            return None, None
+        if vectors is None:
+            raise ValueError(f"augmentation {self.kind!r} needs item vectors")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be (n_items, d), got shape {vectors.shape}")
+        if self.kind == "categories" and (categories is None or len(categories) != len(vectors)):
+            raise ValueError("augmentation 'categories' needs one category per item (-1 = unknown)")
+        return vectors, categories
+
+    def fit(self, vectors: np.ndarray | None = None, categories: np.ndarray | None = None) -> "AdjacencyAugmentation":
+        """Learn from item vectors what the kind needs (nothing for 'none' and 'blur').
+
+        vectors : (n_items, d) float item embeddings (i2i, gmm, kmeans, categories).
+        categories : (n_items,) int category per item, -1 = unknown ('categories').
+        """
+        if vectors is None and categories is None and hasattr(self, "_constructor_data"):
+            vectors, categories = self._constructor_data.get("vectors"), self._constructor_data.get("categories")
+        vectors, categories = self._check_data(vectors, categories)
+        for name in ("vectors_", "cluster_", "centre_distance_"):
+            self.__dict__.pop(name, None)
+        self.n_items_ = 0 if vectors is None else len(vectors)
+        if self.kind == "i2i":
+            self.vectors_ = vectors
+        elif self.kind in ("gmm", "kmeans"):
             from sklearn.cluster import KMeans
             from sklearn.mixture import GaussianMixture
-            known = np.flatnonzero(np.abs(self.vectors).sum(1) > 0)    # items absent from the source
-            x = self.vectors[known]
+            known = np.flatnonzero(np.abs(vectors).sum(1) > 0)    # items absent from the source
+            x = vectors[known]
             if self.kind == "gmm":
                 start = {}
                 if self.gmm_init == "centroids":     # means at the KMeans centroids, equal weights
@@ -112,22 +159,44 @@ class AdjacencyAugmentation:
             else:
                 km = KMeans(self.n_clusters, n_init=3, random_state=self.seed).fit(x)
                 labels, centres = km.labels_, km.cluster_centers_
-            self.cluster_ = np.full(len(self.vectors), -1, dtype=np.int64)
-            self.cluster_[known] = labels
+            self._set_clusters(known, labels, centres, len(vectors))
         elif self.kind == "categories":
-            cats = np.asarray(self.categories, dtype=np.int64)
+            cats = np.asarray(categories, dtype=np.int64)
             known = np.flatnonzero(cats >= 0)
             uniq, codes = np.unique(cats[known], return_inverse=True)
-            centres = np.zeros((len(uniq), self.vectors.shape[1]))
-            np.add.at(centres, codes, self.vectors[known])
+            centres = np.zeros((len(uniq), vectors.shape[1]))
+            np.add.at(centres, codes, vectors[known])
             centres /= np.bincount(codes, minlength=len(uniq))[:, None]
-            self.cluster_ = np.full(len(cats), -1, dtype=np.int64)
-            self.cluster_[known] = codes
-        else:
-            return self
+            self._set_clusters(known, codes, centres, len(cats))
+        return self
+
+    def _set_clusters(self, known: np.ndarray, labels: np.ndarray, centres: np.ndarray, n_items: int) -> None:
+        self.cluster_ = np.full(n_items, -1, dtype=np.int64)
+        self.cluster_[known] = labels
         diff = centres[:, None, :] - centres[None, :, :]
         self.centre_distance_ = np.sqrt((diff ** 2).sum(2)).astype(np.float32)
-        return self
+
+    def _fitted_marker(self) -> str:
+        return "n_items_"
+
+    def _ready(self) -> None:
+        """Fit from the constructor's data (the deprecated call form) when not fitted yet; refuse
+        a kind that needs vectors before `fit`."""
+        if self.kind in NEEDS_VECTORS and not self.is_fitted():
+            if not hasattr(self, "_constructor_data"):
+                raise NotFittedError(f"AdjacencyAugmentation({self.kind!r}) is not fitted: call fit(vectors) first")
+            self.fit()
+
+    # -- persistence: the learned arrays this kind has -------------------------------------
+    def _save_extra(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ("vectors_", "cluster_", "centre_distance_")
+                if hasattr(self, name)}
+
+    def _load_extra(self, arrays) -> None:
+        names = arrays.files if hasattr(arrays, "files") else list(arrays)
+        for name in ("vectors_", "cluster_", "centre_distance_"):
+            if name in names:
+                setattr(self, name, arrays[name])
 
     # -- per batch ------------------------------------------------------------------------
     def edge_weights(self, session: np.ndarray, src: np.ndarray, dst: np.ndarray,
@@ -136,12 +205,11 @@ class AdjacencyAugmentation:
         n = len(src)
         if self.kind in ("none", "blur"):
             return np.ones(n, dtype=np.float32)
+        self._ready()
         if self.kind == "i2i":
-            dist = np.linalg.norm(self.vectors[src] - self.vectors[dst], axis=1)
+            dist = np.linalg.norm(self.vectors_[src] - self.vectors_[dst], axis=1)
             same, known = dist < 1e-9, np.ones(n, dtype=bool)
         else:
-            if self.cluster_ is None:
-                self.fit()
             c_src, c_dst = self.cluster_[src], self.cluster_[dst]
             known = (c_src >= 0) & (c_dst >= 0)
             dist = np.where(known, self.centre_distance_[np.maximum(c_src, 0), np.maximum(c_dst, 0)], 1.0)

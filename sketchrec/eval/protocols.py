@@ -6,6 +6,8 @@
 - `evaluate_topk`: user input history -> held-out items, seen items excluded,
   Recall/Precision/NDCG/MAP/HR@K.
 - `grid_search`: model selection on a validation split (never on test).
+- `select_epochs_then_refit`: the epoch count chosen on a validation split, then a refit on
+  all training data for that many epochs.
 - `over_seeds`: repeat a seeded evaluation, report mean ± std.
 """
 
@@ -15,7 +17,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,7 +26,9 @@ from sketchrec.data.benchmark import SessionBenchmark
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.metrics import ranking_metrics, session_metrics, summarise, target_ranks
 from sketchrec.topk import topk
-from sketchrec.models.base import Recommender
+
+if TYPE_CHECKING:   # protocols score anything with `score`; they never import a model
+    from sketchrec.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +59,11 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str):
     return tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress)
 
 
-def evaluate_next_item(model: Recommender, prefixes: Sessions, targets: np.ndarray, *,
-                       ks=(10, 20), batch_size: int = 1000, ties: str = "pessimistic",
-                       progress: bool = True) -> tuple[dict[str, float], float]:
-    """Rank every target among all items; returns (metrics, scoring seconds)."""
+def next_item_ranks(model: Recommender, prefixes: Sessions, targets: np.ndarray, *,
+                    batch_size: int = 1000, ties: str = "pessimistic",
+                    progress: bool = False) -> tuple[np.ndarray, float]:
+    """(ranks, scoring seconds): the 1-based rank of every target among all items' scores
+    ((n,) int64; float64 with ties="average"), scored in batches of `batch_size` prefixes."""
     if len(prefixes) != len(targets):
         raise ValueError(f"{len(prefixes)} prefixes but {len(targets)} targets")
     ranks = np.empty(len(targets), dtype=np.float64 if ties == "average" else np.int64)
@@ -69,7 +74,26 @@ def evaluate_next_item(model: Recommender, prefixes: Sessions, targets: np.ndarr
         scores = model.score(prefixes.take(rows))
         seconds += time.perf_counter() - t0
         ranks[rows] = target_ranks(scores, targets[rows], ties=ties)
+    return ranks, seconds
+
+
+def evaluate_next_item(model: Recommender, prefixes: Sessions, targets: np.ndarray, *,
+                       ks=(10, 20), batch_size: int = 1000, ties: str = "pessimistic",
+                       progress: bool = True) -> tuple[dict[str, float], float]:
+    """Rank every target among all items; returns (metrics, scoring seconds)."""
+    ranks, seconds = next_item_ranks(model, prefixes, targets, batch_size=batch_size, ties=ties,
+                                     progress=progress)
     return session_metrics(ranks, ks=ks), seconds
+
+
+def next_item_validation(valid: SessionBenchmark, n_pairs: int = 10_000, seed: int = 0, **options):
+    """What a session model is scored on after every training epoch: at most `n_pairs` test pairs
+    of a validation benchmark (`SessionBenchmark.validation`), drawn without replacement
+    (seeded), in the drawn order, as a `NextItemValidation` (`options`: its ks, loss, select)."""
+    from sketchrec.eval.validation import NextItemValidation
+    rows = np.random.default_rng(seed).choice(len(valid.test_targets), min(n_pairs, len(valid.test_targets)),
+                                              replace=False)
+    return NextItemValidation(valid.test_prefixes.take(rows), valid.test_targets[rows], **options)
 
 
 def evaluate_session_benchmark(model: Recommender, bench: SessionBenchmark, *, ks=(10, 20),
@@ -144,6 +168,54 @@ def grid_search(make_model: Callable[..., Recommender], grid: dict[str, list],
         log.info("validation %s: %s=%.4f", params, metric, metrics[metric])
     best = max(rows, key=lambda r: r[metric])
     return {n: best[n] for n in names}, rows
+
+
+@dataclass
+class EpochSelection:
+    """What `select_epochs_then_refit` chose and fitted.
+
+    epochs : the epoch count chosen on validation (the probe's best epoch)
+    history : the probe's per-epoch rows (loss, validation metrics, seconds)
+    probe : the model trained on the validation split's training part (its best epoch's state)
+    model : the model refitted on all training data for `epochs` epochs (None without a refit)
+    """
+
+    epochs: int
+    history: list[dict]
+    probe: object
+    model: object | None = None
+
+
+def select_epochs_then_refit(make_model: Callable[[int], object], fit_part, validation, train=None, *,
+                             max_epochs: int, probe_kwargs: dict | None = None,
+                             refit_kwargs: dict | None = None,
+                             on_selected: Callable[[int], None] | None = None) -> EpochSelection:
+    """Choose the number of training epochs on validation, then retrain on all training data.
+
+    make_model : epochs -> an unfitted model that trains for that many epochs (everything else,
+        the seed included, bound by the caller).
+    fit_part : what the probe trains on: the training data minus the validation part.
+    validation : what the probe is scored on after every epoch (a `sketchrec.eval.validation`
+        object, e.g. `next_item_validation`), passed on as ``fit(fit_part, validation=validation)``;
+        the model keeps its best epoch as `best_epoch_`.
+    train : all training data; the refit trains ``make_model(epochs)`` on it. None: no refit
+        (e.g. to refit once per seed).
+    max_epochs : the probe's epoch budget.
+    probe_kwargs, refit_kwargs : more keyword arguments of the two `fit` calls (callback, checkpoint).
+    on_selected : called with the chosen epoch count before the refit starts.
+
+    The test set takes no part: select on a validation split of the training data, report on test.
+    """
+    probe = make_model(max_epochs).fit(fit_part, validation=validation, **(probe_kwargs or {}))
+    epochs = getattr(probe, "best_epoch_", None)
+    if epochs is None:
+        raise RuntimeError(f"{type(probe).__name__} chose no epoch on validation (no epoch scored; "
+                           f"history: {getattr(probe, 'history_', None)})")
+    log.info("%s: %d epoch(s) chosen on validation", type(probe).__name__, epochs)
+    if on_selected is not None:
+        on_selected(epochs)
+    model = None if train is None else make_model(epochs).fit(train, **(refit_kwargs or {}))
+    return EpochSelection(int(epochs), list(probe.history_), probe, model)
 
 
 def over_seeds(run: Callable[[int], dict[str, float]], seeds=(0, 1, 2)) -> dict[str, tuple[float, float]]:

@@ -1,9 +1,18 @@
-"""Result tables: Markdown for docs/benchmarks, rich tables for the terminal."""
+"""Result tables: Markdown for docs/benchmarks, rich tables for the terminal, and the plumbing
+every benchmark script shares (common flags, the machine header, Markdown tables, mean ± std
+cells, timings, peak RSS, peer programs in their own interpreter, writing a page and its data).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import platform
+import subprocess
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sketchrec.eval.protocols import EvalResult
 
@@ -69,3 +78,106 @@ def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def best_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Best (minimum) wall time of `fn()` over `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# -- benchmark scripts -------------------------------------------------------------------
+
+#: the flags benchmark scripts share: name -> (argparse keywords, help)
+_COMMON_FLAGS = {
+    "datasets": (dict(nargs="+"), "datasets from the registry (`sketchrec datasets list`)"),
+    "dataset": ({}, "a dataset from the registry (`sketchrec datasets list`)"),
+    "seeds": (dict(nargs="+", type=int), "seeds (results are mean ± std over them)"),
+    "seed": (dict(type=int), "seed"),
+    "threads": (dict(type=int), "compute threads (None: all cores)"),
+    "epochs": (dict(type=int), "training epochs"),
+    "output": (dict(type=Path), "the Markdown page written (its data beside it as .json)"),
+}
+
+
+def benchmark_parser(doc: str, **defaults) -> argparse.ArgumentParser:
+    """An argument parser whose help is the script's docstring, with the shared flags named in
+    `defaults` (datasets, dataset, seeds, seed, threads, epochs, output) at those defaults.
+
+    >>> benchmark_parser(__doc__, datasets=["diginetica"], threads=2).parse_args([]).threads
+    2
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in defaults.items():
+        if name not in _COMMON_FLAGS:
+            raise ValueError(f"no shared flag {name!r}; shared flags: {', '.join(_COMMON_FLAGS)}")
+        kwargs, help_text = _COMMON_FLAGS[name]
+        parser.add_argument(f"--{name}", default=default, help=f"{help_text} (default: {default})", **kwargs)
+    return parser
+
+
+def utc_now() -> str:
+    """The time now, as results headers show it: `2026-11-23 19:44 UTC`."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def host_line() -> str:
+    """The short results header: time, machine and core count."""
+    return f"{utc_now()}; {platform.machine()}, {os.cpu_count()} cores"
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (ru_maxrss)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def markdown_table(head: list[str], rows) -> list[str]:
+    """Lines of a Markdown table: the header, the rule, one line per row (cells as given)."""
+    return (["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def mean_std(values, scale: float = 100.0, digits: int = 2) -> str:
+    """`mean ± std` of values x scale (std with ddof=1), or just the value when there is one."""
+    import numpy as np
+    v = np.asarray(values, dtype=np.float64) * scale
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+def write_page(path: Path, text: str, data=None, quiet: bool = False, json_default=float) -> Path:
+    """Write a results page (Markdown, ending with a newline) and, with `data`, its results as
+    JSON beside it (same name, .json; values JSON cannot hold go through `json_default`).
+    Returns the page's path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n")
+    if data is not None:
+        path.with_suffix(".json").write_text(json.dumps(data, indent=1, default=json_default))
+    if not quiet:
+        print(f"written {path}")
+    return path
+
+
+def run_python(python: str | Path, argv, *, threads: int | None = None, env: dict | None = None,
+               cwd: str | Path | None = None) -> dict:
+    """Run ``python *argv`` (a script and its arguments, or ``-c CODE ...``) in a fresh process,
+    e.g. a peer library's own virtualenv, with `threads`: every thread pool (OpenMP, MKL, numba,
+    rayon) limited to that many threads. Returns the JSON object it prints on its last line; the
+    child's peak RSS (ru_maxrss) is its own."""
+    environment = {**os.environ, **(env or {})}
+    if threads is not None:
+        environment.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                            "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS")})
+    if cwd is not None:
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([str(python), *map(str, argv)], capture_output=True, text=True, env=environment, cwd=cwd)
+    if out.returncode != 0:
+        raise RuntimeError(f"{python} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -19,6 +19,7 @@ keeps their 2-hop random-walk connection at linear cost.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,32 @@ class Graph:
         counts = np.bincount(self.node_type, minlength=len(self.type_names))
         kinds = ", ".join(f"{n}={c:,}" for n, c in zip(self.type_names, counts))
         return f"Graph(nodes={self.n_nodes:,} [{kinds}], stored edges={self.n_edges:,})"
+
+    # -- persistence: named arrays, no pickle ----------------------------------------
+    def to_arrays(self, prefix: str = "graph.") -> dict[str, np.ndarray]:
+        """The graph as flat named arrays (`from_arrays` inverts it): the adjacency's CSR parts,
+        node types, each type's ids as Arrow IPC bytes (exact key types), the rest as JSON."""
+        a = self.adjacency
+        arrays = {f"{prefix}indptr": a.indptr, f"{prefix}indices": a.indices, f"{prefix}data": a.data,
+                  f"{prefix}node_type": self.node_type,
+                  f"{prefix}info": np.array(json.dumps({"type_names": self.type_names,
+                                                        "transient": sorted(self.transient),
+                                                        "meta": self.meta}, default=_json_value))}
+        for i, name in enumerate(self.type_names):
+            arrays[f"{prefix}ids.{i}"] = _ipc_bytes(self.type_ids[name])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str = "graph.") -> "Graph":
+        """The graph `to_arrays` wrote (`arrays`: a mapping, e.g. an open .npz)."""
+        info = json.loads(str(arrays[f"{prefix}info"]))
+        n = len(arrays[f"{prefix}node_type"])
+        adjacency = sp.csr_matrix((arrays[f"{prefix}data"], arrays[f"{prefix}indices"], arrays[f"{prefix}indptr"]),
+                                  shape=(n, n))
+        adjacency.has_canonical_format = True
+        type_ids = {name: _from_ipc_bytes(arrays[f"{prefix}ids.{i}"]) for i, name in enumerate(info["type_names"])}
+        return cls(adjacency, np.asarray(arrays[f"{prefix}node_type"]), info["type_names"], type_ids,
+                   set(info["transient"]), info["meta"])
 
     # -- constructors ---------------------------------------------------------------
     @classmethod
@@ -202,6 +229,29 @@ class Graph:
         return cls(adjacency, node_type, names, type_ids, transient,
                    meta={"directed": False, "spec": spec, "expansion": expansion,
                          "star_rows": int(n_hubs), "max_clique": max_clique})
+
+
+def _ipc_bytes(ids: IdMap) -> np.ndarray:
+    """An id map as the uint8 bytes of a one-column Arrow IPC stream (the column named as the map)."""
+    table = pa.table({ids.name: ids.keys})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return np.frombuffer(sink.getvalue(), dtype=np.uint8)
+
+
+def _from_ipc_bytes(data: np.ndarray) -> IdMap:
+    table = pa.ipc.open_stream(pa.py_buffer(np.ascontiguousarray(data, dtype=np.uint8).tobytes())).read_all()
+    return IdMap(table.column(0), name=table.column_names[0])
+
+
+def _json_value(value):
+    """JSON fallback for graph metadata: numpy scalars and arrays, sets and tuples as lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, set, frozenset)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else value.tolist()
+    raise TypeError(f"graph metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
 
 
 def _adjacency(src, dst, w, n, directed) -> sp.csr_matrix:

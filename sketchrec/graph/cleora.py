@@ -12,6 +12,7 @@ float32 matrices.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -20,6 +21,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from sketchrec._memory import release_free_memory
+from sketchrec.base import Estimator
 from sketchrec.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
@@ -79,7 +81,7 @@ def initial_vectors(n: int, dim: int, seed: int, row_start: int = 0, col_start: 
     return out
 
 
-class Cleora:
+class Cleora(Estimator):
     """Parameters
     ----------
     dim : embedding dimension d.
@@ -92,7 +94,17 @@ class Cleora:
     callback : optional callable(iteration, T) after every iteration (T is a
         buffer reused two iterations later: copy it to keep it).
     progress : show a progress bar.
+
+    Learned: `vectors_` (n_nodes, dim) float32 T(iterations); `embeddings_` (the non-transient
+    nodes' rows with their ids); `graph_`, `operator_`, `history_` (every T(i) with
+    keep_history, else None), `seconds_`. `save` / `load` keep all of them (the operator is
+    rebuilt from the graph), without pickle.
     """
+
+    _state = ("vectors_", "seconds_")
+    _transient = ("callback", "progress")
+    _param_choices = {"propagation": ("left", "symmetric"), "backend": ("numba", "torch")}
+    _param_bounds = {"dim": (1, None), "iterations": (1, None), "self_loops": (0, None)}
 
     def __init__(self, dim: int = 256, iterations: int = 4, propagation: str = "left", seed: int = 0,
                  backend: str = "numba", self_loops: float = 0.0, keep_history: bool = False,
@@ -133,16 +145,36 @@ class Cleora:
                 self.callback(i + 1, vectors)
         self.vectors_ = vectors
         self.seconds_ = time.perf_counter() - t0
-        nodes = graph.embedded_nodes()
-        self.embeddings_ = Embeddings(
-            vectors if len(nodes) == graph.n_nodes else vectors[nodes], graph.node_ids(nodes),
-            {"method": "cleora", **self.get_params(), "nodes": graph.n_nodes,
-             "stored_edges": graph.n_edges, "seconds": self.seconds_})
+        self.embeddings_ = self._embeddings({"method": "cleora", **self._provenance_params(),
+                                             "nodes": graph.n_nodes, "stored_edges": graph.n_edges,
+                                             "seconds": self.seconds_})
         return self
 
-    def get_params(self) -> dict:
-        return {"dim": self.dim, "iterations": self.iterations, "propagation": self.propagation,
-                "seed": self.seed, "backend": self.backend, "self_loops": self.self_loops}
+    def _provenance_params(self) -> dict:
+        # the settings that make the vectors (keep_history does not change them)
+        return {k: v for k, v in self.saved_params().items() if k != "keep_history"}
+
+    def _embeddings(self, provenance: dict) -> Embeddings:
+        """The non-transient nodes' rows of `vectors_` with their ids."""
+        nodes = self.graph_.embedded_nodes()
+        vectors = self.vectors_ if len(nodes) == self.graph_.n_nodes else self.vectors_[nodes]
+        return Embeddings(vectors, self.graph_.node_ids(nodes), provenance)
+
+    # -- persistence (Estimator.save / load): the graph, the kept history, the provenance
+    def _save_extra(self) -> dict[str, np.ndarray]:
+        arrays = self.graph_.to_arrays()
+        arrays["provenance"] = np.array(json.dumps(self.embeddings_.provenance, default=str))
+        if self.history_ is not None:                # the last one is vectors_ itself
+            arrays["history"] = np.stack(self.history_[:-1])
+        return arrays
+
+    def _load_extra(self, arrays) -> None:
+        names = set(arrays.files if hasattr(arrays, "files") else arrays.keys())
+        self.vectors_ = np.asarray(self.vectors_, dtype=np.float32)
+        self.graph_ = Graph.from_arrays(arrays)
+        self.operator_ = propagation_operator(self.graph_.adjacency, self.propagation, self.self_loops)
+        self.history_ = [*arrays["history"], self.vectors_] if "history" in names else None
+        self.embeddings_ = self._embeddings(json.loads(str(arrays["provenance"])))
 
     def _numba_step(self, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         m = self.operator_

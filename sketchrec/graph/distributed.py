@@ -21,6 +21,7 @@ import time
 import numba
 import numpy as np
 
+from sketchrec._optional import require
 from sketchrec.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
@@ -80,7 +81,7 @@ def embed_distributed(graph: Graph, client, dim: int = 256, iterations: int = 4,
     threads_per_task: numba threads inside one task (workers already run tasks in parallel).
     timeout: seconds to wait for the result before raising TimeoutError.
     """
-    from dask.distributed import wait
+    wait = require("dask.distributed", "distributed Cleora").wait
     t0 = time.perf_counter()
     workers = sorted(client.scheduler_info()["workers"])
     n_workers = max(len(workers), 1)

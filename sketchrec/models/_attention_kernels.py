@@ -1,4 +1,4 @@
-"""Numba kernels for TAGNN's target attention over bf16 logits (sketchrec/models/srgnn.py).
+"""Numba kernels for TAGNN's target attention over bf16 logits (sketchrec/models/srgnn/functions.py).
 
 Nodes are packed: the T real nodes of a batch's sessions one after another, session b owning
 nodes starts[b]:starts[b + 1]. One GEMM gives, for a chunk of C items, the (2T, C) bfloat16

@@ -1,4 +1,4 @@
-"""Numba kernels for softmax cross-entropy over bfloat16 logits (sketchrec/models/srgnn.py).
+"""Numba kernels for softmax cross-entropy over bfloat16 logits (sketchrec/models/srgnn/functions.py).
 
 SR-GNN's loss is a softmax over every item: under bf16 autocast the scoring GEMM gives a
 (B, N) bfloat16 matrix, and torch then widens it to float32, takes log_softmax (three passes),

@@ -9,23 +9,38 @@ against the shared model give the thesis's Table 5.2.
 
 from __future__ import annotations
 
+import json
 import logging
+import warnings
 
 import numpy as np
 
+from sketchrec.base import ArrayMap, json_scalar
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models.base import Recommender
 from sketchrec.models.srgnn import SRGNN
+from sketchrec.training import rollback_on_failure
 
 log = logging.getLogger(__name__)
 
+#: the fitted GaussianMixture's attributes `save` keeps (all `predict` needs, and its fit record)
+_MIXTURE = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_", "converged_", "n_iter_",
+            "lower_bound_")
+
 
 class ClusteredSessions(Recommender):
-    """base : a fitted SRGNN / TAGNN. Parameters: n_clusters, fine_tune_epochs, fine_tune_lr,
-    min_cluster_prefixes (smaller clusters keep the shared model), seed, progress."""
+    """Parameters: n_clusters, fine_tune_epochs, fine_tune_lr, min_cluster_prefixes (smaller
+    clusters keep the shared model), seed, progress. `fit` takes the fitted SRGNN / TAGNN base.
+
+    Learned: base_ (the shared model), mixture_ (a scikit-learn GaussianMixture over its session
+    vectors), models_ (one model per cluster: the base itself or its fine-tuned copy),
+    cluster_sizes_ (training prefixes per cluster), fine_tuned_ (which clusters have their own).
+    All of it saves without pickle (the mixture's arrays; each model's parameters and weights).
+    """
 
     _param_bounds = {"n_clusters": (1, None), "fine_tune_epochs": (0, None), "fine_tune_lr": (0, None),
                      "min_cluster_prefixes": (0, None), "seed": (0, None)}
+    _state = ("cluster_sizes_", "fine_tuned_")
 
     def __init__(self, n_clusters: int = 4, fine_tune_epochs: int = 1, fine_tune_lr: float = 1e-4,
                  min_cluster_prefixes: int = 1000, seed: int = 0, progress: bool = True):
@@ -36,40 +51,56 @@ class ClusteredSessions(Recommender):
         self.seed = seed
         self.progress = progress
 
-    def fit(self, train: Sessions, base: SRGNN | None = None,
-            validation: tuple[Sessions, np.ndarray] | None = None) -> "ClusteredSessions":
-        """Cluster `validation` prefixes' session vectors, fine-tune `base` per cluster on `train`.
+    def fit(self, train: Sessions, base: SRGNN | None = None, validation=None) -> "ClusteredSessions":
+        """Cluster the validation prefixes' session vectors, fine-tune `base` per cluster on `train`.
 
-        validation : (prefixes, targets) the mixture is fitted on (and each cluster's
-            fine-tuning is early-stopped on); the test set is never used.
+        validation : a next-item validation (`sketchrec.eval.validation.NextItemValidation`):
+            the mixture is fitted on its prefixes, and each cluster's fine-tuning is early-stopped
+            on its part of it (``validation.take(rows)``); the test set is never used. A
+            ``(prefixes, targets)`` tuple is still taken, with a DeprecationWarning, for the
+            mixture only: it cannot early-stop, so it is refused when a cluster is fine-tuned.
         """
         from sklearn.mixture import GaussianMixture
         if base is None or validation is None:
-            raise ValueError("ClusteredSessions.fit needs a fitted base model and validation (prefixes, targets)")
+            raise ValueError("ClusteredSessions.fit needs a fitted base model and a validation "
+                             "(NextItemValidation(prefixes, targets))")
         base._check_fitted()
-        self.base_, self.n_items_ = base, base.n_items_
-        v_prefixes, v_targets = validation
-        self.mixture_ = GaussianMixture(self.n_clusters, covariance_type="full", init_params="kmeans",
-                                        reg_covar=1e-4, random_state=self.seed).fit(base.session_vectors(v_prefixes))
-        prefixes, targets = expand_prefixes(train)
-        cluster = self.route(prefixes)
-        v_cluster = self.route(v_prefixes)
-        self.models_, self.cluster_sizes_ = [], np.bincount(cluster, minlength=self.n_clusters)
-        for c in range(self.n_clusters):
-            rows = np.flatnonzero(cluster == c)
-            if len(rows) < self.min_cluster_prefixes:
-                self.models_.append(base)
-                continue
-            params = {**base.get_params(), "epochs": self.fine_tune_epochs, "lr": self.fine_tune_lr,
-                      "seed": self.seed + c, "progress": self.progress}
-            model = type(base)(**params)
-            # fine-tune on the cluster's (prefix, target) pairs: each pair as a two-part session
-            pairs = _pairs_as_sessions(prefixes.take(rows), targets[rows])
-            v_rows = np.flatnonzero(v_cluster == c)
-            valid = (v_prefixes.take(v_rows), v_targets[v_rows]) if len(v_rows) else None
-            model.fit(pairs, validation=valid, init_from=base, last_pair_only=True)
-            self.models_.append(model)
-            log.info("cluster %d: %d prefixes fine-tuned", c, len(rows))
+        if isinstance(validation, tuple):
+            warnings.warn("ClusteredSessions.fit(validation=(prefixes, targets)) is deprecated: pass "
+                          "sketchrec.eval.validation.NextItemValidation(prefixes, targets)", DeprecationWarning,
+                          stacklevel=2)
+            v_prefixes = validation[0]
+        else:
+            v_prefixes = validation.prefixes
+        with rollback_on_failure(self):
+            self.base_, self.n_items_ = base, base.n_items_
+            self.mixture_ = GaussianMixture(self.n_clusters, covariance_type="full", init_params="kmeans",
+                                            reg_covar=1e-4, random_state=self.seed).fit(base.session_vectors(v_prefixes))
+            prefixes, targets = expand_prefixes(train)
+            cluster = self.route(prefixes)
+            v_cluster = self.route(v_prefixes)
+            self.cluster_sizes_ = np.bincount(cluster, minlength=self.n_clusters)
+            self.fine_tuned_ = self.cluster_sizes_ >= self.min_cluster_prefixes
+            if self.fine_tuned_.any() and isinstance(validation, tuple):
+                raise TypeError("ClusteredSessions.fit: fine-tuning a cluster needs a validation object that "
+                                "early-stops on the cluster's part (NextItemValidation(prefixes, targets)), "
+                                "not a (prefixes, targets) tuple")
+            self.models_ = []
+            for c in range(self.n_clusters):
+                if not self.fine_tuned_[c]:
+                    self.models_.append(base)
+                    continue
+                rows = np.flatnonzero(cluster == c)
+                params = {**base.get_params(), "epochs": self.fine_tune_epochs, "lr": self.fine_tune_lr,
+                          "seed": self.seed + c, "progress": self.progress}
+                model = type(base)(**params)
+                # fine-tune on the cluster's (prefix, target) pairs: each pair as a two-part session
+                pairs = _pairs_as_sessions(prefixes.take(rows), targets[rows])
+                v_rows = np.flatnonzero(v_cluster == c)
+                valid = validation.take(v_rows) if len(v_rows) else None
+                model.fit(pairs, validation=valid, init_from=base, last_pair_only=True)
+                self.models_.append(model)
+                log.info("cluster %d: %d prefixes fine-tuned", c, len(rows))
         return self
 
     def route(self, histories: Sessions) -> np.ndarray:
@@ -84,6 +115,47 @@ class ClusteredSessions(Recommender):
             rows = np.flatnonzero(cluster == c)
             out[rows] = self.models_[c].score(histories.take(rows))
         return out
+
+    # -- persistence: the mixture's arrays, the base model and every fine-tuned model ---------
+    def _save_extra(self) -> dict[str, np.ndarray]:
+        arrays = {f"mixture.{name}": np.asarray(getattr(self.mixture_, name)) for name in _MIXTURE}
+        arrays.update(_model_arrays("base.", self.base_))
+        for c in np.flatnonzero(self.fine_tuned_):
+            arrays.update(_model_arrays(f"cluster{c}.", self.models_[c]))
+        return arrays
+
+    def _load_extra(self, arrays) -> None:
+        from sklearn.mixture import GaussianMixture
+        self.fine_tuned_ = np.asarray(self.fine_tuned_, dtype=bool)
+        self.mixture_ = GaussianMixture(self.n_clusters, covariance_type="full", init_params="kmeans",
+                                        reg_covar=1e-4, random_state=self.seed)
+        for name in _MIXTURE:
+            value = arrays[f"mixture.{name}"]
+            setattr(self.mixture_, name, value.item() if value.ndim == 0 else value)
+        self.mixture_.n_features_in_ = self.mixture_.means_.shape[1]
+        self.base_ = _restore_model("base.", arrays)
+        self.models_ = [_restore_model(f"cluster{c}.", arrays, type(self.base_).__name__) if tuned else self.base_
+                        for c, tuned in enumerate(self.fine_tuned_)]
+
+
+def _model_arrays(prefix: str, model: Recommender) -> dict[str, np.ndarray]:
+    """A fitted model's class, parameters (JSON), item count and state, under `prefix`."""
+    return {f"{prefix}__class__": np.array(type(model).__name__),
+            f"{prefix}__params__": np.array(json.dumps(model.saved_params(), default=json_scalar)),
+            f"{prefix}n_items_": np.array(model.n_items_),
+            **{prefix + name: value for name, value in model.state_arrays().items()}}
+
+
+def _restore_model(prefix: str, arrays, expected: str | None = None) -> Recommender:
+    """The model `_model_arrays` wrote under `prefix`."""
+    names = arrays.files if hasattr(arrays, "files") else list(arrays)
+    cls_name = str(arrays[f"{prefix}__class__"])
+    if expected is not None and cls_name != expected:
+        raise ValueError(f"ClusteredSessions: cluster model {prefix!r} is a {cls_name}, not a {expected}")
+    state = ArrayMap((name[len(prefix):], arrays[name]) for name in names
+                     if name.startswith(prefix) and not name.startswith(f"{prefix}__"))
+    return Recommender.restore(cls_name, json.loads(str(arrays[f"{prefix}__params__"])),
+                               int(state.pop("n_items_")), state)
 
 
 def _pairs_as_sessions(prefixes: Sessions, targets: np.ndarray) -> Sessions:

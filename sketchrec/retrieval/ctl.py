@@ -23,15 +23,18 @@ as `backbone` too (it must map a batch to (B, feature_dim)).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+
+from sketchrec.base import Estimator
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,11 @@ class SmallCNN(nn.Module):
             if i < 3:
                 layers.append(nn.MaxPool2d(2))
         self.body = nn.Sequential(*layers)
-        self.out_dim = width
+        self.in_channels, self.out_dim = in_channels, width
+
+    def spec(self) -> dict:
+        """What rebuilds this backbone (`backbone_from_spec`), for saving a trainer without pickle."""
+        return {"class": "SmallCNN", "in_channels": self.in_channels, "width": self.out_dim}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).mean((2, 3))
@@ -143,10 +150,26 @@ class MLPHead(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
                                   nn.Linear(hidden, out_dim))
-        self.out_dim = out_dim
+        self.in_dim, self.hidden, self.out_dim = in_dim, hidden, out_dim
+
+    def spec(self) -> dict:
+        """What rebuilds this backbone (`backbone_from_spec`), for saving a trainer without pickle."""
+        return {"class": "MLPHead", "in_dim": self.in_dim, "hidden": self.hidden, "out_dim": self.out_dim}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+BACKBONES = {"SmallCNN": SmallCNN, "MLPHead": MLPHead}
+
+
+def backbone_from_spec(spec: dict) -> nn.Module:
+    """A fresh backbone from its `spec()` ({"class": "SmallCNN" or "MLPHead", its arguments})."""
+    spec = dict(spec)
+    name = spec.pop("class", None)
+    if name not in BACKBONES:
+        raise ValueError(f"backbone class {name!r} is not one of {sorted(BACKBONES)}")
+    return BACKBONES[name](**spec)
 
 
 class RetrievalNet(nn.Module):
@@ -191,20 +214,32 @@ class TrainReport:
     seconds: float = 0.0
 
 
-class RetrievalTrainer:
+class RetrievalTrainer(Estimator):
     """Train a `RetrievalNet` with P×M batches and the losses above.
 
-    inputs : (n, ...) float32 tensor-able array (images (n, C, H, W) or embeddings (n, d))
-    labels : (n,) class ids of the training identities / products
-    augment : optional callable(batch tensor) -> batch tensor, training only
+    backbone : the feature network (trained in place, as the net's first stage)
+    weights : `LossWeights` (None: the defaults)
+    epochs, p, m, lr, weight_decay : training length, P classes x M samples per batch, Adam
+    seed, threads, progress, augment : randomness, torch threads, a progress bar, and an optional
+        callable(batch tensor) -> batch tensor applied in training only
+
+    fit(inputs, labels): inputs (n, ...) float32 tensor-able array (images (n, C, H, W) or
+    embeddings (n, d)), labels (n,) class ids of the training identities / products.
+    Saves and loads (`Estimator.save`) with a `SmallCNN` or `MLPHead` backbone.
     """
+
+    _state = ("classes_",)
+    _transient = ("threads", "progress", "augment")
 
     def __init__(self, backbone: nn.Module, weights: LossWeights | None = None, epochs: int = 30,
                  p: int = 16, m: int = 4, lr: float = 3.5e-4, weight_decay: float = 5e-4, seed: int = 0,
                  threads: int | None = None, progress: bool = True, augment=None):
-        self.backbone, self.weights = backbone, weights or LossWeights()
+        self.backbone, self.weights = backbone, weights
         self.epochs, self.p, self.m, self.lr, self.weight_decay = epochs, p, m, lr, weight_decay
         self.seed, self.threads, self.progress, self.augment = seed, threads, progress, augment
+
+    def _fitted_marker(self) -> str:
+        return "net_"
 
     def fit(self, inputs: np.ndarray, labels: np.ndarray) -> "RetrievalTrainer":
         torch.manual_seed(self.seed)
@@ -215,7 +250,7 @@ class RetrievalTrainer:
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
         y_t = torch.as_tensor(y, dtype=torch.int64)
         self.net_ = RetrievalNet(self.backbone, len(classes))
-        w = self.weights
+        w = self.weights or LossWeights()
         centre = CentreLoss(len(classes), self.net_.bnneck.num_features)
         params = [p for p in self.net_.parameters() if p.requires_grad]
         optimiser = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
@@ -264,8 +299,7 @@ class RetrievalTrainer:
 
     def embed(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(n, dim) float32 retrieval features f_bn (eval mode)."""
-        if not hasattr(self, "net_"):
-            raise RuntimeError("RetrievalTrainer is not fitted")
+        self._check_fitted()
         out = []
         self.net_.eval()
         with torch.inference_mode():
@@ -273,6 +307,47 @@ class RetrievalTrainer:
                 xb = torch.as_tensor(np.asarray(inputs[start:start + batch_size], dtype=np.float32))
                 out.append(self.net_(xb)[1].numpy())
         return np.concatenate(out) if out else np.zeros((0, self.net_.bnneck.num_features), np.float32)
+
+    # -- persistence (Estimator.save / load, no pickle) -----------------------------------
+    def saved_params(self) -> dict:
+        """Parameters as JSON: the backbone by its `spec()`, the loss weights as a mapping."""
+        spec = getattr(self.backbone, "spec", None)
+        if spec is None:
+            raise ValueError(f"a RetrievalTrainer with a {type(self.backbone).__name__} backbone cannot be saved: "
+                             f"only {sorted(BACKBONES)} backbones have a spec() to rebuild them from")
+        params = super().saved_params()
+        params["backbone"] = spec()
+        params["weights"] = asdict(self.weights) if self.weights is not None else None
+        return params
+
+    @classmethod
+    def from_state_arrays(cls, params: dict, arrays) -> "RetrievalTrainer":
+        params = dict(params)
+        params["backbone"] = backbone_from_spec(params["backbone"])
+        if params.get("weights") is not None:
+            params["weights"] = LossWeights(**params["weights"])
+        return super().from_state_arrays(params, arrays)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = super().state_arrays()
+        if arrays["classes_"].dtype.kind == "O":
+            arrays["classes_"] = arrays["classes_"].astype(str)
+        return arrays
+
+    def _save_extra(self) -> dict[str, np.ndarray]:
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        report = getattr(self, "report_", TrainReport())
+        arrays["report_json"] = np.array(json.dumps({"history": report.history, "seconds": report.seconds}))
+        return arrays
+
+    def _load_extra(self, arrays) -> None:
+        names = arrays.files if hasattr(arrays, "files") else list(arrays.keys())
+        self.net_ = RetrievalNet(self.backbone, len(self.classes_))
+        self.net_.load_state_dict({k[len("net."):]: torch.from_numpy(np.array(arrays[k])) for k in names
+                                   if k.startswith("net.")})
+        self.net_.eval()
+        report = json.loads(str(arrays["report_json"])) if "report_json" in names else {}
+        self.report_ = TrainReport(**report)
 
     def plot_losses(self, path) -> None:
         """Loss curves per term, one line each, saved to `path` (PNG/SVG/PDF)."""

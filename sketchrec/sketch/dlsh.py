@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sketchrec.base import Estimator
 
-class DLSHCoder:
+
+class DLSHCoder(Estimator):
     """Parameters
     ----------
     n_sketches : N, independent partitions (sketch depth).
@@ -25,7 +27,15 @@ class DLSHCoder:
     bias : "quantile" (threshold at a U(0, 1) quantile, density-aware) or
         "median" (threshold at the median).
     seed : seed of the directions and quantiles.
+
+    Learned: `directions_` (d, N·K) float32, `mean_` and `scale_` (d,) float32 (the
+    standardisation), `thresholds_` (N·K,) float32. Saved by `save` (an .npz, no pickle);
+    `state` / `from_state` give the same as plain named arrays.
     """
+
+    _state = ("directions_", "mean_", "scale_", "thresholds_")
+    _param_choices = {"bias": ("quantile", "median")}
+    _param_bounds = {"n_sketches": (1, None), "n_bits": (1, 30)}
 
     def __init__(self, n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile", seed: int = 0):
         self.n_sketches = n_sketches
@@ -69,8 +79,7 @@ class DLSHCoder:
 
     def encode(self, vectors: np.ndarray, chunk_rows: int = 65_536) -> np.ndarray:
         """(n, d) vectors -> (n, N) int32 bucket ids in [0, 2^K). Chunked over rows."""
-        if not hasattr(self, "directions_"):
-            raise RuntimeError("DLSHCoder is not fitted: call fit() first")
+        self._check_fitted()
         x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.directions_.shape[0]:
             raise ValueError(f"vectors must be (n, {self.directions_.shape[0]}), got shape {x.shape}")
@@ -85,7 +94,7 @@ class DLSHCoder:
     def fit_encode(self, vectors: np.ndarray) -> np.ndarray:
         return self.fit(vectors).encode(vectors)
 
-    # persistence: plain arrays (no pickle)
+    # persistence as plain named arrays (no pickle), besides Estimator.save / load
     def state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "scale": self.scale_, "directions": self.directions_,
                 "thresholds": self.thresholds_,

@@ -193,10 +193,9 @@ class FashionImages:
 
     def image_array(self, image_id: int) -> np.ndarray:
         """(h, w, 3) uint8; needs Pillow."""
-        image = self.open_image(image_id)
-        if isinstance(image, bytes):
-            raise ImportError("decoding JPEGs needs Pillow (pip install pillow); use read_bytes()")
-        return np.asarray(image, dtype=np.uint8)
+        from sketchrec._optional import require
+        require("PIL", "decoding JPEGs (read_bytes() gives them undecoded)")
+        return np.asarray(self.open_image(image_id), dtype=np.uint8)
 
 
 def load_fashion_images(paths: dict) -> FashionImages:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sketchrec._deprecation import renamed_function
 from sketchrec.data.benchmark import SessionBenchmark
 from sketchrec.data.idmap import IdMap
 from sketchrec.data.interactions import Interactions
@@ -33,8 +34,9 @@ _RAW_NOTE = "gzip of the unchanged source file (its original sha256 is in the RE
 
 # -- loaders ------------------------------------------------------------------------
 
-def load_session_benchmark(paths: dict, *, name: str, folder: str) -> SessionBenchmark:
-    """SR-GNN-protocol benchmark -> `SessionBenchmark`.
+def load_srgnn_benchmark(paths: dict, *, name: str, folder: str) -> SessionBenchmark:
+    """SR-GNN-protocol benchmark files -> `SessionBenchmark` (the registry's loader; by name:
+    `sketchrec.data.registry.load` or `sketchrec.pipeline.load_session_benchmark`).
 
     train : Sessions from `train_sessions.txt.gz` (one session per line).
     test_sessions : from `test_sessions.*`; test prefixes/targets are their
@@ -95,6 +97,10 @@ def load_session_benchmark(paths: dict, *, name: str, folder: str) -> SessionBen
         bench.test_prefixes, bench.test_targets = file_prefixes, file_targets
         bench.meta["test_pairs_from"] = "test_pairs.tsv.gz"
     return bench
+
+
+#: the former name (it clashed with `pipeline.load_session_benchmark(name)`); goes in the next release
+load_session_benchmark = renamed_function(load_srgnn_benchmark, "load_session_benchmark")
 
 
 def _sessions_from_events(session: np.ndarray, items: np.ndarray, time: np.ndarray,
@@ -299,7 +305,7 @@ for _name, (_folder, _source, _what, _licence, _table, _counts) in _BENCH.items(
     register(DatasetSpec(
         _name, "session-benchmark", f"{_what}: SR-GNN-protocol next-item benchmark (train sessions, "
         "test prefixes -> next item)", _files, _BENCH_CITATION, _licence, _source, _counts,
-        partial(load_session_benchmark, name=_name, folder=_folder)))
+        partial(load_srgnn_benchmark, name=_name, folder=_folder)))
 
 register(DatasetSpec(
     "diginetica-sample", "sessions",

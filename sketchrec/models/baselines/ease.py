@@ -6,6 +6,7 @@ import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 
+from sketchrec._threads import compute_threads
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.base import Recommender, input_matrix
 
@@ -20,14 +21,16 @@ class EASE(Recommender):
     ----------
     lam : L2 regularisation λ (tune on validation; hundreds for MovieLens).
     max_items : refuse catalogues larger than this rather than exhaust memory.
+    threads : BLAS threads of the solve in `fit` (None: the BLAS library's default, every core).
     """
 
     _state = ("weights_",)
-    _param_bounds = {"lam": (0, None), "max_items": (1, None)}
+    _param_bounds = {"lam": (0, None), "max_items": (1, None), "threads": (1, None)}
 
-    def __init__(self, lam: float = 500.0, max_items: int = 30_000):
+    def __init__(self, lam: float = 500.0, max_items: int = 30_000, threads: int | None = None):
         self.lam = lam
         self.max_items = max_items
+        self.threads = threads
 
     def fit(self, train: Sessions) -> "EASE":
         n = train.n_items
@@ -37,11 +40,12 @@ class EASE(Recommender):
         x = train.to_csr(binary=True)
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += self.lam
-        # gram is symmetric positive definite: Cholesky inverse costs half of LU's
-        chol, info = scipy.linalg.lapack.dpotrf(gram, lower=True, overwrite_a=True)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info})")
-        p, info = scipy.linalg.lapack.dpotri(chol, lower=True, overwrite_c=True)
+        with compute_threads(self.threads):
+            # gram is symmetric positive definite: Cholesky inverse costs half of LU's
+            chol, info = scipy.linalg.lapack.dpotrf(gram, lower=True, overwrite_a=True)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info})")
+            p, info = scipy.linalg.lapack.dpotri(chol, lower=True, overwrite_c=True)
         p = np.tril(p) + np.tril(p, -1).T  # dpotri fills one triangle
         b = p / (-np.diag(p))
         b[np.diag_indices(n)] = 0.0

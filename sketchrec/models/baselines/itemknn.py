@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sketchrec._threads import compute_threads
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.base import (Recommender, backfill, input_matrix, item_popularity,
                                    sparse_rows_to_dense)
@@ -25,19 +26,21 @@ class ItemKNN(Recommender):
     history : "last" scores by the last item only (session-rec IKNN);
         "all" sums the similarity rows of all items in the history (top-k use).
     backfill : rank items with no similarity by popularity.
+    threads : numba threads of `fit` (None: all cores); results do not depend on it.
     """
 
     _state = ("similarity_", "popularity_")
     _param_choices = {"history": ("last", "all")}
-    _param_bounds = {"neighbours": (0, None), "alpha": (0, 1), "lam": (0, None)}
+    _param_bounds = {"neighbours": (0, None), "alpha": (0, 1), "lam": (0, None), "threads": (1, None)}
 
     def __init__(self, neighbours: int = 100, alpha: float = 0.5, lam: float = 0.0,
-                 history: str = "last", backfill: bool = True):
+                 history: str = "last", backfill: bool = True, threads: int | None = None):
         self.backfill = backfill
         self.neighbours = neighbours
         self.alpha = alpha
         self.lam = lam
         self.history = history
+        self.threads = threads
 
     def fit(self, train: Sessions) -> "ItemKNN":
         if self.history not in ("last", "all"):
@@ -51,7 +54,8 @@ class ItemKNN(Recommender):
         right = np.power(support, -(1 - self.alpha), where=support > 0, out=np.zeros_like(support))
         sim = sp.diags(left.astype(np.float32)) @ co @ sp.diags(right.astype(np.float32))
         sim = sim.tocsr()
-        self.similarity_ = prune_rows(sim, self.neighbours) if self.neighbours else sim
+        with compute_threads(self.threads):
+            self.similarity_ = prune_rows(sim, self.neighbours) if self.neighbours else sim
         self.popularity_ = item_popularity(train)
         self.n_items_ = train.n_items
         return self

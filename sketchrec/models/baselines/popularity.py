@@ -15,12 +15,15 @@ class Popularity(Recommender):
     ----------
     distinct_per_row : count an item once per training row (session/user) rather
         than once per click.
+    threads : taken like every baseline's; counting is one vectorised pass, single-threaded.
     """
 
     _state = ("counts_",)
+    _param_bounds = {"threads": (1, None)}
 
-    def __init__(self, distinct_per_row: bool = True):
+    def __init__(self, distinct_per_row: bool = True, threads: int | None = None):
         self.distinct_per_row = distinct_per_row
+        self.threads = threads
 
     def fit(self, train: Sessions) -> "Popularity":
         if self.distinct_per_row:

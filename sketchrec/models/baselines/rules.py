@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from sketchrec._threads import compute_threads
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.base import Recommender, backfill, item_popularity, sparse_rows_to_dense
 from sketchrec.models.baselines.itemknn import prune_rows
@@ -23,18 +24,20 @@ class SequentialRules(Recommender):
     weighting : "div" (1/gap), "linear" (1 - 0.1·(gap-1), floored at 0) or "same" (1).
     prune : keep the `prune` strongest rules per item (0 = keep all).
     backfill : rank items without a rule by popularity (see `models.base.backfill`).
+    threads : numba threads of `fit` (None: all cores); results do not depend on it.
     """
 
     _state = ("rules_", "popularity_")
     _param_choices = {"weighting": ("div", "linear", "same")}
-    _param_bounds = {"steps": (1, None), "prune": (0, None)}
+    _param_bounds = {"steps": (1, None), "prune": (0, None), "threads": (1, None)}
 
     def __init__(self, steps: int = 10, weighting: str = "div", prune: int = 0,
-                 backfill: bool = True):
+                 backfill: bool = True, threads: int | None = None):
         self.steps = steps
         self.weighting = weighting
         self.prune = prune
         self.backfill = backfill
+        self.threads = threads
 
     def _gap_weight(self, gap: int) -> float:
         if self.weighting == "div":
@@ -57,7 +60,8 @@ class SequentialRules(Recommender):
             w = np.full(len(src), self._gap_weight(gap), dtype=np.float32)
             rules = rules + sp.csr_matrix((w, (src, dst)), shape=(n, n))
         rules.sum_duplicates()
-        self.rules_ = prune_rows(rules, self.prune) if self.prune else rules
+        with compute_threads(self.threads):
+            self.rules_ = prune_rows(rules, self.prune) if self.prune else rules
         self.popularity_ = item_popularity(train)
         self.n_items_ = n
         return self

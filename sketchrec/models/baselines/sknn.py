@@ -10,7 +10,7 @@ For a session prefix s (scoring="sketchrec", the default):
    1 for decay "none" (S-KNN); for V-SKNN a weight falling with d, the number
    of clicks after it, and 1 at the last click: "linear" max(1 - 0.1·d, 0),
    "div" 1 / (d + 1), "log" 1 / (log10(d + 1) + 1);
-3. the k most similar candidates N_k(s) vote (ties: the more recent first):
+3. the `neighbours` most similar candidates N_k(s) vote (ties: the more recent first):
    score(i) = Σ_{n ∈ N_k(s), i ∈ n} sim(s, n).
 
 scoring="session-rec" is session-rec's VSKNN (`algorithms/knn/vsknn.py`,
@@ -19,14 +19,14 @@ remind=True, no idf, no dwelling time): step 1 as above, then
 2'. sim(s, n) = Σ_{i ∈ s ∩ n} (p_i / L) / |set(s)|, p_i the 1-based position of
     item i's last click among the L clicks of s (its weighting "div", which
     differs from decay "div" above); `similarity` and `decay` are not used;
-3'. each of the k most similar votes sim(s, n) / step(s, n) for every item of
+3'. each of the `neighbours` most similar votes sim(s, n) / step(s, n) for every item of
     n, prefix items included: step = 1 + the clicks after the latest click of s
     on an item n contains (its weighting_score "div"). session-rec's last
     division of a row by its maximum (normalize=True) is left out: it does not
     change the row's ranking.
 
 All steps are batched: one sparse product gives every (prefix, candidate) dot
-product, a numba kernel selects the sample and the top k per row, (session-rec
+product, a numba kernel selects the sample and the top `neighbours` per row, (session-rec
 scoring: a second kernel finds each neighbour's step), and a second sparse
 product gives the item scores.
 """
@@ -37,6 +37,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sketchrec._deprecation import current_params, renamed_params
+from sketchrec._threads import compute_threads
 from sketchrec.data.sessions import Sessions, session_end_times
 from sketchrec.models.base import Recommender, backfill, item_popularity, sparse_rows_to_dense
 
@@ -66,7 +68,8 @@ class SessionKNN(Recommender):
 
     Parameters
     ----------
-    k : neighbour sessions that vote.
+    neighbours : neighbour sessions that vote (formerly `k`, still accepted with a
+        DeprecationWarning).
     sample_size : most recent candidate sessions considered (0 = all).
     similarity : "cosine" or "dot" (scoring "sketchrec" only).
     decay : position weighting of the prefix's items (see `position_weights`; scoring
@@ -75,22 +78,35 @@ class SessionKNN(Recommender):
     backfill : rank items no neighbour votes for by popularity.
     scoring : "sketchrec" (steps 2-3 of the module docstring) or "session-rec" (session-rec's
         VSKNN scoring, steps 2'-3').
+    threads : numba threads of `fit` and `score` (None: all cores); results do not depend on it.
     """
 
     _state = ("sessions_", "recency_", "norm_", "popularity_")
     _param_choices = {"similarity": ("cosine", "dot"), "decay": DECAYS, "scoring": SCORINGS}
-    _param_bounds = {"k": (1, None), "sample_size": (0, None), "batch_size": (1, None)}
+    _param_bounds = {"neighbours": (1, None), "sample_size": (0, None), "batch_size": (1, None),
+                     "threads": (1, None)}
 
-    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine",
+    @renamed_params(k="neighbours")
+    def __init__(self, neighbours: int = 100, sample_size: int = 500, similarity: str = "cosine",
                  decay: str = "none", batch_size: int = 512, backfill: bool = True,
-                 scoring: str = "sketchrec"):
+                 scoring: str = "sketchrec", threads: int | None = None):
         self.backfill = backfill
-        self.k = k
+        self.neighbours = neighbours
         self.sample_size = sample_size
         self.similarity = similarity
         self.decay = decay
         self.batch_size = batch_size
         self.scoring = scoring
+        self.threads = threads
+
+    # parameters saved under a former name (k) load under the current one
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        super().check_params(current_params(cls, params))
+
+    @classmethod
+    def from_state_arrays(cls, params: dict, arrays) -> "SessionKNN":
+        return super().from_state_arrays(current_params(cls, params), arrays)
 
     def fit(self, train: Sessions) -> "SessionKNN":
         if self.similarity not in ("cosine", "dot"):
@@ -146,9 +162,13 @@ class SessionKNN(Recommender):
                           self.sessions_.indptr.astype(np.int64), self.sessions_.indices.astype(np.int64), out)
         return (1.0 / out).astype(np.float32)
 
-    def neighbours(self, histories: Sessions) -> sp.csr_matrix:
+    def neighbour_sessions(self, histories: Sessions) -> sp.csr_matrix:
         """(B, n_train_sessions) CSR of the selected neighbours and their similarities."""
         self._check_histories(histories)
+        with compute_threads(self.threads):
+            return self._neighbour_sessions(histories)
+
+    def _neighbour_sessions(self, histories: Sessions) -> sp.csr_matrix:
         if getattr(self, "_item_sessions", None) is None:  # inverted index item -> sessions
             self._item_sessions = self.sessions_.T.tocsr()
         dots = (self._query(histories) @ self._item_sessions).tocsr()
@@ -156,7 +176,7 @@ class SessionKNN(Recommender):
         n_rows = dots.shape[0]
         row_nnz = np.diff(dots.indptr)
         sample = row_nnz if not self.sample_size else np.minimum(row_nnz, self.sample_size)
-        counts = np.minimum(sample, self.k)
+        counts = np.minimum(sample, self.neighbours)
         out_indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=out_indptr[1:])
         out_indices = np.empty(out_indptr[-1], dtype=np.int32)
@@ -169,13 +189,14 @@ class SessionKNN(Recommender):
     def score(self, histories: Sessions) -> np.ndarray:
         self._check_histories(histories)
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
-        for start in range(0, len(histories), self.batch_size):
-            batch = histories.take(np.arange(start, min(start + self.batch_size, len(histories))))
-            neighbours = self.neighbours(batch)
-            if self.scoring == "session-rec":
-                neighbours.data *= self._vote_weights(batch, neighbours)
-            votes = (neighbours @ self.sessions_).tocsr()
-            out[start:start + len(batch)] = sparse_rows_to_dense(votes)
+        with compute_threads(self.threads):
+            for start in range(0, len(histories), self.batch_size):
+                batch = histories.take(np.arange(start, min(start + self.batch_size, len(histories))))
+                neighbours = self._neighbour_sessions(batch)
+                if self.scoring == "session-rec":
+                    neighbours.data *= self._vote_weights(batch, neighbours)
+                votes = (neighbours @ self.sessions_).tocsr()
+                out[start:start + len(batch)] = sparse_rows_to_dense(votes)
         return backfill(out, self.popularity_) if self.backfill else out
 
 
@@ -186,11 +207,12 @@ class VSKNN(SessionKNN):
     decay "div" (1 / (d + 1)) on Diginetica, YooChoose 1/64 and NowPlaying, "linear" on
     RetailRocket. scoring="session-rec" gives session-rec's VSKNN instead (module docstring)."""
 
-    def __init__(self, k: int = 100, sample_size: int = 500, similarity: str = "cosine",
+    @renamed_params(k="neighbours")
+    def __init__(self, neighbours: int = 100, sample_size: int = 500, similarity: str = "cosine",
                  decay: str = "linear", batch_size: int = 512, backfill: bool = True,
-                 scoring: str = "sketchrec"):
-        super().__init__(k=k, sample_size=sample_size, similarity=similarity, decay=decay,
-                         batch_size=batch_size, backfill=backfill, scoring=scoring)
+                 scoring: str = "sketchrec", threads: int | None = None):
+        super().__init__(neighbours=neighbours, sample_size=sample_size, similarity=similarity, decay=decay,
+                         batch_size=batch_size, backfill=backfill, scoring=scoring, threads=threads)
 
 
 @numba.njit(parallel=True, cache=True)
