@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,45 +35,16 @@ import torch
 from sketchrec.data import registry
 from sketchrec.data.splits import identity_split, query_split
 from sketchrec.embedders import features
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, peak_rss_mib
-from sketchrec.retrieval import CentroidIndex, evaluate_retrieval
+from sketchrec.eval.report import benchmark_parser, host_line, peak_rss_mib
 from sketchrec.retrieval.ctl import CTL_DISTANCES, LossWeights, MLPHead, RetrievalTrainer, SmallCNN
+from sketchrec.retrieval.tables import index_cost_lines, index_costs, method_lines, retrieval_modes
+from sketchrec.retrieval.transforms import image_tensor, shift_flip
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 KS = (1, 5, 10, 20, 50)
 INSTANCE_SETS = ("coil20", "umist", "yaleb", "orl-faces")
 LEGACY_CTL = "base+CTL"          # results saved before --ctl-distances: plain (Euclidean) distances
 log = logging.getLogger("centroid_retrieval")
-
-
-# -- images ---------------------------------------------------------------------------------
-def image_tensor(images: np.ndarray) -> np.ndarray:
-    """(n, h, w) uint8 -> (n, 1, h', w') float32, standardised; ORL's 112 x 92 halved."""
-    x = images.astype(np.float32) / 255.0
-    if x.shape[1] > 64:
-        h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
-        x = x[:, :h, :w].reshape(len(x), h // 2, 2, w // 2, 2).mean((2, 4))
-    x = (x - x.mean()) / x.std()
-    return x[:, None]
-
-
-def shift_flip(batch: torch.Tensor, pad: int = 2) -> torch.Tensor:
-    """Random translation by up to `pad` pixels and horizontal flip, per image (vectorised)."""
-    b, _, h, w = batch.shape
-    padded = torch.nn.functional.pad(batch, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (b, 1, 1))
-    dx = torch.randint(0, 2 * pad + 1, (b, 1, 1))
-    rows = (torch.arange(h).view(1, h, 1) + dy).expand(b, h, w)
-    cols = torch.arange(w).view(1, 1, w).expand(b, h, w)
-    flip = torch.rand(b, 1, 1) < 0.5
-    cols = torch.where(flip, w - 1 - cols, cols) + dx
-    idx = torch.arange(b).view(b, 1, 1).expand(b, h, w)
-    return padded[idx, :, rows, cols].permute(0, 3, 1, 2)
-
-
-def retrieval_rows(emb: np.ndarray, labels: np.ndarray, query: np.ndarray) -> dict[str, dict]:
-    return {mode: evaluate_retrieval(emb[query], labels[query], emb[~query], labels[~query], mode=mode, ks=KS)
-            for mode in ("instance", "centroid")}
 
 
 def methods(ctl_distances) -> list[tuple[str, LossWeights]]:
@@ -98,7 +67,7 @@ def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> 
               "train_identities": int(len(np.unique(y[train]))), "test_identities": int(len(np.unique(y_test))),
               "queries": int(query.sum()), "gallery": int((~query).sum()), "image_shape": list(x.shape[1:]),
               "methods": {}}
-    result["methods"]["pixels"] = [retrieval_rows(x_test.reshape(len(x_test), -1), y_test, query)]
+    result["methods"]["pixels"] = [retrieval_modes(KS, x_test.reshape(len(x_test), -1), y_test, query)]
     n_train_ids = result["train_identities"]
     for method, weights in methods(ctl_distances):
         runs = []
@@ -106,7 +75,7 @@ def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> 
             trainer = RetrievalTrainer(SmallCNN(1, 256), weights, epochs=epochs, p=min(8, n_train_ids),
                                        m=8 if name != "orl-faces" else 4, lr=1e-3, seed=seed, threads=threads,
                                        augment=shift_flip, progress=True).fit(x[train], y[train])
-            row = retrieval_rows(trainer.embed(x_test), y_test, query)
+            row = retrieval_modes(KS, trainer.embed(x_test), y_test, query)
             row["train_s"] = trainer.report_.seconds
             row["history"] = trainer.report_.history
             runs.append(row)
@@ -125,34 +94,6 @@ def fashion_features(threads: int, cache: Path) -> tuple[np.ndarray, dict]:
     return pooled, {k: features.catalogue_column("fashion-images", k) for k in ("articleType", "baseColour")}
 
 
-def index_costs(gallery: np.ndarray, groups: np.ndarray, queries: np.ndarray, truth_rows=None) -> list[dict]:
-    """Table 12: rows, size on disk, total query time for instance / centroid x exact / HNSW."""
-    out = []
-    for mode in ("instance", "centroid"):
-        exact_rows = None
-        for backend in ("exact", "hnsw"):
-            t0 = time.perf_counter()
-            index = CentroidIndex(mode, backend=backend).fit(gallery, groups)
-            build_s = time.perf_counter() - t0
-            with tempfile.TemporaryDirectory() as tmp:
-                path = index.save(Path(tmp) / "index")
-                disk = sum(f.stat().st_size for f in path.iterdir())
-            index.search(queries[:10], k=10)                       # warm-up
-            t0 = time.perf_counter()
-            hits = index.search(queries, k=10)
-            query_s = time.perf_counter() - t0
-            row = {"mode": mode, "backend": backend, "rows": int(len(index.vectors_)), "disk_bytes": int(disk),
-                   "build_s": build_s, "query_s": query_s, "queries": int(len(queries))}
-            if backend == "exact":
-                exact_rows = hits.rows
-            else:
-                k = min(10, len(index.vectors_))
-                row["recall@10"] = float(np.mean([len(set(a[:k]) & set(b[:k])) / k
-                                                  for a, b in zip(exact_rows, hits.rows)]))
-            out.append(row)
-    return out
-
-
 def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dict:
     feats, meta = fashion_features(threads, cache)
     result = {"dataset": "fashion-images", "images": int(len(feats)), "galleries": {}}
@@ -165,21 +106,21 @@ def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dic
         f = feats[keep]
         query = query_split(lab, seed=0)
         g = {"groups": int(len(np.unique(lab))), "images": int(keep.sum()), "queries": int(query.sum()),
-             "pretrained": retrieval_rows(f, lab, query)}
+             "pretrained": retrieval_modes(KS, f, lab, query)}
         g["costs"] = index_costs(f[~query], lab[~query], f[query])
         if grouping == "colour+articleType":
             train, test = identity_split(lab, seed=0)
             q_test = query_split(lab[test], seed=0)
             g["held_out"] = {"train_groups": int(len(np.unique(lab[train]))),
                              "test_groups": int(len(np.unique(lab[test]))),
-                             "pretrained": retrieval_rows(f[test], lab[test], q_test)}
+                             "pretrained": retrieval_modes(KS, f[test], lab[test], q_test)}
             for method, weights in methods(ctl_distances):
                 runs = []
                 for seed in seeds:
                     trainer = RetrievalTrainer(MLPHead(f.shape[1], 1024, 256), weights, epochs=epochs,
                                                p=16, m=4, lr=1e-3, seed=seed, threads=threads,
                                                progress=True).fit(f[train], lab[train])
-                    row = retrieval_rows(trainer.embed(f[test]), lab[test], q_test)
+                    row = retrieval_modes(KS, trainer.embed(f[test]), lab[test], q_test)
                     row["train_s"] = trainer.report_.seconds
                     runs.append(row)
                 g["held_out"][method] = runs
@@ -188,18 +129,6 @@ def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dic
 
 
 # -- report ---------------------------------------------------------------------------------
-def method_lines(title: str, methods: dict) -> list[str]:
-    rows = []
-    for method, runs in methods.items():
-        runs = runs if isinstance(runs, list) else [runs]
-        for mode in ("instance", "centroid"):
-            rows.append([f"{method} ({len(runs)} seed{'s' if len(runs) > 1 else ''})", mode,
-                         *[mean_std([r[mode][m] for r in runs], digits=1) for m in ("mAP", *(f"Acc@{k}" for k in KS))],
-                         runs[0][mode]["gallery_rows"],
-                         mean_std([r["train_s"] for r in runs], 1, 1) if "train_s" in runs[0] else "—"])
-    return markdown_table([title, "mode", "mAP", *(f"Acc@{k}" for k in KS), "gallery rows", "train s"], rows)
-
-
 def report(results: list[dict], args) -> str:
     lines = ["# Instance vs centroid retrieval, with and without the Centroid Triplet Loss", "",
              f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/centroid_retrieval.py "
@@ -218,7 +147,7 @@ def report(results: list[dict], args) -> str:
                   f"{r['images']:,} images of {r['identities']} identities ({'×'.join(map(str, r['image_shape'][1:]))} "
                   f"px); trained on {r['train_identities']}, tested on {r['test_identities']}: {r['queries']} queries, "
                   f"{r['gallery']} gallery images.", ""]
-        lines += method_lines("representation", r["methods"]) + [""]
+        lines += method_lines(KS, "representation", r["methods"]) + [""]
     for r in results:
         if r["dataset"] != "fashion-images":
             continue
@@ -226,21 +155,15 @@ def report(results: list[dict], args) -> str:
         for grouping, g in r["galleries"].items():
             lines += [f"### Galleries by {grouping}", "",
                       f"{g['images']:,} images in {g['groups']} groups of at least 4; {g['queries']:,} queries.", ""]
-            lines += method_lines("features", {"pretrained": g["pretrained"]}) + [""]
+            lines += method_lines(KS, "features", {"pretrained": g["pretrained"]}) + [""]
             if "held_out" in g:
                 h = g["held_out"]
                 lines += [f"Trained MLP head (1280 → 1024 → 256) on {h['train_groups']} groups, tested on the other "
                           f"{h['test_groups']}:", ""]
-                lines += method_lines("features", {k: v for k, v in h.items()
+                lines += method_lines(KS, "features", {k: v for k, v in h.items()
                                                    if k == "pretrained" or k.startswith("base")}) + [""]
             lines += ["Table 12 shape — index over the gallery, all queries at once, k = 10:", "",
-                      "| mode | backend | gallery rows | index on disk | build s | total query s | recall@10 vs exact |",
-                      "|---|---|---|---|---|---|---|"]
-            for c in g["costs"]:
-                lines.append(f"| {c['mode']} | {c['backend']} | {c['rows']:,} | {c['disk_bytes'] / 2**20:.2f} MiB | "
-                             f"{c['build_s']:.3f} | {c['query_s']:.4f} ({c['queries']:,} queries) | "
-                             f"{c.get('recall@10', float('nan')) * 100:.1f} |".replace("nan", "—"))
-            lines.append("")
+                      *index_cost_lines(g["costs"]), ""]
     lines.append(f"Peak RSS: {peak_rss_mib():,.0f} MiB.")
     return "\n".join(lines)
 

@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from sketchrec.data import registry
-from sketchrec.eval.graph_tasks import linkpred_evaluate, nodeclf_evaluate, nodeclf_random_splits, split_edges
+from sketchrec.eval.graph_tasks import (choose_iterations, isolated_nodes_note, labelled_validation_split, linkpred_evaluate,
+                                       mean_abs_cosine, nodeclf_evaluate, nodeclf_random_splits, cleora_by_iterations,
+                                       split_edges)
 from sketchrec.eval.report import benchmark_parser, machine_line, write_page
-from sketchrec.graph import Cleora, Graph, kernels
+from sketchrec.graph import Graph, kernels
 from sketchrec.graph.cleora import propagation_operator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +40,6 @@ PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/pyt
 def pycleora(*args) -> None:
     """benchmarks/peers/pycleora_vectors.py in pycleora's virtualenv."""
     subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks/peers/pycleora_vectors.py"), *map(str, args)], check=True)
-
-
-def mean_abs_cosine(t0: np.ndarray, rows: int = 500) -> float:
-    """Mean |cos| between distinct rows of an initial matrix (independent U(-1,1) rows: ~0.025 at d=1024)."""
-    u = t0[:rows] / np.linalg.norm(t0[:rows], axis=1, keepdims=True)
-    c = np.abs(u @ u.T)
-    return float((c.sum() - rows) / (rows * (rows - 1)))
 
 
 def init_diagnostic(dim: int) -> list[str]:
@@ -68,24 +63,10 @@ def peer_embeddings(edges: np.ndarray, n: int, dim: int, iterations: list[int]) 
         return {it: np.load(f"{tmp}/emb_{it}.npy") for it in iterations}
 
 
-def our_embeddings(edges: np.ndarray, n: int, dim: int, iterations: list[int],
-                   self_loops: float = 0.0) -> dict[int, np.ndarray]:
-    graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=n)
-    out = {}
-    Cleora(dim=dim, iterations=max(iterations), progress=False, self_loops=self_loops,
-           callback=lambda i, t: out.__setitem__(i, t.copy()) if i in iterations else None).fit(graph)
-    return out
-
-
-def isolated_nodes_note(edges, n) -> str:
-    deg = np.bincount(edges.ravel(), minlength=n)
-    return f"{int((deg == 0).sum())} nodes without training edges"
-
-
 def link_prediction(dim: int, iterations: list[int]) -> list[str]:
     ds = registry.load("facebook-page-page")
     train, test = split_edges(ds.edges, 0.1, seed=0)
-    ours, peer = our_embeddings(train, ds.n_nodes, dim, iterations), peer_embeddings(train, ds.n_nodes, dim, iterations)
+    ours, peer = cleora_by_iterations(train, ds.n_nodes, dim, iterations), peer_embeddings(train, ds.n_nodes, dim, iterations)
     lines = [f"## Link prediction: Facebook page-page, d={dim} ({len(train):,} train edges, "
              f"{len(test):,} held out, {isolated_nodes_note(train, ds.n_nodes)})\n",
              "| iterations | MRR ours | MRR pycleora | HR@1 ours | HR@1 pycleora | HR@10 ours | HR@10 pycleora "
@@ -112,12 +93,6 @@ def link_prediction(dim: int, iterations: list[int]) -> list[str]:
     return lines
 
 
-def choose_iterations(vectors_by_it: dict[int, np.ndarray], labels, train_idx, val_idx) -> int:
-    scores = {it: list(nodeclf_evaluate(v, labels, train_idx, val_idx).values())[0]
-              for it, v in vectors_by_it.items()}
-    return max(scores, key=scores.get)
-
-
 def node_classification(dim: int, iterations: list[int], datasets: list[str]) -> list[str]:
     lines = [f"## Node classification, d={dim} (logistic regression on the embeddings)\n",
              "Iterations are chosen on validation for each of our variants; pycleora gets the count chosen "
@@ -128,8 +103,8 @@ def node_classification(dim: int, iterations: list[int], datasets: list[str]) ->
              "|" + "---|" * 6]
     for name in datasets:
         ds = registry.load(name)
-        variants = {"plain": our_embeddings(ds.edges, ds.n_nodes, dim, iterations),
-                    "loops": our_embeddings(ds.edges, ds.n_nodes, dim, iterations, self_loops=1.0)}
+        variants = {"plain": cleora_by_iterations(ds.edges, ds.n_nodes, dim, iterations),
+                    "loops": cleora_by_iterations(ds.edges, ds.n_nodes, dim, iterations, self_loops=1.0)}
         peer = peer_embeddings(ds.edges, ds.n_nodes, dim, iterations)
         labels = ds.labels
         if ds.split:
@@ -140,11 +115,7 @@ def node_classification(dim: int, iterations: list[int], datasets: list[str]) ->
             lines.append(f"| {name} | Planetoid public split | accuracy | {res['plain']['accuracy']:.4f} "
                          f"({chosen['plain']}) | {res['loops']['accuracy']:.4f} ({chosen['loops']}) | "
                          f"{p['accuracy']:.4f} |")
-        y = labels.toarray() if hasattr(labels, "toarray") else np.asarray(labels)
-        known = np.flatnonzero(y.sum(axis=1) > 0) if y.ndim == 2 else np.flatnonzero(y >= 0)
-        order = np.random.default_rng(123).permutation(known)
-        cut = int(len(order) * 0.64)  # validation = 20% of an 80% training part
-        tr, va = order[:cut], order[cut:int(len(order) * 0.8)]
+        tr, va = labelled_validation_split(labels)
         chosen = {k: choose_iterations(v, labels, tr, va) for k, v in variants.items()}
         res = {k: nodeclf_random_splits(variants[k][it], labels) for k, it in chosen.items()}
         p = nodeclf_random_splits(peer[chosen["plain"]], labels)

@@ -19,47 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, run_python, write_page
+from sketchrec.eval.report import benchmark_parser, copy_bandwidth_gbs, machine_line, markdown_table, run_python, write_page
+from sketchrec.graph.edge_files import facebook_tsv, write_powerlaw_tsv
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/python"))
-
-
-def write_powerlaw_tsv(path: Path, nodes: int, edges: int, seed: int = 0) -> None:
-    """Bipartite edges user u<i> - item i<j>: users uniform, items Zipf(1.2); header 'a<TAB>b'."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items = nodes // 2, nodes - nodes // 2
-    with open(path, "w") as fh:
-        fh.write("a\tb\n")
-        for start in range(0, edges, 2_000_000):
-            n = min(2_000_000, edges - start)
-            users = rng.integers(0, n_users, n)
-            items = (rng.zipf(1.2, n) - 1) % n_items
-            block = np.char.add(np.char.add(np.char.add("u", users.astype(str)), "\tp"), items.astype(str))
-            fh.write("\n".join(block.tolist()) + "\n")
-
-
-def copy_bandwidth_gbs(size_mb: int = 1024, repeats: int = 5) -> float:
-    """Machine reference: best of `repeats` numpy copies of size_mb (bytes read + written per second)."""
-    import time
-    a = np.ones(size_mb * 2**20 // 4, dtype=np.float32)
-    b = np.empty_like(a)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * a.nbytes / best / 1e9
-
-
-def facebook_tsv(path: Path) -> None:
-    from sketchrec.data import registry
-    rows = np.loadtxt(registry.data_dir() / "facebook-page-page/musae_facebook_edges.csv", delimiter=",", skiprows=1, dtype=np.int64)
-    with open(path, "w") as fh:
-        fh.write("a\tb\n")
-        fh.write("\n".join(f"n{a}\tn{b}" for a, b in rows) + "\n")
 
 
 def main() -> None:

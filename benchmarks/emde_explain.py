@@ -28,55 +28,12 @@ import numpy as np
 from sketchrec import presets
 from sketchrec.data import registry
 from sketchrec.data.splits import history_future_split
+from sketchrec.eval.attribution import deletion_test, plot_attribution, unseen_scores
+from sketchrec.eval.profiles import genre_shares, load
 from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
 from sketchrec.topk import topk
 
-try:
-    from benchmarks.profile_features import genre_shares, load
-except ImportError:              # run as a file: python benchmarks/emde_explain.py
-    from profile_features import genre_shares, load
-
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
-
-
-def unseen_scores(model, histories, without=()):
-    scores = model.score(histories, without=without)
-    rows = np.repeat(np.arange(len(histories)), histories.lengths)
-    scores[rows, histories.items] = -np.inf
-    return scores
-
-
-def rank_of(scores, items):
-    """1-based rank of items[r] in row r (pessimistic ties)."""
-    own = scores[np.arange(len(items)), items][:, None]
-    return (scores >= own).sum(1)
-
-
-def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    specs = list(summary["share"])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].bar(specs, [100 * summary["share"][s] for s in specs], color="tab:blue")
-    axes[0].set_ylabel("% of |occlusion drop|")
-    axes[0].set_title("attribution mass per modality")
-    axes[1].bar(specs, [100 * summary["dominant"][s] for s in specs], color="tab:green")
-    axes[1].set_ylabel("% of test users")
-    axes[1].set_title("modality that drives the top-1")
-    arms = ["top-attributed", "random", "least-attributed"]
-    x = np.arange(len(arms))
-    axes[2].bar(x - 0.2, [100 * summary["deletion"][a]["changed"] for a in arms], 0.4, label="top-1 changes %")
-    axes[2].bar(x + 0.2, [100 * summary["deletion"][a]["out_of_top10"] for a in arms], 0.4,
-                label="falls out of top-10 %")
-    axes[2].set_xticks(x, arms)
-    axes[2].set_title("deletion test: occlude one modality")
-    axes[2].legend(fontsize=8)
-    for ax in axes[:2]:
-        ax.tick_params(axis="x", rotation=15)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -109,21 +66,9 @@ def main() -> None:
     dominant = np.bincount(order[:, 0], minlength=len(specs)) / len(contrib)
 
     occluded = {s: unseen_scores(model, h_test, without=[s]) for s in specs}
-    users = np.arange(len(h_test))
     arms = {"top-attributed": order[:, 0], "least-attributed": order[:, -1],
             "random": rng.integers(0, len(specs), len(h_test))}
-    deletion = {}
-    for arm, pick in arms.items():
-        new_top1 = np.empty(len(users), np.int64)
-        new_rank = np.empty(len(users), np.int64)
-        for m, spec in enumerate(specs):
-            sel = pick == m
-            if sel.any():
-                sc = occluded[spec][sel]
-                new_top1[sel] = sc.argmax(1)
-                new_rank[sel] = rank_of(sc, top1[sel])
-        deletion[arm] = {"changed": float(np.mean(new_top1 != top1)), "median_rank": float(np.median(new_rank)),
-                         "out_of_top10": float(np.mean(new_rank > 10))}
+    deletion = {arm: deletion_test(occluded, specs, pick, top1) for arm, pick in arms.items()}
     # meaning check: genre agreement of the recommended movie with the history
     hist_genres = genre_shares(h_test, genres)                                # (users, genres) shares
     movie_genres = genres[top1]
@@ -138,7 +83,7 @@ def main() -> None:
                "genre_agreement": {"genres-driven": float(agreement[by_genre].mean()) if by_genre.any() else None,
                                    "others": float(agreement[~by_genre].mean()) if (~by_genre).any() else None,
                                    "genres-driven users": int(by_genre.sum())}}
-    plot(summary, OUT / "emde_explain.png")
+    plot_attribution(summary, OUT / "emde_explain.png")
     examples = []
     for r in rng.choice(len(h_test), 3, replace=False):
         e = explained[r]

@@ -26,8 +26,8 @@ import numpy as np
 
 from sketchrec.data import registry
 from sketchrec.eval.protocols import evaluate_next_item
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
-from sketchrec.robustness.events import CORRUPTIONS
+from sketchrec.eval.report import benchmark_parser, host_line, write_page
+from sketchrec.robustness.events import CORRUPTIONS, corrupt_edges, events_report_lines
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
@@ -70,12 +70,7 @@ def graph_part(args) -> list[dict]:
     rng = np.random.default_rng(args.seed)
     rows = []
     for corruption, p in [("clean", 0.0)] + [(c, p) for c in ("drop", "add") for p in args.severities]:
-        edges = train
-        if corruption == "drop":
-            edges = train[rng.random(len(train)) >= p]
-        elif corruption == "add":
-            extra = rng.integers(0, ds.n_nodes, size=(int(p * len(train)), 2))
-            edges = np.vstack([train, extra])
+        edges = corrupt_edges(train, corruption, p, ds.n_nodes, rng)
         graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=ds.n_nodes)
         vectors = Cleora(dim=1024, iterations=4, seed=args.seed).fit(graph).vectors_
         m = linkpred_evaluate(vectors, edges, test, seed=args.seed)
@@ -127,26 +122,7 @@ def main() -> None:
     lines = ["# Robustness to broken logging and noisy item text", "",
              f"{host_line()}. Command: `python benchmarks/robustness_events.py --severities "
              f"{' '.join(map(str, args.severities))}`.", ""]
-    delta = lambda r, c, m: [f"{100 * r[m]:.2f}", f"{100 * (r[m] - c[m]):+.2f}"]  # noqa: E731
-    if "sessions" in results:
-        clean = {r["model"]: r for r in results["sessions"] if r["corruption"] == "clean"}
-        lines += [f"## Session recommenders (Diginetica, the latest {args.train_share:.0%} of training sessions; "
-                  "training sessions and test prefixes corrupted, targets clean)", "",
-                  *markdown_table(["model", "corruption", "share", "MRR@20", "Δ vs clean", "HR@20", "Δ vs clean"],
-                                  [[r["model"], r["corruption"], f"{r['severity']:.0%}",
-                                    *delta(r, clean[r["model"]], "MRR@20"), *delta(r, clean[r["model"]], "HR@20")]
-                                   for r in results["sessions"]]), ""]
-    if "graph" in results:
-        c = results["graph"][0]
-        lines += ["## Cleora link prediction (facebook-page-page; training edges corrupted)", "",
-                  *markdown_table(["corruption", "share", "MRR", "Δ", "HR@10", "Δ"],
-                                  [[r["corruption"], f"{r['severity']:.0%}", *delta(r, c, "MRR"), *delta(r, c, "HR@10")]
-                                   for r in results["graph"]]), ""]
-    if "text" in results:
-        lines += ["## Item-to-item recommendations from corrupted titles (MiniLM; fashion catalogue)", "",
-                  "Jaccard overlap of each item's top-10 similar items, corrupted titles (severity 2) vs clean.", "",
-                  *markdown_table(["aspect", "Jaccard@10"], [[r["aspect"], f"{r['jaccard@10']:.3f}"]
-                                                              for r in results["text"]])]
+    lines += events_report_lines(results, args.train_share)
     print("\n".join(lines))
     write_page(OUT / "robustness_events.md", "\n".join(lines) + "\n", quiet=True)
 

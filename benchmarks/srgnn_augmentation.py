@@ -57,8 +57,8 @@ from sketchrec.augment import AdjacencyAugmentation
 from sketchrec.data import registry
 from sketchrec.eval.metrics import session_metrics
 from sketchrec.eval.protocols import next_item_ranks, select_epochs_then_refit
-from sketchrec.eval.report import benchmark_parser, mean_std, peak_rss_mib
-from sketchrec.eval.significance import compare_ranks, paired_t
+from sketchrec.eval.report import benchmark_parser, peak_rss_mib
+from sketchrec.eval.runs import LABELS, augmentation_report, run_name
 from sketchrec.eval.validation import NextItemValidation
 from sketchrec.models.base import Recommender
 from sketchrec.models.srgnn import SRGNN, TAGNN
@@ -67,15 +67,6 @@ from sketchrec.precision import cpu_summary
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "srgnn_runs"      # per-run .json and .ranks.npz (README there)
 MODELS = {"srgnn": SRGNN, "tagnn": TAGNN}
-MODEL_STYLE = {"srgnn": ("SR-GNN", "tab:blue"), "tagnn": ("TAGNN", "tab:orange")}   # figure name, colour
-LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
-          "categories": "Categories+Blur"}
-PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 1/64: the SR-GNN and TAGNN papers
-    ("diginetica", "srgnn", "base"): (50.71, 17.75), ("diginetica", "srgnn", "i2i"): (51.18, 18.05),
-    ("diginetica", "srgnn", "blur"): (51.11, 17.75),
-    ("diginetica", "srgnn", "kmeans"): (51.12, 18.06),
-    ("diginetica", "tagnn", "base"): (50.34, 17.66), ("diginetica", "tagnn", "gmm"): (51.13, 18.05),
-    ("yoochoose1-64", "srgnn", "base"): (70.57, 30.94), ("yoochoose1-64", "tagnn", "base"): (71.02, 31.12)}
 # "model": estimator settings of every run (the srgnn-* presets); "augmented": what runs with an
 # augmentation change; "augmentation": AdjacencyAugmentation settings. "ours" leaves the rest at
 # SRGNN's defaults.
@@ -87,14 +78,6 @@ RECIPES = {
 }
 OVERRIDES = ("epochs", "patience", "lr_decay_every")        # command-line options that override a recipe
 log = logging.getLogger("srgnn_augmentation")
-
-
-def run_name(model: str, variant: str, source: str, seed: int, dataset: str, protocol: str = "validation",
-             recipe: str = "ours", blur_mode: str = "session") -> str:
-    src = "" if variant in ("base", "blur") else f"-{source}"
-    tags = "" if recipe == "ours" else f"-{recipe}"
-    tags += "-cellblur" if variant != "base" and blur_mode == "cell" else ""
-    return f"{dataset}-{model}-{variant}{src}{tags}-s{seed}" + ("-refit" if protocol == "refit" else "")
 
 
 def args_blur_mode(args) -> str:
@@ -219,171 +202,10 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     log.info("%s: test %s", name, result["test"])
 
 
-def run_key(r: dict) -> tuple:
-    """(model, protocol, recipe, variant, source, blur mode) of a result; runs before the recipes
-    and blur modes existed used today's settings and Blur per session."""
-    blur = r.get("blur_mode", "session" if r["variant"] != "base" else None)
-    return r["model"], r.get("protocol", "validation"), r.get("recipe", "ours"), r["variant"], r["source"], blur
-
-
-def variant_label(variant: str, blur: str | None) -> str:
-    return LABELS[variant] + (f" (per {blur})" if blur else "")
-
-
-def paired_ranks(dataset: str, key: tuple, seed: int):
-    """The per-test-prefix ranks of a variant's run (`run_key`) and of Base of the same recipe and
-    seed, or None."""
-    model, protocol, recipe, variant, source, blur = key
-    files = [RESULTS / f"{run_name(model, v, src or '', seed, dataset, protocol, recipe, b)}.ranks.npz"
-             for v, src, b in ((variant, source, blur or "session"), ("base", None, "session"))]
-    if not all(f.exists() for f in files):
-        return None
-    return tuple(np.load(f)["ranks"].astype(np.int64) for f in files)
-
-
-def paired_tests(dataset: str, key: tuple, seed: int) -> dict | None:
-    """`compare_ranks` of a variant's run against Base of the same recipe and seed, per test
-    prefix (HR@20 / MRR@20 differences with 95% half-widths, McNemar and Wilcoxon p), or None."""
-    ranks = paired_ranks(dataset, key, seed)
-    return None if ranks is None else compare_ranks(*ranks, k=20)
-
-
-def plot_deltas(groups: list[tuple[tuple, list[dict]]], dataset: str, path: Path) -> bool:
-    """Each variant's gain over Base of the same seed, HR@20 and MRR@20 in points: one dot per
-    seed with the per-prefix 95% interval of that paired difference (normal approximation over
-    the test prefixes), and the thesis's gain (its variant minus its Base) where it reports both.
-    groups: (`run_key`, runs) in table order, refit variants only.
-    Returns False when there is nothing to plot."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = {}                 # (model, recipe, variant, source, blur) -> per seed {metric: (delta, half-width)}
-    for key, rs in groups:
-        model, _, recipe, variant, source, blur = key
-        for r in sorted(rs, key=lambda r: r["seed"]):
-            tests = paired_tests(dataset, key, r["seed"])
-            if tests is not None:
-                points.setdefault((model, recipe, variant, source, blur), []).append(
-                    {m: (100 * tests[m], 100 * tests[f"{m}_ci"]) for m in ("HR@20", "MRR@20")})
-    order = list(points)
-    if not order:
-        return False
-    # wide enough for the title and legend even with one or two variants
-    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 0.9 * len(order) + 2), 6.5), sharex=True)
-    thesis_shown = False
-    for ax, metric, col in zip(axes, ("HR@20", "MRR@20"), (0, 1)):
-        for x, g in enumerate(order):
-            pts = points[g]
-            offsets = np.linspace(-0.15, 0.15, len(pts)) if len(pts) > 1 else [0.0]
-            for off, p in zip(offsets, pts):
-                ax.errorbar(x + off, p[metric][0], yerr=p[metric][1], fmt="o", ms=4, capsize=2,
-                            color=MODEL_STYLE[g[0]][1])
-            if len(pts) > 1:
-                ax.hlines(np.mean([p[metric][0] for p in pts]), x - 0.3, x + 0.3, color="black", lw=1.5)
-            model, _, variant, _, _ = g
-            ours, theirs = PUBLISHED.get((dataset, model, variant)), PUBLISHED.get((dataset, model, "base"))
-            if ours and theirs:
-                ax.plot(x, ours[col] - theirs[col], marker="x", ms=9, mew=2, color="tab:red", ls="none")
-                thesis_shown = True
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_ylabel(f"Δ {metric} vs Base (points)")
-        ax.grid(axis="y", alpha=0.3)
-    axes[-1].set_xlim(-0.8, len(order) - 0.2)
-    axes[-1].set_xticks(range(len(order)))
-    axes[-1].set_xticklabels([MODEL_STYLE[m][0] + (f" {r}" if r != "ours" else "") + f"\n{variant_label(v, b)}"
-                              + (f"\n({s})" if s else "") for m, r, v, s, b in order], fontsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="none", color=colour, label=f"{name}, one seed ± 95% (per prefix)")
-               for model, (name, colour) in MODEL_STYLE.items() if model in {g[0] for g in order}]
-    several_seeds = any(len(pts) > 1 for pts in points.values())
-    handles += [plt.Line2D([], [], color="black", label="mean over seeds")] if several_seeds else []
-    handles += [plt.Line2D([], [], marker="x", ls="none", mew=2, color="tab:red",
-                           label="thesis (variant − its Base)")] if thesis_shown else []
-    axes[0].set_title(f"{dataset}: adjacency augmentation, gain over Base of the same seed (refit protocol)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=4, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
 def report() -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-    lines = ["# SR-GNN / TAGNN adjacency augmentation", "",
-             "Command: `python benchmarks/srgnn_augmentation.py --model MODEL --variants ... --seeds ... "
-             "[--protocol refit] [--recipe thesis]`, then `--report`. All test prefixes are ranked against every "
-             "item.", "",
-             "- **recipe**: `ours` = the settings every earlier row used (early stopping on validation MRR@20, "
-             "Blur per session); `thesis` = the MSc thesis's appendix A.2 (early stopping on validation loss, "
-             "L2 1e-6 for augmented models, Blur per cell as Eq. 6.1; docs/srgnn_thesis_recipe.md). "
-             "The variant says which Blur a row used: per cell (Eq. 6.1) or per session.",
-             "- **validation**: training sessions minus the last 10% (by time) train; those 10% select the epoch "
-             "(early stopping, by the recipe's criterion).",
-             "- **refit**: all training sessions train for the epoch count the validation run selected (the seed's "
-             "own, else seed 0's; or, with `--epochs-from base`, the Base validation run's). `s/epoch` depends on the "
-             "threads and on what else the machine ran. `best test epoch` is a diagnostic only — the test metrics of the best epoch "
-             "*on the test set* (max over epochs of each metric), what the official SR-GNN script prints; "
-             "nothing is selected by it.", ""]
-    for dataset in sorted({r["dataset"] for r in rows}):
-        lines += [f"## {dataset}", "",
-                  "| model | protocol | recipe | variant | source | seeds | HR@20 | MRR@20 | HR@10 | MRR@10 | "
-                  "epochs (best) | threads | s/epoch | best test epoch HR@20 / MRR@20 | published HR@20 / MRR@20 | Δ vs Base, same seeds (p) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        groups: dict = {}
-        for r in rows:
-            if r["dataset"] == dataset:
-                groups.setdefault(run_key(r), []).append(r)
-        order = lambda kv: (kv[0][0], kv[0][1], kv[0][2], list(LABELS).index(kv[0][3]), str(kv[0][4]),  # noqa: E731
-                            str(kv[0][5]))
-        ordered = sorted(groups.items(), key=order)
-        for key, rs in ordered:
-            model, protocol, recipe, variant, source, blur = key
-            test = lambda metric: mean_std([r["test"][metric] for r in rs])  # noqa: E731
-            epochs = ", ".join(f"{len(r['history'])} ({r['best_epoch']})" for r in rs)
-            chosen_by = {(c["model"], c["variant"]) for c in (json.loads((RESULTS / r["epochs_from"]).read_text())
-                                                              for r in rs if r.get("epochs_from")
-                                                              and (RESULTS / r["epochs_from"]).exists())}
-            if chosen_by - {(model, variant)}:
-                epochs += " by " + "/".join((f"{m} " if m != model else "") + LABELS[v]
-                                            for m, v in sorted(chosen_by)) + " validation"
-            threads = "/".join(sorted({str(r["params"].get("threads") or os.cpu_count()) for r in rs}))
-            sec = np.mean([np.mean([h["seconds"] for h in r["history"]]) for r in rs])
-            curves = [[h["test_curve"] for h in r["history"] if "test_curve" in h] for r in rs]
-            best_test = "—"
-            if all(curves):
-                best_test = (mean_std([max(c["HR@20"] for c in cs) for cs in curves]) + " / "
-                             + mean_std([max(c["MRR@20"] for c in cs) for cs in curves]))
-            pub = PUBLISHED.get((dataset, model, variant))
-            delta = "—"
-            base = {r["seed"]: r for r in groups.get((model, protocol, recipe, "base", None, None), [])}
-            paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base and variant != "base"]
-            if paired:
-                parts = []
-                for name, metric in (("HR", "HR@20"), ("MRR", "MRR@20")):
-                    diffs = [100 * (r["test"][metric] - b["test"][metric]) for r, b in paired]
-                    part = f"{name} {np.mean(diffs):+.2f}"
-                    if len(diffs) > 1:
-                        p_seeds = paired_t([r["test"][metric] for r, _ in paired], [b["test"][metric] for _, b in paired])
-                        part += f" ± {np.std(diffs, ddof=1):.2f} (paired t-test over seeds p={p_seeds:.2g})"
-                    parts.append(part)
-                delta = ", ".join(parts)
-                tests = [t for t in (paired_tests(dataset, key, r["seed"]) for r, _ in paired) if t is not None]
-                if tests:       # per-prefix paired tests: exact McNemar on hits, Wilcoxon on reciprocal ranks
-                    delta += (" (per prefix: McNemar on hits@20 p=" + ", ".join(f"{t['mcnemar_p']:.2g}" for t in tests)
-                              + "; Wilcoxon on RR@20 p=" + ", ".join(f"{t['wilcoxon_p']:.2g}" for t in tests) + ")")
-            precision = {("bf16 autocast" if r["params"].get("bf16") else "bf16 attention GEMMs"
-                          if r["params"].get("bf16_attention") else "") for r in rs} - {""}
-            label = model + (f" ({'/'.join(sorted(precision))})" if precision else "")
-            lines.append(f"| {label} | {protocol} | {recipe} | {variant_label(variant, blur)} | {source or '—'} | "
-                         f"{len(rs)} | {test('HR@20')} | "
-                         f"{test('MRR@20')} | {test('HR@10')} | {test('MRR@10')} | {epochs} | {threads} | {sec:.0f} | {best_test} | "
-                         f"{'%.2f / %.2f' % pub if pub else '—'} | {delta} |")
-        lines.append("")
-        figure = ROOT / "docs" / "benchmarks" / f"srgnn_augmentation_{dataset}.png"
-        if plot_deltas([(k, rs) for k, rs in ordered if k[1] == "refit" and k[3] != "base"], dataset, figure):
-            lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
-    (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text("\n".join(lines))   # as before: no final newline
-    print("\n".join(lines))
+    page = augmentation_report(RESULTS, ROOT / "docs" / "benchmarks")
+    (ROOT / "docs" / "benchmarks" / "srgnn_augmentation.md").write_text(page)   # as before: no final newline
+    print(page)
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
+SPEED_TEMPLATE = ROOT / "benchmarks" / "templates" / "srgnn_vs_recbole_speed.md"   # the speed protocol's prose
 PEER_PYTHON = Path(os.environ.get("RECBOLE_PYTHON", "/work/peers/recbole/bin/python"))
 NAME = "diginetica"
 MAX_LEN = 50
@@ -193,21 +194,7 @@ def main() -> None:
             f"(n_items {check['n_items']:,}) and our train / test pairs (n {check['n_train']:,} / "
             f"{check['n_test']:,}). Hidden 100, step 1, batch 100, Adam lr 1e-3, weight decay 1e-5, CE over "
             "all items, the last 50 clicks of each prefix.", "",
-            f"Speed: {args.warmup} warm-up batches, then {args.batches} timed batches (RecBole: its dataloader "
-            "+ `Trainer._train_epoch`; ours: `SRGNN.fit` with epochs=1 on a seeded random set of whole "
-            "training sessions giving that many batches, its `history_[-1]['seconds']`), extrapolated to "
-            "an epoch. Session graphs: ours `session_graphs` (vectorised over the batch, padded to the "
-            "batch's longest prefix rounded up to a multiple of 8); RecBole `SRGNN._get_slice` (a Python loop over the batch's "
-            "sessions and their clicks, padded to the dataset's longest prefix, 50, on every batch). "
-            "RecBole 1.2.1's `sequential_recommender/sine.py` calls `torch.autograd.set_detect_anomaly(True)` "
-            "when imported, i.e. whenever any of its sequential models is imported, which checks every "
-            "backward result for NaN; RecBole is timed as shipped and with it turned off after import. "
-            "Optimiser: ours whatever `SRGNN.fit` builds (when this was written `TableAdam`: torch's fused "
-            "Adam, and for the item table under bf16 one numba pass that steps it and writes its bf16 "
-            "copy); RecBole's trainer torch's default (per-tensor) Adam. "
-            "Peak RSS: ru_maxrss of each fresh process (RecBole holds its whole dataset; ours "
-            "loads the benchmark and trains on the subset). The machine may be running other jobs: "
-            "timings are noisy.", "",
+            SPEED_TEMPLATE.read_text().strip().format(warmup=args.warmup, batches=args.batches), "",
             *lines, "",
             f"RecBole / ours time per batch: **{ratio:.2f}x** as shipped, **{ratio_off:.2f}x** with "
             "anomaly detection off.", "", *bf16_line]

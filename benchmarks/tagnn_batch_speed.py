@@ -24,10 +24,12 @@ from sketchrec.eval.report import host_line, markdown_table, write_page
 from sketchrec.models import srgnn
 from sketchrec.models.srgnn import network        # GatedGraphNet finds TargetAttention here: variants patch it
 
+from sketchrec.models.srgnn.profiling import train_step
+
 try:
-    from benchmarks.srgnn_batch_profile import train_step, training_batches
+    from benchmarks.srgnn_batch_profile import training_batches
 except ImportError:              # run as a file: python benchmarks/tagnn_batch_speed.py
-    from srgnn_batch_profile import train_step, training_batches
+    from srgnn_batch_profile import training_batches
 
 
 def plain_target_attention(q, h, items, bias, bf16=False):

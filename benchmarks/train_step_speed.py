@@ -37,6 +37,7 @@ from sketchrec.precision import cpu_summary, native_bf16
 
 OUT = Path(__file__).resolve().parents[1] / "docs/benchmarks/train_step_speed.md"
 STORE = OUT.with_suffix(".json")
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "train_step_speed.md"   # the page's prose
 PRECISIONS = (("float32", False), ("bf16 autocast", True))
 
 
@@ -103,31 +104,18 @@ def fit_rows(bench, n_sessions: int, bf16_batches: int, threads: int) -> list[di
 
 
 def render(store: dict) -> str:
-    lines = ["# Training cost per batch: float32 vs bfloat16", "",
-             "Command: `python benchmarks/train_step_speed.py` (one section per CPU it was run on; "
-             "the newest first).", "",
-             "`bf16=\"auto\"` (every model's default) trains in bf16 only where the CPU computes it "
-             "natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and many times slower, and "
-             "\"auto\" stays in float32. Network step: forward + backward + Adam on one batch, median "
-             "of 3-5 after a warm-up. `fit`: one training epoch on the first Diginetica sessions "
-             "(sketching and batch graphs included), seconds over batches.", ""]
+    """The page: benchmarks/templates/train_step_speed.md with one section per CPU (newest first) at `$sections`."""
+    sections = []
     for cpu, run in sorted(store.items(), key=lambda kv: kv[1]["when"], reverse=True):
         base = {r["what"]: r["ms"] for r in run["rows"] if r["precision"] == "float32"}
-        lines += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
-                  *markdown_table(["what", "precision", "resolved to", "ms per batch", "vs float32"], [
-                      [r["what"], r["precision"], r.get("resolved", ""), f"{r['ms']:,.1f}",
-                       f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""] for r in run["rows"]])]
-        lines.append("")
-    lines += ["## Earlier: the development machine of 2026-11-23 (native bf16)", "",
-              "Measured with this script's first version (network steps only, median of 5). Its header named "
-              "only \"x86_64, 2 cores\"; docs/srgnn.md records that machine's bf16 GEMMs as AMX / AVX-512 BF16. "
-              "There bf16 was the faster precision, which is why it was the default then:", "",
-              "| what | float32 ms | bf16 autocast ms | bf16 vs float32 |", "|---|---|---|---|",
-              "| EMDE network step, hidden 1024 | 116 | 72 | 0.62x |",
-              "| EMDE network step, hidden 3000 | 490 | 286 | 0.58x |", "",
-              "A default (\"auto\") row and the float32 row of the same model run the same code where bf16 is "
-              "not native; their difference is run-to-run noise.", ""]
-    return "\n".join(lines)
+        sections += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
+                     *markdown_table(["what", "precision", "resolved to", "ms per batch", "vs float32"], [
+                         [r["what"], r["precision"], r.get("resolved", ""), f"{r['ms']:,.1f}",
+                          f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""] for r in run["rows"]])]
+        sections.append("")
+    template = TEMPLATE.read_text().split("\n")
+    at = template.index("$sections")
+    return "\n".join(template[:at] + sections + template[at + 1:])
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.multiclass import OneVsRestClassifier
 
 from sketchrec.eval.metrics import hit_rate, linkpred_ranks, mrr
+from sketchrec.graph import Cleora, Graph
 
 
 def split_edges(edges: np.ndarray, test_share: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +111,43 @@ def nodeclf_random_splits(vectors: np.ndarray, labels, seeds=(0, 1, 2, 3, 4),
         per_seed.append(nodeclf_evaluate(vectors, y, tr, te, seed=seed))
     return {k: (float(np.mean([r[k] for r in per_seed])), float(np.std([r[k] for r in per_seed], ddof=1)))
             for k in per_seed[0]}
+
+
+def mean_abs_cosine(t0: np.ndarray, rows: int = 500) -> float:
+    """Mean |cos| between distinct rows of an initial matrix (independent U(-1,1) rows: ~0.025 at d=1024)."""
+    u = t0[:rows] / np.linalg.norm(t0[:rows], axis=1, keepdims=True)
+    c = np.abs(u @ u.T)
+    return float((c.sum() - rows) / (rows * (rows - 1)))
+
+
+def cleora_by_iterations(edges: np.ndarray, n: int, dim: int, iterations: list[int],
+                   self_loops: float = 0.0) -> dict[int, np.ndarray]:
+    """sketchrec Cleora embeddings of an undirected edge list, one matrix per requested iteration count."""
+    graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=n)
+    out = {}
+    Cleora(dim=dim, iterations=max(iterations), progress=False, self_loops=self_loops,
+           callback=lambda i, t: out.__setitem__(i, t.copy()) if i in iterations else None).fit(graph)
+    return out
+
+
+def isolated_nodes_note(edges, n) -> str:
+    """How many of the `n` nodes have no edge in `edges`, as a phrase."""
+    deg = np.bincount(edges.ravel(), minlength=n)
+    return f"{int((deg == 0).sum())} nodes without training edges"
+
+
+def choose_iterations(vectors_by_it: dict[int, np.ndarray], labels, train_idx, val_idx) -> int:
+    """The iteration count whose vectors score best (first metric of `nodeclf_evaluate`) on validation."""
+    scores = {it: list(nodeclf_evaluate(v, labels, train_idx, val_idx).values())[0]
+              for it, v in vectors_by_it.items()}
+    return max(scores, key=scores.get)
+
+
+def labelled_validation_split(labels, seed: int = 123) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) node indices among the labelled nodes: a seeded permutation, the first 64%
+    train and the next 16% validation (validation = 20% of an 80% training part)."""
+    y = labels.toarray() if hasattr(labels, "toarray") else np.asarray(labels)
+    known = np.flatnonzero(y.sum(axis=1) > 0) if y.ndim == 2 else np.flatnonzero(y >= 0)
+    order = np.random.default_rng(seed).permutation(known)
+    cut = int(len(order) * 0.64)
+    return order[:cut], order[cut:int(len(order) * 0.8)]

@@ -181,3 +181,16 @@ def run_python(python: str | Path, argv, *, threads: int | None = None, env: dic
     if out.returncode != 0:
         raise RuntimeError(f"{python} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def copy_bandwidth_gbs(size_mb: int = 1024, repeats: int = 5) -> float:
+    """Machine reference: best of `repeats` numpy copies of size_mb (bytes read + written per second)."""
+    import numpy as np
+    a = np.ones(size_mb * 2**20 // 4, dtype=np.float32)
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.nbytes / best / 1e9

@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from sketchrec._deprecation import renamed_function
 from sketchrec.base import Estimator
 from sketchrec.retrieval.metrics import paired_retrieval_metrics
+from sketchrec.training import EpochLoop, TrainingState, Validation, rollback_on_failure
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "attention", "temde")
@@ -162,12 +161,28 @@ def vse_hinge(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2) -> torc
 retrieval_scores = renamed_function(paired_retrieval_metrics, "retrieval_scores")
 
 
+class PairedValidation:
+    """Validation on held-out paired products: ``validation(trainer)`` is
+    ``trainer.evaluate(regions, tokens, token_mask)`` (R@K and MRR both ways, rsum); the best
+    epoch is chosen by R-sum (history key ``valid_rsum``). What `CrossModalTrainer.fit` makes
+    of a ``validation=(regions, tokens, token_mask)`` tuple."""
+
+    select = "rsum"
+
+    def __init__(self, regions, tokens, token_mask):
+        self.regions, self.tokens, self.token_mask = regions, tokens, token_mask
+
+    def __call__(self, trainer: "CrossModalTrainer") -> dict[str, float]:
+        return trainer.evaluate(self.regions, self.tokens, self.token_mask)
+
+
 class CrossModalTrainer(Estimator):
     """Fit a `CrossModalModel` on paired (regions, tokens, token mask) with validation selection.
 
     pooling, dim, n, k, d, temperature, sketch_head : the model's (see `CrossModalModel`)
     loss : "infonce" or "vse" (the VSE++ hinge); epochs, batch_size, lr, weight_decay : AdamW
     with a cosine schedule; patience : epochs without a better validation R-sum before stopping
+        (checked before each epoch, by `sketchrec.training.EpochLoop`: 0 trains no epoch)
     seed, threads, progress : randomness, torch threads, progress bars
     """
 
@@ -205,6 +220,21 @@ class CrossModalTrainer(Estimator):
         return "model_"
 
     def fit(self, regions, tokens, token_mask, validation=None) -> "CrossModalTrainer":
+        """Train on paired (regions (n, R, image_dim), tokens (n, T, text_dim), token_mask (n, T)).
+
+        validation : optional held-out products, a `(regions, tokens, token_mask)` tuple (scored
+            by `evaluate` into ``valid_<metric>`` history keys, the best epoch chosen by
+            ``valid_rsum``) or a `sketchrec.training.Validation` object; with it, training stops
+            after `patience` epochs without a better R-sum and ends with the best epoch's weights.
+        The epochs run in `sketchrec.training.EpochLoop`; a `fit` that fails leaves the trainer
+        as it was.
+        """
+        with rollback_on_failure(self):
+            return self._fit(regions, tokens, token_mask, validation)
+
+    def _fit(self, regions, tokens, token_mask, validation) -> "CrossModalTrainer":
+        if validation is not None and not isinstance(validation, Validation):
+            validation = PairedValidation(*validation)
         torch.manual_seed(self.seed)
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -214,15 +244,15 @@ class CrossModalTrainer(Estimator):
         optimiser = torch.optim.AdamW(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.epochs)
         loss_fn = info_nce if self.loss == "infonce" else vse_hinge
-        self.history_, best, best_state, stale = [], -np.inf, None, 0
+        loop = EpochLoop(self.epochs, validation=validation, patience=self.patience, progress=self.progress,
+                         name=self.pooling)
         n = len(regions)
-        for epoch in range(self.epochs):
-            self.model_.train()
-            t0, total = time.perf_counter(), 0.0
+
+        def train_epoch(epoch: int) -> dict:
+            total = 0.0
             order = rng.permutation(n)
             batches = [order[s:s + self.batch_size] for s in range(0, n - self.batch_size + 1, self.batch_size)]
-            for rows in tqdm(batches, desc=f"{self.pooling} epoch {epoch + 1}", unit="batch",
-                             leave=False, disable=not self.progress):
+            for rows in loop.bar(batches, epoch):
                 rows = np.sort(rows)
                 img = self.model_.encode_images(torch.as_tensor(np.asarray(regions[rows], dtype=np.float32)))
                 txt = self.model_.encode_texts(torch.as_tensor(np.asarray(tokens[rows], dtype=np.float32)),
@@ -232,24 +262,9 @@ class CrossModalTrainer(Estimator):
                 loss.backward()
                 optimiser.step()
                 total += loss.item() * len(rows)
-            scheduler.step()
-            row = {"epoch": epoch + 1, "loss": total / max(1, len(batches) * self.batch_size),
-                   "seconds": time.perf_counter() - t0}
-            if validation is not None:
-                metrics = self.evaluate(*validation)
-                row.update({f"valid_{k}": v for k, v in metrics.items()})
-                if metrics["rsum"] > best:
-                    best, stale, self.best_epoch_ = metrics["rsum"], 0, epoch + 1
-                    best_state = {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
-                else:
-                    stale += 1
-            self.history_.append(row)
-            log.info("cross-modal %s", row)
-            if validation is not None and stale >= self.patience:
-                break
-        if best_state is not None:
-            self.model_.load_state_dict(best_state)
-        self.model_.eval()
+            return {"loss": total / max(1, len(batches) * self.batch_size)}
+
+        loop.run(self, TrainingState(self.model_, optimiser, scheduler, rng), train_epoch)
         return self
 
     def embed(self, regions=None, tokens=None, token_mask=None, batch_size: int = 512):

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from sketchrec.base import Estimator
+from sketchrec.training import EpochLoop, TrainingState, rollback_on_failure
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,9 @@ class LossWeights:
 
 @dataclass
 class TrainReport:
-    history: list = field(default_factory=list)      # one dict per epoch: losses, seconds
+    """A fit's epochs (the trainer's `history_`, one dict per epoch: epoch, loss, seconds, ce,
+    triplet, centre, ctl; files saved before the shared loop name the total "total") and seconds."""
+    history: list = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -242,6 +244,14 @@ class RetrievalTrainer(Estimator):
         return "net_"
 
     def fit(self, inputs: np.ndarray, labels: np.ndarray) -> "RetrievalTrainer":
+        """Train on `inputs` with class ids `labels`. The epochs run in
+        `sketchrec.training.EpochLoop` (no validation: every epoch is kept); `history_` gets one
+        row per epoch: epoch, loss (the weighted total), seconds, ce, triplet, centre, ctl. A
+        `fit` that fails leaves the trainer as it was."""
+        with rollback_on_failure(self):
+            return self._fit(inputs, labels)
+
+    def _fit(self, inputs: np.ndarray, labels: np.ndarray) -> "RetrievalTrainer":
         torch.manual_seed(self.seed)
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -257,15 +267,13 @@ class RetrievalTrainer(Estimator):
         centre_opt = torch.optim.SGD(centre.parameters(), lr=0.5)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.epochs)
         sampler = PKSampler(y, self.p, self.m, self.seed)
-        self.report_ = TrainReport()
+        loop = EpochLoop(self.epochs, progress=self.progress, name="retrieval")
         t_fit = time.perf_counter()
-        bar = tqdm(range(self.epochs), desc="retrieval training", unit="epoch", disable=not self.progress)
-        for epoch in bar:
-            self.net_.train()
-            t0 = time.perf_counter()
+
+        def train_epoch(epoch: int) -> dict:
             sums = {"ce": 0.0, "triplet": 0.0, "centre": 0.0, "ctl": 0.0, "total": 0.0}
             n_batches = 0
-            for rows in sampler:
+            for rows in loop.bar(sampler, epoch):
                 xb, yb = x[rows], y_t[rows]
                 if self.augment is not None:
                     xb = self.augment(xb)
@@ -288,14 +296,22 @@ class RetrievalTrainer(Estimator):
                     sums[k] += v.item()
                 sums["total"] += loss.item()
                 n_batches += 1
-            scheduler.step()
-            row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()},
-                   "seconds": time.perf_counter() - t0}
-            self.report_.history.append(row)
-            bar.set_postfix(loss=f"{row['total']:.3f}")
-        self.report_.seconds = time.perf_counter() - t_fit
-        self.net_.eval()
+            means = {k: v / n_batches for k, v in sums.items()}
+            return {"loss": means.pop("total"), **means}
+
+        # the centre loss's centres train with the network: one module for the loop (train / eval mode)
+        net = nn.ModuleDict({"net": self.net_, "centre": centre})
+        loop.run(self, TrainingState(net, optimiser, scheduler, np.random.default_rng(self.seed)), train_epoch)
+        self.report_ = TrainReport(self.history_, time.perf_counter() - t_fit)
         return self
+
+    @property
+    def history(self) -> list[dict]:
+        """Deprecated: `history_` (one row per epoch; the weighted total loss is its "loss")."""
+        import warnings
+        warnings.warn("RetrievalTrainer.history is deprecated: use history_ (the old name goes in the next "
+                      "release)", DeprecationWarning, stacklevel=2)
+        return self.history_
 
     def embed(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(n, dim) float32 retrieval features f_bn (eval mode)."""
@@ -348,18 +364,19 @@ class RetrievalTrainer(Estimator):
         self.net_.eval()
         report = json.loads(str(arrays["report_json"])) if "report_json" in names else {}
         self.report_ = TrainReport(**report)
+        self.history_ = self.report_.history
 
     def plot_losses(self, path) -> None:
         """Loss curves per term, one line each, saved to `path` (PNG/SVG/PDF)."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        h = self.report_.history
+        h = self.history_
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        for key in ("total", "ce", "triplet", "ctl", "centre"):
-            values = [r[key] for r in h]
+        for key in ("loss", "ce", "triplet", "ctl", "centre"):
+            values = [r.get(key, r.get("total")) if key == "loss" else r[key] for r in h]
             if any(values):
-                ax.plot([r["epoch"] for r in h], values, label=key)
+                ax.plot([r["epoch"] for r in h], values, label="total" if key == "loss" else key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_yscale("log")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from sketchrec.data.sessions import Sessions
+from sketchrec.eval.report import markdown_table
 
 
 def _check(p: float) -> None:
@@ -75,3 +76,41 @@ def add_random_events(sessions: Sessions, p: float, seed: int = 0, by_popularity
 
 
 CORRUPTIONS = {"drop": drop_events, "duplicate": duplicate_events, "add": add_random_events}
+
+
+def corrupt_edges(edges: np.ndarray, corruption: str, share: float, n_nodes: int, rng) -> np.ndarray:
+    """An edge list with `share` of its edges dropped ("drop") or that many uniformly random edges
+    added ("add"); any other `corruption` ("clean") returns it unchanged."""
+    if corruption == "drop":
+        return edges[rng.random(len(edges)) >= share]
+    if corruption == "add":
+        extra = rng.integers(0, n_nodes, size=(int(share * len(edges)), 2))
+        return np.vstack([edges, extra])
+    return edges
+
+
+def events_report_lines(results: dict, train_share: float) -> list[str]:
+    """The tables of docs/benchmarks/robustness_events.md from its JSON parts (sessions, graph, text):
+    each corrupted row with its change against the same model on clean data."""
+    lines = []
+    delta = lambda r, c, m: [f"{100 * r[m]:.2f}", f"{100 * (r[m] - c[m]):+.2f}"]  # noqa: E731
+    if "sessions" in results:
+        clean = {r["model"]: r for r in results["sessions"] if r["corruption"] == "clean"}
+        lines += [f"## Session recommenders (Diginetica, the latest {train_share:.0%} of training sessions; "
+                  "training sessions and test prefixes corrupted, targets clean)", "",
+                  *markdown_table(["model", "corruption", "share", "MRR@20", "Δ vs clean", "HR@20", "Δ vs clean"],
+                                  [[r["model"], r["corruption"], f"{r['severity']:.0%}",
+                                    *delta(r, clean[r["model"]], "MRR@20"), *delta(r, clean[r["model"]], "HR@20")]
+                                   for r in results["sessions"]]), ""]
+    if "graph" in results:
+        c = results["graph"][0]
+        lines += ["## Cleora link prediction (facebook-page-page; training edges corrupted)", "",
+                  *markdown_table(["corruption", "share", "MRR", "Δ", "HR@10", "Δ"],
+                                  [[r["corruption"], f"{r['severity']:.0%}", *delta(r, c, "MRR"), *delta(r, c, "HR@10")]
+                                   for r in results["graph"]]), ""]
+    if "text" in results:
+        lines += ["## Item-to-item recommendations from corrupted titles (MiniLM; fashion catalogue)", "",
+                  "Jaccard overlap of each item's top-10 similar items, corrupted titles (severity 2) vs clean.", "",
+                  *markdown_table(["aspect", "Jaccard@10"], [[r["aspect"], f"{r['jaccard@10']:.3f}"]
+                                                              for r in results["text"]])]
+    return lines
