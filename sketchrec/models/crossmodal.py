@@ -2,11 +2,10 @@
 Centroid Triplet Loss models and the catalogue search that uses it). This alias goes in the
 next release.
 
-Its names are looked up on first use (PEP 562) and warn then: models sit beside retrieval in
-the layers and import nothing from it; this shim only forwards to it.
+Its names are looked up on first use (PEP 562) and warn then. It is the one import from
+`models/` into `retrieval/`, declared as such in `.importlinter` (`ignore_imports`).
 """
 
-import importlib
 import warnings
 
 __all__ = ["POOLINGS", "TEMDE", "AttentionPool", "CrossModalModel", "CrossModalTrainer", "MeanPool", "info_nce",
@@ -18,4 +17,5 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn("sketchrec.models.crossmodal is deprecated: import from sketchrec.retrieval.crossmodal "
                   "(the alias goes in the next release)", DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module("sketchrec.retrieval.crossmodal"), name)
+    from sketchrec.retrieval import crossmodal
+    return getattr(crossmodal, name)
