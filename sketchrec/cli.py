@@ -175,31 +175,76 @@ def embed(
     console.print(f"{model.embeddings_} written to {output} (embedding {model.seconds_:.1f} s)")
 
 
+# Every graph command that takes a dataset by name takes your own edge files too.
+_SOURCE_COLUMN = typer.Option("source", help="Edge source column of your edge files.")
+_TARGET_COLUMN = typer.Option("target", help="Edge target column of your edge files.")
+
+
 @eval_app.command("linkpred")
 def eval_linkpred(
-    dataset: str = typer.Option("facebook-page-page", help="A graph dataset from the registry."),
+    dataset: Optional[str] = typer.Option(None, help="A graph dataset from the registry (default: "
+                                                     "facebook-page-page; or give --train and --test)."),
     dim: int = typer.Option(1024), iterations: int = typer.Option(4), seed: int = typer.Option(0),
+    train: Optional[Path] = typer.Option(None, "--train", help="Your own training edges (CSV/TSV(.gz), Parquet, "
+                                                               "JSON; node names of any type)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Your own held-out edges, same columns."),
+    source_column: str = _SOURCE_COLUMN, target_column: str = _TARGET_COLUMN,
 ):
-    """Cleora link prediction: 10% edges held out, ranked among the 10,000 most popular nodes."""
-    from sketchrec.data import registry
+    """Cleora link prediction: 10% edges held out (or your --test edges), ranked among the 10,000 most
+    popular nodes."""
     from sketchrec.eval.graph_tasks import linkpred_evaluate, split_edges
     from sketchrec.graph import Cleora, Graph
-    ds = registry.load(dataset)
-    train, test = split_edges(ds.edges, 0.1, seed=seed)
-    graph = Graph.from_edges(train[:, 0], train[:, 1], n_nodes=ds.n_nodes)
+    if (train is None) != (test is None) or (dataset is not None and train is not None):
+        raise typer.BadParameter("give either --dataset, or both --train and --test")
+    if train is None:
+        from sketchrec.data import registry
+        dataset = dataset or "facebook-page-page"
+        ds = registry.load(dataset)
+        n_nodes, (train_edges, test_edges) = ds.n_nodes, split_edges(ds.edges, 0.1, seed=seed)
+    else:
+        from sketchrec.data.edge_lists import read_edge_split
+        split = _read_or_exit(read_edge_split, train, test, source=source_column, target=target_column)
+        dataset, n_nodes, train_edges, test_edges = train.name, split.n_nodes, split.train, split.test
+        console.print(f"{n_nodes:,} nodes, {len(train_edges):,} training edges, {len(test_edges):,} test edges")
+    graph = Graph.from_edges(train_edges[:, 0], train_edges[:, 1], n_nodes=n_nodes)
     vectors = Cleora(dim=dim, iterations=iterations, seed=seed).fit(graph).vectors_
-    console.print({dataset: linkpred_evaluate(vectors, train, test, seed=seed)})
+    console.print({dataset: linkpred_evaluate(vectors, train_edges, test_edges, seed=seed)})
 
 
 @eval_app.command("nodeclf")
 def eval_nodeclf(
-    dataset: str = typer.Option("cora", help="A labelled graph dataset from the registry."),
+    dataset: Optional[str] = typer.Option(None, help="A labelled graph dataset from the registry (default: cora; "
+                                                     "or give --edges, --train and --test)."),
     dim: int = typer.Option(1024), iterations: int = typer.Option(4),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="Your own graph's edges (CSV/TSV(.gz), Parquet, "
+                                                               "JSON; node names of any type)."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Your training nodes and their labels."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Your test nodes and their labels."),
+    source_column: str = _SOURCE_COLUMN, target_column: str = _TARGET_COLUMN,
+    node_column: str = typer.Option("node", help="Node column of --train / --test."),
+    label_column: str = typer.Option("label", help="Label column of --train / --test."),
 ):
-    """Node classification with logistic regression: public split (if any) and 5 stratified 80/20 splits."""
-    from sketchrec.data import registry
+    """Node classification with logistic regression: public split (if any) and 5 stratified 80/20 splits,
+    or your own --train / --test nodes."""
     from sketchrec.eval.graph_tasks import nodeclf_evaluate, nodeclf_random_splits
     from sketchrec.graph import Cleora, Graph
+    own = (edges, train, test)
+    if any(f is not None for f in own) and (dataset is not None or any(f is None for f in own)):
+        raise typer.BadParameter("give either --dataset, or all of --edges, --train and --test")
+    if edges is not None:
+        from sketchrec.data.edge_lists import read_labelled_graph
+        graph_files, train_idx, test_idx = _read_or_exit(
+            read_labelled_graph, edges, train, test, source=source_column, target=target_column,
+            node=node_column, label=label_column)
+        console.print(f"{graph_files.n_nodes:,} nodes, {len(graph_files.train):,} edges, "
+                      f"{len(graph_files.label_names):,} labels; {len(train_idx):,} training and "
+                      f"{len(test_idx):,} test nodes")
+        graph = Graph.from_edges(graph_files.train[:, 0], graph_files.train[:, 1], n_nodes=graph_files.n_nodes)
+        vectors = Cleora(dim=dim, iterations=iterations).fit(graph).vectors_
+        console.print({"your split": nodeclf_evaluate(vectors, graph_files.labels, train_idx, test_idx)})
+        return
+    from sketchrec.data import registry
+    dataset = dataset or "cora"
     ds = registry.load(dataset)
     if ds.labels is None:
         console.print(f"[red]error:[/] {dataset} has no node labels", soft_wrap=True)
@@ -225,24 +270,34 @@ _ITEM_COLUMN = typer.Option("item_id", help="Item id column of --train / --test 
 _TIME_COLUMN = typer.Option("timestamp", help="Click time column of --train / --test ('' for none: file order).")
 
 
+def _read_or_exit(reader, *args, **kwargs):
+    """`reader(*args, **kwargs)`; one clear line and exit code 2 when a file cannot be read right."""
+    from rich.markup import escape
+
+    from sketchrec.data import DataValidationError
+    try:
+        return reader(*args, **kwargs)
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def _session_benchmark(dataset, train, test, session_column="session_id", item_column="item_id",
                        time_column="timestamp"):
     """A `SessionBenchmark` by registry name, or from --train / --test files; one clear line and
     exit code 2 for a bad combination or a file that cannot be read."""
     from rich.markup import escape
 
-    from sketchrec.data import DataValidationError
     from sketchrec.data.benchmark import SessionBenchmark
     from sketchrec.pipeline import load_session_benchmark
     if (train is None) != (test is None) or (dataset is not None and train is not None):
         raise typer.BadParameter("give either --dataset, or both --train and --test")
     t0 = time.perf_counter()
-    try:
-        bench = load_session_benchmark(dataset or "diginetica") if train is None else SessionBenchmark.from_files(
-            train, test, session=session_column, item=item_column, time=time_column or None)
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2)
+    if train is None:
+        bench = _read_or_exit(load_session_benchmark, dataset or "diginetica")
+    else:
+        bench = _read_or_exit(SessionBenchmark.from_files, train, test, session=session_column, item=item_column,
+                              time=time_column or None)
     console.print(f"[bold]{escape(str(bench))}[/] loaded in {time.perf_counter() - t0:.1f} s")
     return bench
 
@@ -390,8 +445,17 @@ def similar(
 def train_crossmodal(
     output: Path = typer.Option(Path("runs/fashion-search"), "--output", "-o",
                                 help="Where to write the search bundle (a versioned directory)."),
-    dataset: str = typer.Option("fashion-images", help="An image catalogue from `sketchrec datasets list`."),
-    text_column: str = typer.Option("productDisplayName", help="The catalogue's product title column."),
+    dataset: Optional[str] = typer.Option(None, help="An image catalogue from `sketchrec datasets list` (default: "
+                                                     "fashion-images; or give --catalogue and --images)."),
+    text_column: Optional[str] = typer.Option(None, help="The catalogue's product title column (default: "
+                                                         "productDisplayName for fashion-images, else title)."),
+    catalogue: Optional[Path] = typer.Option(None, "--catalogue", help="Your own product table (CSV/TSV(.gz), "
+                                                                       "Parquet, JSON): one row per product."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of your product photos: <id>.jpg (or "
+                                                                 ".jpeg/.png/.webp), or see --image-column."),
+    id_column: str = typer.Option("id", help="Product id column of --catalogue."),
+    image_column: Optional[str] = typer.Option(None, help="Column of --catalogue naming each photo's file "
+                                                          "in --images (default: <id>.jpg etc.)."),
     pooling: str = typer.Option("temde", help="'temde' (T-EMDE sketch + a Linear head: the best on validation, "
                                               "docs/crossmodal.md), 'attention' (SGRAF-style) or 'mean'."),
     epochs: int = typer.Option(12, help="Training epochs (the best by validation R-sum is kept)."),
@@ -406,6 +470,15 @@ def train_crossmodal(
     from sketchrec.retrieval.crossmodal import POOLINGS
     if pooling not in POOLINGS:
         raise typer.BadParameter(f"pooling must be one of {POOLINGS}")
+    if (catalogue is None) != (images is None) or (dataset is not None and catalogue is not None):
+        raise typer.BadParameter("give either --dataset, or both --catalogue and --images")
+    if catalogue is None:
+        dataset, text_column = dataset or "fashion-images", text_column or "productDisplayName"
+    else:
+        from sketchrec.data.catalogue import ImageCatalogue
+        text_column = text_column or "title"
+        dataset = _read_or_exit(ImageCatalogue, catalogue, images, id_column=id_column, text_column=text_column,
+                                image_column=image_column)
     console.print(f"features of {dataset} (computed once, then cached)")
     ids, _, regions = image_features(dataset, threads=threads)
     tokens, mask = text_tokens(dataset, text_column, threads=threads)
