@@ -245,13 +245,13 @@ def test_readouts_by_hand_and_the_old_name():
     codes = model._output_codes()                                          # (40, depth)
     picked = np.stack([log_p[:, j, codes[:, j]] for j in range(codes.shape[1])], axis=2)   # (2, 40, depth)
     np.testing.assert_allclose(model.score(histories), picked.mean(2), rtol=1e-5, atol=1e-5)
-    model.readout, model._readout = "min", None
+    model.set_params(readout="min")           # on a fitted model: takes effect, nothing to reset
     np.testing.assert_allclose(model.score(histories), picked.min(2), rtol=1e-6)
     explained = model.explain(histories, [6, 12])
     assert [e["score"] for e in explained] == pytest.approx(picked.min(2)[[0, 1], [6, 12]], rel=1e-5)
-    model.readout, model._readout = "mean", None
+    model.set_params(readout="mean")
     with pytest.warns(DeprecationWarning, match="geometric"):
         np.testing.assert_allclose(model.score(histories), picked.mean(2), rtol=1e-5, atol=1e-5)
-    model.readout, model._readout = "count-min", None
+    model.set_params(readout="count-min")
     with pytest.raises(ValueError, match="readout"):
         model.score(histories)

@@ -302,8 +302,12 @@ class EMDE(Recommender):
         modalities {input spec: contribution}, buckets [(feature name, attribution), ...]."""
         return explain_rows(self, histories, items, top_buckets)
 
+    @property
+    def _readout_kind(self) -> str:
+        # read from the parameter every time: set_params(readout=...) on a fitted model takes effect
+        return readout_kind(self.readout, stacklevel=4)
+
     def _prepare_readout(self) -> None:
-        self._readout_kind = readout_kind(self.readout, stacklevel=3)
         codes = self._output_codes()
         self._readout = Readout(codes, self.width)
         self._log_bucket_mass, self._log_item_prior = popularity_tables(codes, self.width, self.item_counts_)
