@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from sketchrec.embedders.features import DEFAULT_CACHE
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
+from sketchrec.eval.ann import EF_CONSTRUCTION, LIBRARIES, M, hnsw_sweep, recall
+from sketchrec.eval.report import benchmark_parser, command, host_line, markdown_table, module_versions, timed, write_page
 from sketchrec.retrieval.index import exact_topk, normalise
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
-M, EF_CONSTRUCTION, K = 32, 200, 10
+K = 10
 
 
 def synthetic(n: int, dim: int = 128, clusters: int = 1000, seed: int = 0) -> np.ndarray:
@@ -34,90 +34,18 @@ def synthetic(n: int, dim: int = 128, clusters: int = 1000, seed: int = 0) -> np
     return normalise(centres[rng.integers(0, clusters, n)] + 0.7 * rng.normal(size=(n, dim)))
 
 
-def run_faiss(base, queries, efs, threads, tmp):
-    import faiss
-    faiss.omp_set_num_threads(threads)
-    t0 = time.perf_counter()
-    index = faiss.IndexHNSWFlat(base.shape[1], M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = EF_CONSTRUCTION
-    index.add(base)
-    build = time.perf_counter() - t0
-    faiss.write_index(index, str(tmp / "faiss.index"))
-    size = (tmp / "faiss.index").stat().st_size
-    out = []
-    for ef in efs:
-        index.hnsw.efSearch = ef
-        t0 = time.perf_counter()
-        _, rows = index.search(queries, K)
-        out.append((ef, time.perf_counter() - t0, rows))
-    return build, size, out
-
-
-def run_usearch(base, queries, efs, threads, tmp):
-    from usearch.index import Index
-    t0 = time.perf_counter()
-    index = Index(ndim=base.shape[1], metric="ip", dtype="f32", connectivity=M, expansion_add=EF_CONSTRUCTION)
-    index.add(np.arange(len(base)), base, threads=threads)
-    build = time.perf_counter() - t0
-    index.save(str(tmp / "usearch.index"))
-    size = (tmp / "usearch.index").stat().st_size
-    out = []
-    for ef in efs:
-        index.expansion_search = ef
-        t0 = time.perf_counter()
-        rows = index.search(queries, K, threads=threads).keys
-        out.append((ef, time.perf_counter() - t0, np.asarray(rows, dtype=np.int64)))
-    return build, size, out
-
-
-def run_hnswlib(base, queries, efs, threads, tmp):
-    import hnswlib
-    t0 = time.perf_counter()
-    index = hnswlib.Index(space="ip", dim=base.shape[1])
-    index.init_index(max_elements=len(base), ef_construction=EF_CONSTRUCTION, M=M)
-    index.add_items(base, np.arange(len(base)), num_threads=threads)
-    build = time.perf_counter() - t0
-    index.save_index(str(tmp / "hnswlib.index"))
-    size = (tmp / "hnswlib.index").stat().st_size
-    out = []
-    for ef in efs:
-        index.set_ef(max(ef, K))
-        t0 = time.perf_counter()
-        rows, _ = index.knn_query(queries, k=K, num_threads=threads)
-        out.append((ef, time.perf_counter() - t0, rows.astype(np.int64)))
-    return build, size, out
-
-
-LIBRARIES = {"faiss": run_faiss, "usearch": run_usearch, "hnswlib": run_hnswlib}
-
-
-def versions() -> dict:
-    out = {}
-    for name, module in (("faiss", "faiss"), ("usearch", "usearch"), ("hnswlib", "hnswlib")):
-        try:
-            mod = __import__(module)
-            out[name] = getattr(mod, "__version__", "?")
-        except ImportError:
-            out[name] = None
-    return out
-
-
 def bench(name: str, base: np.ndarray, queries: np.ndarray, efs, threads: int) -> list[dict]:
-    t0 = time.perf_counter()
-    truth, _ = exact_topk(queries, base, K)
-    exact_s = time.perf_counter() - t0
+    (truth, _), exact_s = timed(exact_topk, queries, base, K)
     rows = [{"data": name, "library": "exact (numpy)", "ef": None, "build_s": 0.0, "disk_mib": base.nbytes / 2**20,
              "qps": len(queries) / exact_s, "recall@10": 1.0}]
-    for lib, fn in LIBRARIES.items():
+    for lib in LIBRARIES:
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                build, size, results = fn(base, queries, efs, threads, Path(tmp))
+                build, size, results = hnsw_sweep(lib, base, queries, K, efs, threads, Path(tmp))
         except ImportError:
             continue
-        for ef, seconds, found in results:
-            recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(truth, found)])
-            rows.append({"data": name, "library": lib, "ef": ef, "build_s": build, "disk_mib": size / 2**20,
-                         "qps": len(queries) / seconds, "recall@10": float(recall)})
+        rows += [{"data": name, "library": lib, "ef": ef, "build_s": build, "disk_mib": size / 2**20,
+                  "qps": len(queries) / seconds, "recall@10": recall(truth, found)} for ef, seconds, found in results]
     return rows
 
 
@@ -142,16 +70,15 @@ def main() -> None:
     rows += bench(f"synthetic clusters ({args.synthetic:,} x 128)", data[:args.synthetic], data[args.synthetic:],
                   args.efs, args.threads)
     lines = ["# Approximate nearest-neighbour libraries", "",
-             f"{host_line()}, {args.threads} threads; versions {versions()}. Command: `python benchmarks/ann_backends.py "
-             f"--synthetic {args.synthetic} --threads {args.threads}`.", "",
+             f"{host_line()}, {args.threads} threads; versions {module_versions(*LIBRARIES)}. Command: "
+             + command("ann_backends", synthetic=args.synthetic, threads=args.threads) + ".", "",
              f"HNSW with M = {M}, efConstruction = {EF_CONSTRUCTION}, inner product on unit vectors, k = {K}; "
              f"{args.queries:,} queries (fashion: a random fifth of the photos, at most that many, searched against "
              "the rest). Recall@10 against exact search.", "",
              *markdown_table(["data", "library", "ef", "build s", "index MiB", "queries / s", "recall@10"],
                              [[r["data"], r["library"], r["ef"] or "—", f"{r['build_s']:.2f}", f"{r['disk_mib']:.1f}",
                                f"{r['qps']:,.0f}", f"{100 * r['recall@10']:.1f}"] for r in rows])]
-    print("\n".join(lines))
-    write_page(OUT / "ann_backends.md", "\n".join(lines) + "\n", data=rows, json_default=None, quiet=True)
+    write_page(OUT / "ann_backends.md", "\n".join(lines) + "\n", data=rows, json_default=None, echo=True)
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,7 @@ import torch
 from sketchrec.data import registry
 from sketchrec.data.splits import identity_split, query_split
 from sketchrec.embedders import features
-from sketchrec.eval.report import benchmark_parser, host_line, peak_rss_mib
+from sketchrec.eval.report import benchmark_parser, command, host_line, peak_rss_mib
 from sketchrec.retrieval.ctl import CTL_DISTANCES, LossWeights, MLPHead, RetrievalTrainer, SmallCNN
 from sketchrec.retrieval.tables import index_cost_lines, index_costs, method_lines, retrieval_modes
 from sketchrec.retrieval.transforms import image_tensor, shift_flip
@@ -57,6 +57,18 @@ def rename_legacy(methods_by_name: dict) -> dict:
     return {(f"{LEGACY_CTL} (euclidean)" if k == LEGACY_CTL else k): v for k, v in methods_by_name.items()}
 
 
+def trained_runs(make_net, weights, seeds, train, test, query, **settings) -> list[tuple[dict, RetrievalTrainer]]:
+    """Per seed: a network from `make_net()` trained with `weights` on (x, y) `train`, its
+    retrieval modes on (x, y) `test` with those `query` rows, and the trainer."""
+    out = []
+    for seed in seeds:
+        trainer = RetrievalTrainer(make_net(), weights, lr=1e-3, seed=seed, progress=True, **settings).fit(*train)
+        row = retrieval_modes(KS, trainer.embed(test[0]), test[1], query)
+        row["train_s"] = trainer.report_.seconds
+        out.append((row, trainer))
+    return out
+
+
 def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> dict:
     data = registry.load(name)
     x, y = image_tensor(data.images), data.labels
@@ -71,12 +83,9 @@ def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> 
     n_train_ids = result["train_identities"]
     for method, weights in methods(ctl_distances):
         runs = []
-        for seed in seeds:
-            trainer = RetrievalTrainer(SmallCNN(1, 256), weights, epochs=epochs, p=min(8, n_train_ids),
-                                       m=8 if name != "orl-faces" else 4, lr=1e-3, seed=seed, threads=threads,
-                                       augment=shift_flip, progress=True).fit(x[train], y[train])
-            row = retrieval_modes(KS, trainer.embed(x_test), y_test, query)
-            row["train_s"] = trainer.report_.seconds
+        for seed, (row, trainer) in zip(seeds, trained_runs(
+                lambda: SmallCNN(1, 256), weights, seeds, (x[train], y[train]), (x_test, y_test), query, epochs=epochs,
+                p=min(8, n_train_ids), m=8 if name != "orl-faces" else 4, threads=threads, augment=shift_flip)):
             row["history"] = trainer.report_.history
             runs.append(row)
             log.info("%s %s seed %d: instance mAP %.3f, centroid mAP %.3f (%.0f s)", name, method, seed,
@@ -89,13 +98,9 @@ def instance_set(name: str, seeds, epochs: int, threads: int, ctl_distances) -> 
 
 
 # -- fashion --------------------------------------------------------------------------------
-def fashion_features(threads: int, cache: Path) -> tuple[np.ndarray, dict]:
-    _, pooled, _ = features.image_features("fashion-images", cache, threads)
-    return pooled, {k: features.catalogue_column("fashion-images", k) for k in ("articleType", "baseColour")}
-
-
 def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dict:
-    feats, meta = fashion_features(threads, cache)
+    _, feats, _ = features.image_features("fashion-images", cache, threads)         # pooled
+    meta = {k: features.catalogue_column("fashion-images", k) for k in ("articleType", "baseColour")}
     result = {"dataset": "fashion-images", "images": int(len(feats)), "galleries": {}}
     for grouping in ("articleType", "colour+articleType"):
         labels = meta["articleType"] if grouping == "articleType" else \
@@ -115,15 +120,9 @@ def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dic
                              "test_groups": int(len(np.unique(lab[test]))),
                              "pretrained": retrieval_modes(KS, f[test], lab[test], q_test)}
             for method, weights in methods(ctl_distances):
-                runs = []
-                for seed in seeds:
-                    trainer = RetrievalTrainer(MLPHead(f.shape[1], 1024, 256), weights, epochs=epochs,
-                                               p=16, m=4, lr=1e-3, seed=seed, threads=threads,
-                                               progress=True).fit(f[train], lab[train])
-                    row = retrieval_modes(KS, trainer.embed(f[test]), lab[test], q_test)
-                    row["train_s"] = trainer.report_.seconds
-                    runs.append(row)
-                g["held_out"][method] = runs
+                g["held_out"][method] = [row for row, _ in trained_runs(
+                    lambda: MLPHead(f.shape[1], 1024, 256), weights, seeds, (f[train], lab[train]), (f[test], lab[test]), q_test,
+                    epochs=epochs, p=16, m=4, threads=threads)]
         result["galleries"][grouping] = g
     return result
 
@@ -131,9 +130,8 @@ def fashion(seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dic
 # -- report ---------------------------------------------------------------------------------
 def report(results: list[dict], args) -> str:
     lines = ["# Instance vs centroid retrieval, with and without the Centroid Triplet Loss", "",
-             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/centroid_retrieval.py "
-             f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} "
-             f"--ctl-distances {' '.join(args.ctl_distances)}`.", "",
+             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: "
+             + command("centroid_retrieval", seeds=args.seeds, epochs=args.epochs, ctl_distances=args.ctl_distances) + ".", "",
              "Percentages. Test identities are never seen in training; a quarter of each test identity's images "
              "are queries, the rest its gallery. Instance mode ranks every gallery image (mAP over all of the "
              "identity's images); centroid mode ranks one centroid per identity (one relevant row: AP = reciprocal "

@@ -29,7 +29,7 @@ from sketchrec.data import registry
 from sketchrec.eval.graph_tasks import (choose_iterations, isolated_nodes_note, labelled_validation_split, linkpred_evaluate,
                                        mean_abs_cosine, nodeclf_evaluate, nodeclf_random_splits, cleora_by_iterations,
                                        split_edges)
-from sketchrec.eval.report import benchmark_parser, machine_line, write_page
+from sketchrec.eval.report import benchmark_parser, command, markdown_table, page_head, write_page
 from sketchrec.graph import Graph, kernels
 from sketchrec.graph.cleora import propagation_operator
 
@@ -37,16 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = Path(os.environ.get("PYCLEORA_PYTHON", "/work/peers/cleora/bin/python"))
 
 
-def pycleora(*args) -> None:
-    """benchmarks/peers/pycleora_vectors.py in pycleora's virtualenv."""
-    subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks/peers/pycleora_vectors.py"), *map(str, args)], check=True)
+def pycleora(*args, edges=None, outputs=()) -> list[np.ndarray]:
+    """benchmarks/peers/pycleora_vectors.py in pycleora's virtualenv, in a temporary folder ({tmp} in
+    `args`; `edges` saved there as edges.npy first): the arrays it wrote there named in `outputs`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if edges is not None:
+            np.save(f"{tmp}/edges.npy", edges)
+        subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks/peers/pycleora_vectors.py"),
+                        *(str(a).format(tmp=tmp) for a in args)], check=True)
+        return [np.load(f"{tmp}/{name}") for name in outputs]
 
 
 def init_diagnostic(dim: int) -> list[str]:
     from sketchrec.graph import initial_vectors
-    with tempfile.TemporaryDirectory() as tmp:
-        pycleora("init", 2000, dim, f"{tmp}/t0.npy")
-        peer = mean_abs_cosine(np.load(f"{tmp}/t0.npy"))
+    peer = mean_abs_cosine(pycleora("init", 2000, dim, "{tmp}/t0.npy", outputs=["t0.npy"])[0])
     ours = mean_abs_cosine(initial_vectors(2000, dim, 0))
     return [f"## Initial vectors, d={dim}\n",
             f"Mean |cosine| between 500 rows of T0: ours {ours:.4f}, pycleora `initialize_deterministically` "
@@ -57,10 +61,8 @@ def init_diagnostic(dim: int) -> list[str]:
 
 def peer_embeddings(edges: np.ndarray, n: int, dim: int, iterations: list[int]) -> dict[int, np.ndarray]:
     """pycleora embeddings (rows in our node order) for each iteration count."""
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(f"{tmp}/edges.npy", edges)
-        pycleora("embed", f"{tmp}/edges.npy", n, dim, ",".join(map(str, iterations)), f"{tmp}/emb")
-        return {it: np.load(f"{tmp}/emb_{it}.npy") for it in iterations}
+    return dict(zip(iterations, pycleora("embed", "{tmp}/edges.npy", n, dim, ",".join(map(str, iterations)), "{tmp}/emb",
+                                         edges=edges, outputs=[f"emb_{it}.npy" for it in iterations])))
 
 
 def link_prediction(dim: int, iterations: list[int]) -> list[str]:
@@ -68,20 +70,16 @@ def link_prediction(dim: int, iterations: list[int]) -> list[str]:
     train, test = split_edges(ds.edges, 0.1, seed=0)
     ours, peer = cleora_by_iterations(train, ds.n_nodes, dim, iterations), peer_embeddings(train, ds.n_nodes, dim, iterations)
     lines = [f"## Link prediction: Facebook page-page, d={dim} ({len(train):,} train edges, "
-             f"{len(test):,} held out, {isolated_nodes_note(train, ds.n_nodes)})\n",
-             "| iterations | MRR ours | MRR pycleora | HR@1 ours | HR@1 pycleora | HR@10 ours | HR@10 pycleora "
-             "| HR@100 ours | HR@100 pycleora |", "|" + "---|" * 9]
+             f"{len(test):,} held out, {isolated_nodes_note(train, ds.n_nodes)})\n"]
+    rows = []
     for it in iterations:
-        o = linkpred_evaluate(ours[it], train, test, seed=0)
-        p = linkpred_evaluate(peer[it], train, test, seed=0)
+        o, p = (linkpred_evaluate(e[it], train, test, seed=0) for e in (ours, peer))
         print("linkpred", it, o, p, flush=True)
-        lines.append(f"| {it} | {o['MRR']:.4f} | {p['MRR']:.4f} | {o['HR@1']:.4f} | {p['HR@1']:.4f} | "
-                     f"{o['HR@10']:.4f} | {p['HR@10']:.4f} | {o['HR@100']:.4f} | {p['HR@100']:.4f} |")
+        rows.append([it, *(f"{r[m]:.4f}" for m in ("MRR", "HR@1", "HR@10", "HR@100") for r in (o, p))])
+    lines += markdown_table(["iterations", *(f"{m} {who}" for m in ("MRR", "HR@1", "HR@10", "HR@100")
+                                             for who in ("ours", "pycleora"))], rows)
     # ablation: our propagation started from pycleora's T0 (1 iteration)
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(f"{tmp}/edges.npy", train)
-        pycleora("t0", f"{tmp}/edges.npy", ds.n_nodes, dim, f"{tmp}/t0.npy")
-        t0 = np.load(f"{tmp}/t0.npy")
+    t0, = pycleora("t0", "{tmp}/edges.npy", ds.n_nodes, dim, "{tmp}/t0.npy", edges=train, outputs=["t0.npy"])
     graph = Graph.from_edges(train[:, 0], train[:, 1], n_nodes=ds.n_nodes)
     op = propagation_operator(graph.adjacency)
     swapped = linkpred_evaluate(kernels.propagate(op.indptr, op.indices, op.data, t0), train, test, seed=0)
@@ -141,9 +139,8 @@ def main() -> None:
     parts += [] if args.skip_linkpred else link_prediction(args.dim, args.iterations)
     parts += node_classification(args.dim, args.iterations, args.datasets)
     write_page(args.output,
-        "# Cleora quality: sketchrec vs pycleora 3.2.1 (same d, iterations, protocol and evaluator)\n\n"
-        f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
-        f"Command: `python benchmarks/cleora_quality.py --dim {args.dim}`\n\n"
+        page_head("Cleora quality: sketchrec vs pycleora 3.2.1 (same d, iterations, protocol and evaluator)",
+                  command("cleora_quality", dim=args.dim), f"; total {time.perf_counter() - t0:.0f} s") +
         "Both: left-Markov propagation, L2 row normalisation, no whitening (pycleora `whiten=False`); "
         "graphs undirected and unweighted. The random initialisations differ (each library's own).\n\n"
         + "\n".join(parts))

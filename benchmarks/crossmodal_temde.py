@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from sketchrec.embedders.features import DEFAULT_CACHE, image_features, text_tokens
-from sketchrec.eval.report import benchmark_parser
+from sketchrec.eval.report import benchmark_parser, write_page
 from sketchrec.retrieval.catalogue import RegionPCA, product_split
 from sketchrec.retrieval.crossmodal import POOLINGS
 from sketchrec.retrieval.crossmodal_runs import best_config, report, run, tune, tune_baselines
@@ -97,8 +97,7 @@ def main() -> None:
             results_file.write_text(json.dumps(rows, indent=1, default=float))
     results_file.write_text(json.dumps(rows, indent=1, default=float))
     text = report(rows, args, [len(p) for p in parts], tuning, base_tuning)
-    (OUT / "crossmodal_temde.md").write_text(text + "\n")
-    print(text)
+    write_page(OUT / "crossmodal_temde.md", text + "\n", echo=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 
 from sketchrec import presets
 from sketchrec.eval.protocols import evaluate_next_item, next_item_validation
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
+from sketchrec.eval.report import benchmark_parser, command, markdown_table, page_head, write_page
 from sketchrec.models import EMDE
 from sketchrec.pipeline import load_session_benchmark
 from sketchrec.training import valid_metric
@@ -71,10 +71,9 @@ def main() -> None:
                      *[f"{100 * valid_metric(b, k):.2f}" for k in METRICS], b["epoch"], f"{r['epoch_s']:.0f}"])
     shown = json.dumps({k: v for k, v in session_params.items() if k not in ("inputs", "outputs")})
     write_page(OUT / f"emde_ablation_{args.dataset}.md",
-               f"# EMDE modality ablation on {args.dataset} (validation split)\n\n"
-               f"{machine_line()}; total {time.perf_counter() - t_start:.0f} s\n\n"
-               f"Command: `python benchmarks/emde_ablation.py --dataset {args.dataset} --epochs {args.epochs}`\n\n"
-               "Trained on the first 90% of training sessions, scored on 10,000 sampled validation pairs "
+               page_head(f"EMDE modality ablation on {args.dataset} (validation split)", command(
+                   "emde_ablation", dataset=args.dataset, epochs=args.epochs), f"; total {time.perf_counter() - t_start:.0f} s")
+               +                "Trained on the first 90% of training sessions, scored on 10,000 sampled validation pairs "
                "(full ranking, pessimistic ties) after every epoch; best epoch shown; metrics in %. Other "
                f"settings as `benchmarks/emde_sessions.py`: `{shown}`\n\n"
                + "\n".join(markdown_table(["variant", "inputs", "outputs", *METRICS, "best epoch", "s/epoch"], rows)))

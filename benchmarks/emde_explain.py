@@ -20,7 +20,6 @@ in the recommended movie's genres).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from sketchrec.data import registry
 from sketchrec.data.splits import history_future_split
 from sketchrec.eval.attribution import deletion_test, plot_attribution, unseen_scores
 from sketchrec.eval.profiles import genre_shares, load
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, timed, write_page
 from sketchrec.topk import topk
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -45,10 +44,8 @@ def main() -> None:
     test = rng.random(len(history)) < 0.3
     h_train, h_test, f_test = history.take(np.flatnonzero(~test)), history.take(np.flatnonzero(test)), \
         future.take(np.flatnonzero(test))
-    t0 = time.perf_counter()
-    model = presets.make("emde-profile", epochs=args.epochs, seed=args.seed, threads=args.threads, progress=False)
-    model.add_embeddings("genres", genres).fit(h_train)
-    fit_s = time.perf_counter() - t0
+    model, fit_s = timed(lambda: presets.make("emde-profile", epochs=args.epochs, seed=args.seed, threads=args.threads,
+                                              progress=False).add_embeddings("genres", genres).fit(h_train))
     specs = list(model.inputs)
 
     full = unseen_scores(model, h_test)
@@ -56,9 +53,8 @@ def main() -> None:
     top1 = top10[:, 0]
     future_sets = [set(f_test.items[f_test.indptr[r]:f_test.indptr[r + 1]].tolist()) for r in range(len(f_test))]
     hit10 = np.mean([bool(set(t.tolist()) & s) for t, s in zip(top10, future_sets)])
-    t0 = time.perf_counter()
-    explained = model.explain(h_test, top1, top_buckets=3)
-    explain_ms = 1000 * (time.perf_counter() - t0) / len(h_test)
+    explained, explain_s = timed(model.explain, h_test, top1, top_buckets=3)
+    explain_ms = 1000 * explain_s / len(h_test)
     contrib = np.array([[e["modalities"][s] for s in specs] for e in explained])        # (users, modalities)
     mass = np.abs(contrib)
     share = mass.sum(0) / mass.sum()
@@ -118,8 +114,7 @@ def main() -> None:
              "Examples (random test users):", "",
              "| recommended movie | history's top genres | modality contributions | top input buckets (gradient × input) |",
              "|---|---|---|---|", *examples]
-    print("\n".join(lines))
-    write_page(OUT / "emde_explain.md", "\n".join(lines) + "\n", data=summary, json_default=None, quiet=True)
+    write_page(OUT / "emde_explain.md", "\n".join(lines) + "\n", data=summary, json_default=None, echo=True)
 
 
 if __name__ == "__main__":

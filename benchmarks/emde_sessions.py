@@ -27,7 +27,8 @@ from sketchrec import presets
 from sketchrec._deprecation import current_params
 from sketchrec.eval.protocols import (evaluate_next_item, evaluate_session_benchmark, next_item_validation,
                                       select_epochs_then_refit)
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, mean_std, peak_rss_mib, write_page
+from sketchrec.eval.report import (benchmark_parser, cached_json, command, markdown_table, mean_std, page_head,
+                                   peak_rss_mib, timed, write_page)
 from sketchrec.models import EMDE, MODELS
 from sketchrec.pipeline import load_session_benchmark
 from sketchrec.training import valid_metric
@@ -81,10 +82,10 @@ def main() -> None:
             print(name, model_name, {k: round(100 * r.metrics[k], 2) for k in METRICS}, flush=True)
         key = json.dumps(params, sort_keys=True)
         chosen_file = args.cache / f"{name}.epochs.json"
-        chosen = json.loads(chosen_file.read_text()) if chosen_file.exists() else None
-        if args.cached_only and (chosen is None or chosen["params"] != key):
-            raise SystemExit(f"{name}: no cached validation run for these settings in {args.cache}")
-        if chosen is None or chosen["params"] != key:
+        chosen = cached_json(chosen_file, key)
+        if chosen is None:
+            if args.cached_only:
+                raise SystemExit(f"{name}: no cached validation run for these settings in {args.cache}")
             epochs, history = choose_epochs(bench, args.max_epochs, params)
             chosen = {"params": key, "epochs": epochs, "history": history}
             chosen_file.write_text(json.dumps(chosen))
@@ -93,15 +94,10 @@ def main() -> None:
         runs = []
         for seed in args.seeds:
             done = args.cache / f"{name}.seed{seed}.json"
-            if done.exists() and json.loads(done.read_text())["params"] == key:
-                runs.append(json.loads(done.read_text()))
+            if (run := cached_json(done, key)) is not None or args.cached_only:
+                runs += [run] if run is not None else []
                 continue
-            if args.cached_only:
-                continue
-            model = EMDE(**{**params, "epochs": chosen["epochs"], "seed": seed})
-            t0 = time.perf_counter()
-            model.fit(bench.train)
-            fit_s = time.perf_counter() - t0
+            model, fit_s = timed(EMDE(**{**params, "epochs": chosen["epochs"], "seed": seed}).fit, bench.train)
             metrics, score_s = evaluate_next_item(model, bench.test_prefixes, bench.test_targets, progress=False)
             run = {"params": key, "seed": seed, "metrics": metrics, "fit_s": fit_s, "score_s": score_s,
                    "epoch_s": [r["seconds"] for r in model.history_], "n_pairs": len(bench.test_targets),
@@ -133,9 +129,8 @@ def write(args, params, results, seconds) -> None:
             ["model", *METRICS, "fit s", "score s", "prefixes/s", "settings"], rows),
             f"\nEMDE: {epoch_s:.0f} s per training epoch; peak RSS {max(r['peak_rss_mib'] for r in runs):,.0f} "
             f"MiB; validation MRR@20 by epoch: {val}.\n"]))
-    write_page(args.output, "# EMDE session-based: next-item prediction, full ranking over all items\n\n"
-               f"{machine_line()}; total {seconds:.0f} s\n\n"
-               f"Command: `python benchmarks/emde_sessions.py --datasets {' '.join(args.datasets)}`\n\n"
+    write_page(args.output, page_head("EMDE session-based: next-item prediction, full ranking over all items",
+                                      command("emde_sessions", datasets=args.datasets), f"; total {seconds:.0f} s") +
                "Protocol: SR-GNN splits, every test prefix ranked against all items, pessimistic ties; "
                "metrics in % (EMDE: mean ± std over seeds). EMDE's epoch count chosen on the validation "
                "split (last 10% of training sessions, 10,000 pairs, MRR@20, seed 0); baselines with their "

@@ -26,7 +26,7 @@ from sketchrec.data.sessions import merge_rows
 from sketchrec.data.splits import rated_holdout_split
 from sketchrec.eval.protocols import evaluate_topk, select_epochs_then_refit
 from sketchrec.eval.validation import TopkValidation
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
+from sketchrec.eval.report import benchmark_parser, command, markdown_table, page_head, seeds_mean_std, timed, write_page
 from sketchrec.models import EASE, EMDE, ItemKNN, Popularity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,10 +87,8 @@ def emde(params, sources) -> EMDE:
 
 
 def run_emde(params, sources, train, inputs, targets, disliked):
-    model = emde(params, sources)
-    t0 = time.perf_counter()
-    model.fit(train if uses_disliked(params) else train.filter_clicks(train.weights >= 4.0))
-    fit_s = time.perf_counter() - t0
+    model, fit_s = timed(emde(params, sources).fit,
+                         train if uses_disliked(params) else train.filter_clicks(train.weights >= 4.0))
     query = merge_rows([inputs, disliked]) if uses_disliked(params) else inputs
     metrics, score_s = evaluate_topk(model, query, targets, ks=KS, exclude=inputs, progress=False)
     return model, metrics, fit_s, score_s
@@ -137,10 +135,8 @@ def main() -> None:
             for seed in args.seeds:
                 train, inputs, targets, disliked = rated_holdout_split(rows, seed)
                 if variant in baselines:
-                    model = baselines[variant]()
-                    t0 = time.perf_counter()
-                    model.fit(train.filter_clicks(train.weights >= 4.0))
-                    fit_s.append(time.perf_counter() - t0)
+                    model, f = timed(baselines[variant]().fit, train.filter_clicks(train.weights >= 4.0))
+                    fit_s.append(f)
                     m, s = evaluate_topk(model, inputs, targets, ks=KS, progress=False)
                 else:
                     params = {**VARIANTS[variant], "epochs": chosen["epochs"], "prior": chosen["prior"],
@@ -149,11 +145,8 @@ def main() -> None:
                     fit_s.append(f)
                 per_seed.append(m)
                 score_s.append(s)
-            res[variant] = {"metrics": {k: (float(np.mean([m[k] for m in per_seed])),
-                                            float(np.std([m[k] for m in per_seed], ddof=1)) if len(per_seed) > 1
-                                            else 0.0) for k in METRICS},
-                            "fit_s": float(np.mean(fit_s)), "score_s": float(np.mean(score_s)),
-                            "users": int(per_seed[0]["n_rows"]), "chosen": chosen}
+            res[variant] = {"metrics": seeds_mean_std(per_seed, METRICS), "fit_s": float(np.mean(fit_s)),
+                            "score_s": float(np.mean(score_s)), "users": int(per_seed[0]["n_rows"]), "chosen": chosen}
             print(name, variant, {k: round(100 * v[0], 2) for k, v in res[variant]["metrics"].items()},
                   chosen, flush=True)
     write(args, results, time.perf_counter() - t_start)
@@ -170,9 +163,8 @@ def write(args, results, seconds):
     variants = "\n".join(f"- {v}: inputs {VARIANTS[v]['inputs']}, outputs {VARIANTS[v]['outputs']}"
                          for v in args.variants)
     write_page(args.output,
-               "# EMDE top-k on MovieLens (mean ± std over seeds " + ", ".join(map(str, args.seeds)) + ")\n\n"
-               f"{machine_line()}; total {seconds:.0f} s\n\n"
-               f"Command: `python benchmarks/emde_topk.py --datasets {' '.join(args.datasets)}`\n\n"
+               page_head("EMDE top-k on MovieLens (mean ± std over seeds " + ", ".join(map(str, args.seeds)) + ")",
+                         command("emde_topk", datasets=args.datasets), f"; total {seconds:.0f} s") +
                "Protocol: ratings >= 4 are liked; per user a seeded 20% of liked items are the targets, the "
                "rest the input; input items are excluded from the ranking; metrics in %. Disliked items "
                "(ratings < 4) are an input modality for the variants named so (never excluded from the "

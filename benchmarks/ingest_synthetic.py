@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchrec.eval.report import benchmark_parser, machine_line, run_python, write_page
+from sketchrec.eval.report import benchmark_parser, command, page_head, run_python, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +74,7 @@ def main() -> None:
     result = measure(path, args.threads)
     print(json.dumps(result))
     write_page(args.output,
-        "# Ingestion: CSV click rows -> internal ids\n\n"
-        f"{machine_line()}\n\n"
-        f"Command: `python benchmarks/ingest_synthetic.py --rows {args.rows}`\n\n"
+        page_head("Ingestion: CSV click rows -> internal ids", command("ingest_synthetic", rows=args.rows)) +
         "| rows | file MiB | threads | seconds | rows/s | peak RSS MiB | users | items |\n"
         "|---|---|---|---|---|---|---|---|\n"
         f"| {result['rows']:,} | {path.stat().st_size / 2**20:,.0f} | {args.threads} | "

@@ -22,7 +22,6 @@ of each input modality. Mean ± std over --seeds.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import scipy.sparse as sp
 from sketchrec import presets
 from sketchrec.data.splits import history_future_split
 from sketchrec.eval.profiles import fit_predict, genre_shares, labels_of, load, scores
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, write_page
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, mean_std, timed, write_page
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
@@ -50,11 +49,8 @@ def main() -> None:
         h_train, h_test = history.take(train_rows), history.take(test_rows)
         items_x = history.to_csr(binary=True)
         genre_x = genre_shares(history, genres)
-        t0 = time.perf_counter()
-        emde = presets.make("emde-profile", seed=seed, threads=args.threads, progress=False)
-        emde.add_embeddings("genres", genres)
-        emde.fit(h_train)
-        fit_s = time.perf_counter() - t0
+        emde, fit_s = timed(lambda: presets.make("emde-profile", seed=seed, threads=args.threads, progress=False)
+                            .add_embeddings("genres", genres).fit(h_train))
         prof_train, prof_test = emde.profile(h_train), emde.profile(h_test)
         feats = {"item counts": (items_x[train_rows], items_x[test_rows]),
                  "genre counts": (genre_x[train_rows], genre_x[test_rows]),
@@ -83,9 +79,8 @@ def main() -> None:
              "test users and genres):", "",
              *markdown_table(["modality", "share"], [[spec, f"{np.mean([100 * a[spec] for a in attributions]):.1f}%"]
                                                      for spec in attributions[0]])]
-    print("\n".join(lines))
     write_page(OUT / "profile_features.md", "\n".join(lines) + "\n",
-               data={"results": results, "attribution": attributions}, json_default=None, quiet=True)
+               data={"results": results, "attribution": attributions}, json_default=None, echo=True)
 
 if __name__ == "__main__":
     main()

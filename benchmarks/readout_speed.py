@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchrec.eval.report import benchmark_parser, best_seconds, machine_line, markdown_table, write_page
+from sketchrec.eval.report import benchmark_parser, best_seconds, command, markdown_table, page_head, write_page
 from sketchrec.sketch import Readout
 
 
@@ -36,9 +36,8 @@ def main(batch: int = 1000, n_items: int = 43_097, width: int = 128) -> None:
             print(f"depth {depth}, {method}: {seconds * 1000:.0f} ms for {batch} sketches x {n_items:,} items",
                   flush=True)
     write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/emde_readout.md",
-               "# EMDE readout: scores over all items\n\n"
-               f"{machine_line()}; numba threads {os.environ.get('NUMBA_NUM_THREADS', 'all cores')}\n\n"
-               "Command: `python benchmarks/readout_speed.py`\n\n"
+               page_head("EMDE readout: scores over all items", command("readout_speed"),
+                         f"; numba threads {os.environ.get('NUMBA_NUM_THREADS', 'all cores')}") +
                f"{batch:,} predicted sketches (log-probabilities, width {width}) scored against {n_items:,} items "
                "(Diginetica's item count), best of 5, output buffer reused. `direct`: one gather per item and "
                "depth; `pairs`: depths joined two by two into width² tables, one gather per item and pair "

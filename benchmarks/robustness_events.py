@@ -19,14 +19,13 @@ overlap of the top-10 lists with the clean ones.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
 from sketchrec.data import registry
 from sketchrec.eval.protocols import evaluate_next_item
-from sketchrec.eval.report import benchmark_parser, host_line, write_page
+from sketchrec.eval.report import benchmark_parser, command, host_line, read_json, timed, write_page
 from sketchrec.robustness.events import CORRUPTIONS, corrupt_edges, events_report_lines
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -52,9 +51,7 @@ def sessions_part(args) -> list[dict]:
             fn = CORRUPTIONS.get(corruption)
             tr = train if fn is None else fn(train, p, seed=args.seed)
             prefixes = bench.test_prefixes if fn is None else fn(bench.test_prefixes, p, seed=args.seed + 1)
-            t0 = time.perf_counter()
-            model = make().fit(tr)
-            fit_s = time.perf_counter() - t0
+            model, fit_s = timed(lambda: make().fit(tr))
             metrics, _ = evaluate_next_item(model, prefixes, bench.test_targets, progress=False)
             rows.append({"model": name, "corruption": corruption, "severity": p, "fit_s": fit_s,
                          "MRR@20": metrics["MRR@20"], "HR@20": metrics["HR@20"]})
@@ -115,16 +112,14 @@ def main() -> None:
     parser.add_argument("--text-items", type=int, default=5000)
     args = parser.parse_args()
     results_file = OUT / "robustness_events.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results = read_json(results_file, {})
     for part in args.parts:
         results[part] = {"graph": graph_part, "text": text_part, "sessions": sessions_part}[part](args)
         results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robustness to broken logging and noisy item text", "",
-             f"{host_line()}. Command: `python benchmarks/robustness_events.py --severities "
-             f"{' '.join(map(str, args.severities))}`.", ""]
+             f"{host_line()}. Command: {command('robustness_events', severities=args.severities)}.", ""]
     lines += events_report_lines(results, args.train_share)
-    print("\n".join(lines))
-    write_page(OUT / "robustness_events.md", "\n".join(lines) + "\n", quiet=True)
+    write_page(OUT / "robustness_events.md", "\n".join(lines) + "\n", echo=True)
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from sketchrec.bundle import load_bundle, save_bundle
 from sketchrec.data import registry
-from sketchrec.eval.report import benchmark_parser, write_page
+from sketchrec.eval.report import benchmark_parser, core_pins, timed, write_page
 from sketchrec.serve.loadtest import (free_port, int8_quality, load_report, rss_mb, run_locust, run_workers, start_server,
                                       summarize, time_breakdown, wait_for, write_payloads)
 
@@ -54,9 +53,7 @@ def bundle_and_prefixes(path: Path, threads: int) -> tuple[list[list[str]], int,
     fit_s = None
     if not (path / "CURRENT").exists():
         from sketchrec.models.emde import EMDE
-        t0 = time.perf_counter()
-        model = EMDE(epochs=1, threads=threads, progress=False).fit(bench.train)
-        fit_s = time.perf_counter() - t0
+        model, fit_s = timed(EMDE(epochs=1, threads=threads, progress=False).fit, bench.train)
         save_bundle(path, model, ids, config={"dataset": "diginetica"})
     name = load_bundle(path).manifest["model_class"]
     keys = ids.keys.to_pylist()
@@ -75,11 +72,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="for the several-workers rows")
     parser.add_argument("--worker-users", type=int, default=8, help="locust users for the several-workers rows")
     args = parser.parse_args()
-    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
-        pin_server, pin_load, pinned = [], [], "server and load generator share the cores (no taskset or one core)"
-    else:
-        pin_server, pin_load, pinned = ["taskset", "-c", "0"], ["taskset", "-c", "1"], \
-            "server pinned to core 0, locust to core 1 (`taskset`)"
+    pin_server, pin_load, pinned = core_pins()
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -135,8 +128,7 @@ def main() -> None:
     total_s = time.perf_counter() - t_start
     text = load_report(args, rows, rss, hostile, by_kind, probe, (metrics_before, metrics_after), after.status_code,
                        fit_s, model_name, len(prefixes), pinned, total_s, workers, breakdown, quality)
-    print(text)
-    write_page(args.output, text + "\n")
+    write_page(args.output, text + "\n", echo=True)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sketchrec.eval.report import benchmark_parser, machine_line, results_markdown, write_page
+from sketchrec.eval.report import benchmark_parser, command, page_head, results_markdown, write_page
 from sketchrec.pipeline import SESSION_GRIDS, SESSION_MODELS, session_baselines
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
@@ -40,9 +40,9 @@ def main() -> None:
         dump[run.dataset] = {"chosen": run.chosen, "validation": run.validation,
                              "test": [r.as_row() for r in run.results]}
     grids = "\n".join(f"- `{m}`: {SESSION_GRIDS[m] or 'no parameters'}" for m in args.models)
-    write_page(args.output, "# Session baselines: next-item prediction, full ranking over all items\n\n"
-               f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
-               f"Command: `python benchmarks/session_baselines.py --datasets {' '.join(args.datasets)}`\n\n"
+    write_page(args.output, page_head("Session baselines: next-item prediction, full ranking over all items",
+                                      command("session_baselines", datasets=args.datasets),
+                                      f"; total {time.perf_counter() - t0:.0f} s") +
                "Protocol: SR-GNN splits (`sketchrec datasets info NAME`); every test prefix ranked against "
                "all items; a target tied with other items ranks after all of them (pessimistic). "
                "Settings chosen on a validation split (last 10% of training sessions, 5,000 sampled "

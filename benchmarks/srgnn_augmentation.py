@@ -46,8 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +55,12 @@ from sketchrec.augment import AdjacencyAugmentation
 from sketchrec.data import registry
 from sketchrec.eval.metrics import session_metrics
 from sketchrec.eval.protocols import next_item_ranks, select_epochs_then_refit
-from sketchrec.eval.report import benchmark_parser, peak_rss_mib
-from sketchrec.eval.runs import LABELS, augmentation_report, run_name
+from sketchrec.eval.report import benchmark_parser, timed
+from sketchrec.eval.runs import (LABELS, OVERRIDES, augmentation_report, recipe_settings, refit_epochs, run_name,
+                                 run_result, save_ranks)
 from sketchrec.eval.validation import NextItemValidation
 from sketchrec.models.base import Recommender
 from sketchrec.models.srgnn import SRGNN, TAGNN
-from sketchrec.precision import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "srgnn_runs"      # per-run .json and .ranks.npz (README there)
@@ -76,7 +74,6 @@ RECIPES = {
     "thesis": {"model": presets.get("srgnn-thesis"), "augmented": {"l2": 1e-6, "patience": 4},
                "augmentation": {"blur_mode": "cell", "gmm_init": "centroids", "n_clusters": 8}},
 }
-OVERRIDES = ("epochs", "patience", "lr_decay_every")        # command-line options that override a recipe
 log = logging.getLogger("srgnn_augmentation")
 
 
@@ -88,19 +85,6 @@ def args_run_name(args, variant: str, seed: int, protocol: str | None = None, mo
     """`run_name` of a run of this invocation's dataset, source, recipe and blur mode."""
     return run_name(model or args.model, variant, args.source, seed, args.dataset, protocol or args.protocol,
                     args.recipe, args_blur_mode(args))
-
-
-def model_settings(args, variant: str) -> dict:
-    """The estimator's settings for a variant under --recipe, with the command line's overrides."""
-    recipe = RECIPES[args.recipe]
-    settings = {**recipe["model"], **(recipe["augmented"] if variant != "base" else {})}
-    settings.update({k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None})
-    return settings
-
-
-def item_categories(bench) -> np.ndarray:
-    from sketchrec.data.align import diginetica_categories
-    return diginetica_categories(bench, registry.data_dir())
 
 
 def source_vectors(args, train, seed: int) -> np.ndarray:
@@ -125,30 +109,29 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
     if out.exists():
         log.info("%s: done already (%s)", name, out)
         return
-    settings = model_settings(args, variant)
+    settings = recipe_settings(RECIPES[args.recipe], variant, {k: getattr(args, k) for k in OVERRIDES})
     validation = NextItemValidation(bench_valid.test_prefixes, bench_valid.test_targets,
                                     loss=settings.get("stop_on") == "loss")      # the thesis recipe stops on it
-    train, curve = bench_valid.train, None
-    if args.protocol == "refit":
+    train, refit, epochs_from = bench_valid.train, args.protocol == "refit", None
+    if refit:
         # the epoch count: the validation run of this variant (or of --epochs-from) for this seed,
         # else the lowest seed's (recorded as epochs_from)
         chooser, chooser_model = args.epochs_from or variant, args.epochs_model or args.model
-        selected = [RESULTS / f"{args_run_name(args, chooser, s, 'validation', chooser_model)}.json"
-                    for s in [seed] + list(range(10))]
-        selected = [p for p in selected if p.exists()]
-        if not selected:
+        selected = refit_epochs(RESULTS, [args_run_name(args, chooser, s, "validation", chooser_model)
+                                          for s in [seed] + list(range(10))])
+        if selected is None:
             raise SystemExit(f"--protocol refit needs a validation run of {chooser_model} {chooser} (its best epoch)")
-        settings["epochs"] = json.loads(selected[0].read_text())["best_epoch"]
-        validation, train, curve = None, bench.train, []
-        log.info("%s: %d epochs, as selected by %s", name, settings["epochs"], selected[0].name)
+        (settings["epochs"], epochs_from), validation, train = selected, None, bench.train
+        log.info("%s: %d epochs, as selected by %s", name, settings["epochs"], epochs_from)
     runs = Path(args.runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     augmentation, source_s = None, 0.0
     if variant != "base":
-        t0 = time.perf_counter()
-        vectors = None if variant == "blur" else source_vectors(args, train, seed)
-        source_s = time.perf_counter() - t0
-        cats = item_categories(bench) if variant == "categories" else None
+        vectors, source_s = (None, 0.0) if variant == "blur" else timed(source_vectors, args, train, seed)
+        cats = None
+        if variant == "categories":
+            from sketchrec.data.align import diginetica_categories
+            cats = diginetica_categories(bench, registry.data_dir())
         recipe = {**RECIPES[args.recipe]["augmentation"], "blur_mode": args_blur_mode(args)}
         augmentation = AdjacencyAugmentation(variant, vectors, categories=cats, seed=seed, **recipe).fit()
     def make(epochs):
@@ -162,42 +145,23 @@ def run(args, variant: str, seed: int, bench, bench_valid) -> None:
         log.info("%s epoch %d (diagnostic) test %s", name, epoch, row["test_curve"])
 
     fit_kwargs = dict(augmentation=augmentation, checkpoint=str(runs / f"{name}.ckpt.npz"))
-    t0 = time.perf_counter()
-    if curve is None:       # the validation half of select-epochs-then-refit; the refit is its own run
-        model = select_epochs_then_refit(make, train, validation, max_epochs=settings["epochs"],
-                                         probe_kwargs=fit_kwargs).probe
+    if not refit:       # the validation half of select-epochs-then-refit; the refit is its own run
+        chosen, fit_s = timed(select_epochs_then_refit, make, train, validation, max_epochs=settings["epochs"],
+                              probe_kwargs=fit_kwargs)
+        model = chosen.probe
     else:
-        model = make(settings["epochs"]).fit(train, **fit_kwargs,
-                                             callback=None if args.no_curve else diagnostic)
-    fit_s = time.perf_counter() - t0
-    if curve is not None:
+        model = make(settings["epochs"]).fit(train, **fit_kwargs, callback=None if args.no_curve else diagnostic)
         model.best_epoch_ = settings["epochs"]
         fit_s = sum(h["seconds"] for h in model.history_)     # without the diagnostic scoring
     model.save(runs / f"{name}.model.npz")
-    t0 = time.perf_counter()
-    ranks = test_ranks(model, bench)
-    score_s = time.perf_counter() - t0
-    RESULTS.mkdir(parents=True, exist_ok=True)     # per-prefix ranks, kept for the paired tests (~100 KB)
-    np.savez_compressed(RESULTS / f"{name}.ranks.npz", ranks=ranks.astype(np.uint16 if ranks.max() < 65536 else np.int32))
-    metrics = session_metrics(ranks, ks=(10, 20))
-    result = {"protocol": args.protocol, "epochs_from": selected[0].name if curve is not None else None, "model": args.model, "variant": variant, "source": args.source if augmentation is not None
-              and variant != "blur" else None, "seed": seed, "dataset": args.dataset, "recipe": args.recipe,
-              "recipe_overrides": {k: getattr(args, k) for k in (*OVERRIDES, "blur_mode")
-                                   if getattr(args, k) is not None},
-              "blur_mode": augmentation.blur_mode if augmentation is not None and augmentation.blur else None,
-              "augmentation": None if augmentation is None else {
-                  "name": augmentation.name, "blur_mode": augmentation.blur_mode, "p_blur": augmentation.p_blur,
-                  "blur_mean": augmentation.blur_mean, "blur_std": augmentation.blur_std,
-                  "p_edge": augmentation.p_edge, "n_clusters": augmentation.n_clusters,
-                  "gmm_init": augmentation.gmm_init},
-              "test": {k: v for k, v in metrics.items() if "@" in k}, "best_epoch": model.best_epoch_,
-              "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
-              "n_test": int(len(ranks)),
-              "params": {**model.get_params(), "bf16": model.bf16_, "bf16_attention": model.bf16_attention_},
-              "source_s": source_s, "peak_rss_mib": peak_rss_mib(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu": cpu_summary(), "when": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                             time.gmtime())}
+    ranks, score_s = timed(test_ranks, model, bench)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    save_ranks(RESULTS / f"{name}.ranks.npz", ranks)
+    result = run_result({"protocol": args.protocol, "epochs_from": epochs_from, "model": args.model,
+                         "variant": variant, "source": args.source, "seed": seed, "dataset": args.dataset,
+                         "recipe": args.recipe, "recipe_overrides": {k: getattr(args, k) for k in (*OVERRIDES, "blur_mode")
+                                                                     if getattr(args, k) is not None}},
+                        model, augmentation, ranks, fit_s=fit_s, score_s=score_s, source_s=source_s)
     out.write_text(json.dumps(result, indent=1, default=float))
     log.info("%s: test %s", name, result["test"])
 

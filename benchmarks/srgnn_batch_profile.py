@@ -22,35 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sketchrec.data import registry
-from sketchrec.data.sessions import expand_prefixes
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, write_page
+from sketchrec.eval.batch_profiles import training_batches
+from sketchrec.eval.report import host_line, markdown_table, run_python, write_page
 from sketchrec.models._table_adam import TableAdam
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs
 from sketchrec.models.srgnn.profiling import VARIANTS, PlainNet, fit_run, train_step
-
-
-def training_batches(doc: str, batches: int, extra=None):
-    """The command line (--batches, --threads, and what `extra(parser)` adds) and Diginetica's
-    training prefixes (at most 50 clicks) with their targets, as the SR-GNN / TAGNN training loop
-    sees them."""
-    parser = benchmark_parser(doc, threads=2)
-    parser.add_argument("--batches", type=int, default=batches)
-    if extra is not None:
-        extra(parser)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    bench = registry.load("diginetica")
-    prefixes, targets = expand_prefixes(bench.train)
-    return args, bench, prefixes.tail(50), targets
 
 
 def fresh_runs(args) -> list[dict]:
@@ -58,11 +40,9 @@ def fresh_runs(args) -> list[dict]:
     unpadded alternating."""
     runs = []
     for _ in range(args.fit_repeats):
-        for padded in (True, False):
-            cmd = [sys.executable, __file__, "--child-fit", "padded" if padded else "unpadded",
-                   "--fit-batches", str(args.fit_batches), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for padded in ("padded", "unpadded"):
+            runs.append(run_python(sys.executable, [__file__, "--child-fit", padded, "--fit-batches", args.fit_batches,
+                                                    "--threads", args.threads]))
             print(runs[-1], flush=True)
     return runs
 
@@ -137,8 +117,8 @@ def main() -> None:
                                f"{r['optimiser_s']:.1f}"] for i, r in enumerate(fits)]),
              "", f"Mean: padded {mean[True]:.1f} ms, unpadded {mean[False]:.1f} ms per batch "
              f"({mean[False] / mean[True]:.2f}x)."]
-    print("\n".join(lines))
-    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/srgnn_batch_profile.md", "\n".join(lines) + "\n")
+    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/srgnn_batch_profile.md", "\n".join(lines) + "\n",
+               echo=True)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from sketchrec.data import registry
 from sketchrec.eval.metrics import session_metrics
 from sketchrec.eval.protocols import next_item_ranks
-from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, utc_now
+from sketchrec.eval.report import benchmark_parser, host_line, markdown_table, timed, utc_now
 from sketchrec.eval.significance import reciprocal_ranks, wilcoxon_signed_rank
 from sketchrec.eval.validation import NextItemValidation
 from sketchrec.models.base import Recommender
@@ -47,11 +46,9 @@ def main() -> None:
         raise SystemExit(f"needs the refit Base model {base_file}: run benchmarks/srgnn_augmentation.py "
                          f"--variants base --seeds {args.seed} --protocol refit first")
     base = Recommender.load(base_file)
-    t0 = time.perf_counter()
-    switch = ClusteredSessions(n_clusters=args.clusters, fine_tune_epochs=args.epochs, fine_tune_lr=args.lr,
-                               seed=args.seed).fit(bench.train, base=base,
-                                                   validation=NextItemValidation(valid.test_prefixes, valid.test_targets))
-    fit_s = time.perf_counter() - t0
+    switch, fit_s = timed(ClusteredSessions(n_clusters=args.clusters, fine_tune_epochs=args.epochs, fine_tune_lr=args.lr,
+                                            seed=args.seed).fit, bench.train, base=base,
+                          validation=NextItemValidation(valid.test_prefixes, valid.test_targets))
     route = switch.route(bench.test_prefixes)
     r_base, r_switch = (next_item_ranks(m, bench.test_prefixes, bench.test_targets)[0] for m in (base, switch))
     rows = []

@@ -35,7 +35,6 @@ runs), and the table says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -47,11 +46,13 @@ import numpy as np
 from sketchrec.data import registry
 from sketchrec.data.benchmark import write_recbole_files
 from sketchrec.data.sessions import expand_prefixes
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, run_python, utc_now, write_page
+from sketchrec.eval.report import (benchmark_parser, code_version, command, earlier_run, machine_line, markdown_table,
+                                   read_json, run_python, utc_now, write_page)
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
-SPEED_TEMPLATE = ROOT / "benchmarks" / "templates" / "srgnn_vs_recbole_speed.md"   # the speed protocol's prose
+SPEED_TEMPLATE = ROOT / "benchmarks" / "templates" / "srgnn_vs_recbole_speed.md"   # the data and speed protocol's prose
+QUALITY_TEMPLATE = SPEED_TEMPLATE.with_name("srgnn_vs_recbole_quality.md")          # the --epochs protocol's prose
 PEER_PYTHON = Path(os.environ.get("RECBOLE_PYTHON", "/work/peers/recbole/bin/python"))
 NAME = "diginetica"
 MAX_LEN = 50
@@ -59,18 +60,6 @@ HP = dict(hidden=100, step=1, batch_size=100, lr=1e-3, l2=1e-5)
 # our quality runs are reused only while the code they trained with is unchanged
 MODEL_CODE = ("sketchrec/models/srgnn/*.py", "sketchrec/models/_loss_kernels.py",
               "sketchrec/models/_attention_kernels.py", "sketchrec/training/*.py")
-
-
-def model_code_version() -> str:
-    digest = hashlib.sha256()
-    for pattern in MODEL_CODE:
-        for path in sorted(ROOT.glob(pattern)):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def run(python: Path, script: str, args: dict, threads: int, cwd: Path) -> dict:
-    return run_python(python, [PEERS / script, json.dumps(args)], threads=threads, cwd=cwd)
 
 
 def main() -> None:
@@ -101,63 +90,40 @@ def main() -> None:
     ours_args = dict(common, dataset=NAME, max_train_sessions=args.max_train_sessions)
     peer_args = dict(common, name=NAME, data_path=str(args.workdir), run_dir=str(args.workdir / "run"),
                      expected=str(data_dir / "expected.npz"), max_train_pairs=max_pairs, anomaly_off=False)
-    run_dir = args.workdir / "run"
     results = {"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}}
     json_path = args.output.with_suffix(".json")
-    before = json.loads(json_path.read_text()) if json_path.exists() else {}
-    earlier = before.get("quality", {})
-    # files written before quality runs recorded their own arguments: compare the command lines
-    same_command = before.get("meta") == meta and all(
-        before.get("args", {}).get(k) == str(getattr(args, k))
-        for k in ("epochs", "threads", "lr_decay", "max_train_sessions", "recbole_anomaly_detection"))
+    before = read_json(json_path, {})
+    ours, peer = (Path(sys.executable), "srgnn_ours.py"), (PEER_PYTHON, "srgnn_recbole.py")
 
-    def quality(key: str, python: Path, script: str, run_args: dict, version: str | None = None) -> dict:
-        # hours of training: reuse an earlier run of exactly these arguments (and, for ours, code)
-        old = earlier.get(key)
-        speed_only = ("batches", "warmup")          # arguments the quality run does not read
-        same_args = old is not None and {k: v for k, v in old.get("args", {}).items() if k not in speed_only} == {
-            k: v for k, v in run_args.items() if k not in speed_only}
-        if old is not None and old.get("code") == version and (
-                (same_args and old.get("meta") == meta) or ("args" not in old and same_command)):
-            old = {"when": "an earlier run", **old, "args": run_args, "meta": meta, "reused": True}
-            print(f"{key}: reusing the quality run of {old['when']}", flush=True)
-            return old
-        r = run(python, script, run_args, args.threads, run_dir)
-        return dict(r, args=run_args, meta=meta, when=utc_now(), reused=False, code=version)
+    def run(key: str, peer_and_script, run_args: dict, version: str | None = None, part: str = "speed") -> dict:
+        # a quality run is hours of training: reuse an earlier run of exactly these arguments (and, for ours, code)
+        r = None if part == "speed" else earlier_run(before.get("quality", {}).get(key), run_args, meta, version,
+                                                     ignore=("batches", "warmup"))
+        if r is not None:
+            print(f"{key}: reusing the quality run of {r['when']}", flush=True)
+        else:
+            python, script = peer_and_script
+            r = run_python(python, [PEERS / script, json.dumps(run_args)], threads=args.threads, cwd=args.workdir / "run")
+            print(part, key, r, flush=True)
+            r = r if part == "speed" else dict(r, args=run_args, meta=meta, when=utc_now(), reused=False, code=version)
+        results.setdefault(part, {})[key] = r
+        return r
 
-    results["speed"] = {}
-    results["speed"]["ours"] = o = run(Path(sys.executable), "srgnn_ours.py", dict(ours_args, mode="speed"),
-                                       args.threads, run_dir)
-    print("ours    ", o, flush=True)
-    if args.bf16:
-        results["speed"]["ours_bf16"] = ob = run(Path(sys.executable), "srgnn_ours.py",
-                                                 dict(ours_args, mode="speed", bf16=True), args.threads, run_dir)
-        print("ours bf16", ob, flush=True)
-    results["speed"]["recbole"] = p = run(PEER_PYTHON, "srgnn_recbole.py", dict(peer_args, mode="speed"),
-                                          args.threads, run_dir)
-    print("recbole ", p, flush=True)
-    results["speed"]["recbole_anomaly_off"] = pf = run(PEER_PYTHON, "srgnn_recbole.py", dict(peer_args, mode="speed",
-                                                                            anomaly_off=True),
-                                                       args.threads, run_dir)
-    print("recbole (anomaly detection off)", pf, flush=True)
+    o = run("ours", ours, dict(ours_args, mode="speed"))
+    ob = run("ours_bf16", ours, dict(ours_args, mode="speed", bf16=True)) if args.bf16 else None
+    p = run("recbole", peer, dict(peer_args, mode="speed"))
+    pf = run("recbole_anomaly_off", peer, dict(peer_args, mode="speed", anomaly_off=True))
     check = p["check"]
     if not (check["same_universe"] and check["same_train"] and check["same_test"]
             and check["n_items"] == bench.n_items and check["n_test"] == len(bench.test_targets)):
         raise RuntimeError(f"RecBole does not hold our data: {check}")
     if args.epochs:
-        results["quality"] = {}
-        version = model_code_version()
-        results["quality"]["ours"] = qo = quality("ours", Path(sys.executable), "srgnn_ours.py",
-                                                  dict(ours_args, mode="quality"), version)
-        print("ours    ", qo, flush=True)
+        version = code_version(ROOT, MODEL_CODE)
+        qo = run("ours", ours, dict(ours_args, mode="quality"), version, part="quality")
         if args.bf16:
-            results["quality"]["ours_bf16"] = quality("ours_bf16", Path(sys.executable), "srgnn_ours.py",
-                                                      dict(ours_args, mode="quality", bf16=True), version)
-            print("ours bf16", results["quality"]["ours_bf16"], flush=True)
-        results["quality"]["recbole"] = qp = quality(
-            "recbole", PEER_PYTHON, "srgnn_recbole.py",
-            dict(peer_args, mode="quality", anomaly_off=not args.recbole_anomaly_detection))
-        print("recbole ", qp, flush=True)
+            run("ours_bf16", ours, dict(ours_args, mode="quality", bf16=True), version, part="quality")
+        qp = run("recbole", peer, dict(peer_args, mode="quality", anomaly_off=not args.recbole_anomaly_detection),
+                 part="quality")
 
     n_pairs, bs = meta["n_train"], HP["batch_size"]
     per_epoch = math.ceil(n_pairs / bs)
@@ -185,16 +151,10 @@ def main() -> None:
     text = ["# SR-GNN training: sketchrec vs RecBole 1.2.1", "",
             f"{machine_line()}; torch {p['torch']}; {args.threads} threads for both "
             "(torch.set_num_threads, OMP/MKL_NUM_THREADS)", "",
-            f"Command: `python benchmarks/srgnn_vs_recbole.py --batches {args.batches}"
-            + (f" --epochs {args.epochs}" if args.epochs else "") + (" --bf16" if args.bf16 else "")
-            + (f" --max-train-sessions {args.max_train_sessions}" if args.max_train_sessions else "") + "`", "",
-            f"Data: Diginetica, {n_pairs:,} training pairs (`expand_prefixes(b.train)`), "
-            f"{meta['n_test']:,} test prefixes, {meta['n_items']:,} items; RecBole reads the same pairs "
-            "from its benchmark atomic files and was checked to hold exactly our items "
-            f"(n_items {check['n_items']:,}) and our train / test pairs (n {check['n_train']:,} / "
-            f"{check['n_test']:,}). Hidden 100, step 1, batch 100, Adam lr 1e-3, weight decay 1e-5, CE over "
-            "all items, the last 50 clicks of each prefix.", "",
-            SPEED_TEMPLATE.read_text().strip().format(warmup=args.warmup, batches=args.batches), "",
+            "Command: " + command("srgnn_vs_recbole", batches=args.batches, epochs=args.epochs or None, bf16=args.bf16,
+                                  max_train_sessions=args.max_train_sessions or None), "",
+            SPEED_TEMPLATE.read_text().strip().format(warmup=args.warmup, batches=args.batches, n_pairs=n_pairs,
+                                                      meta=meta, check=check), "",
             *lines, "",
             f"RecBole / ours time per batch: **{ratio:.2f}x** as shipped, **{ratio_off:.2f}x** with "
             "anomaly detection off.", "", *bf16_line]
@@ -205,11 +165,8 @@ def main() -> None:
             [who, r["epochs"], f"{r['pairs']:,}", f"{r['fit_seconds']:,.0f}", f"{r['HR@20']:.4f}", f"{r['MRR@20']:.4f}",
              f"{r['peak_rss_mb']:,.0f}", f"{r['when']}" + (" (reused)" if r["reused"] else "")
              + (f", model code {r['code']}" if r.get("code") else "")] for who, r in qrows])
-        text += [f"Accuracy after {args.epochs} epoch(s), full ranking of all items on the same test "
-                 "prefixes (ours: `evaluate_session_benchmark(fit=False)`, pessimistic ties; RecBole: "
-                 f"`Trainer.evaluate`, torch.topk). Ours with lr decay {args.lr_decay} "
-                 "(1.0 = constant lr, as RecBole); RecBole with autograd anomaly detection "
-                 f"{'on' if qp['anomaly_detection'] else 'off'} (it does not change the results).", "",
+        text += [QUALITY_TEMPLATE.read_text().strip().format(epochs=args.epochs, lr_decay=args.lr_decay,
+                                                             anomaly="on" if qp["anomaly_detection"] else "off"), "",
                  *qlines, ""]
     write_page(args.output, "\n".join(text), quiet=True)
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -20,16 +20,11 @@ from unittest import mock
 import numpy as np
 import torch
 
+from sketchrec.eval.batch_profiles import training_batches
 from sketchrec.eval.report import host_line, markdown_table, write_page
 from sketchrec.models import srgnn
 from sketchrec.models.srgnn import network        # GatedGraphNet finds TargetAttention here: variants patch it
-
 from sketchrec.models.srgnn.profiling import train_step
-
-try:
-    from benchmarks.srgnn_batch_profile import training_batches
-except ImportError:              # run as a file: python benchmarks/tagnn_batch_speed.py
-    from srgnn_batch_profile import training_batches
 
 
 def plain_target_attention(q, h, items, bias, bf16=False):
@@ -97,8 +92,8 @@ def main() -> None:
                              [[name, precision, f"{np.median(t) * 1000:.0f}", f"{t.mean() * 1000:.0f}",
                                f"{t.mean() * len(epoch) / 60:.0f}", f"{times[0].mean() / t.mean():.2f}x", f"{dw:.2g}",
                                f"{dl:.2g}"] for (name, _, precision), t, dw, dl in zip(variants, times, drift, loss_gap)])]
-    print("\n".join(lines))
-    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/tagnn_batch_speed.md", "\n".join(lines) + "\n")
+    write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/tagnn_batch_speed.md", "\n".join(lines) + "\n",
+               echo=True)
 
 if __name__ == "__main__":
     main()

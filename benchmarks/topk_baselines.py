@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from sketchrec.data import registry
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, write_page
+from sketchrec.eval.report import benchmark_parser, command, markdown_table, page_head, write_page
 from sketchrec.pipeline import TOPK_GRIDS, topk_baselines
 
 METRICS = ["Recall@1", "Recall@5", "Recall@10", "Recall@20", "NDCG@5", "NDCG@10", "NDCG@20"]
@@ -42,9 +42,8 @@ def main() -> None:
                                 f"ratings, {histories.n_items:,} items)\n", *markdown_table(
                                     ["model", *METRICS, "users", "fit s", "score s", "chosen (per seed)"], rows)]) + "\n")
     grids = "\n".join(f"- `{m}`: {g or 'no parameters'}" for m, g in TOPK_GRIDS.items())
-    write_page(args.output, "# Top-k baselines: per-user 80/20 holdout (mean ± std over seeds 0, 1, 2)\n\n"
-               f"{machine_line()}; total {time.perf_counter() - t0:.0f} s\n\n"
-               "Command: `python benchmarks/topk_baselines.py`\n\n"
+    write_page(args.output, page_head("Top-k baselines: per-user 80/20 holdout (mean ± std over seeds 0, 1, 2)",
+                                      command("topk_baselines"), f"; total {time.perf_counter() - t0:.0f} s") +
                f"Ratings >= {args.min_rating:g} are liked items; input items are excluded from the ranking; "
                "metrics in %. Validation grids (NDCG@20 on an inner 80/20 split of the inputs):\n"
                f"{grids}\n\n" + "\n".join(parts))

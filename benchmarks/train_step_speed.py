@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from sketchrec.data.sessions import expand_prefixes
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, median_seconds, utc_now, write_page
+from sketchrec.eval.batch_profiles import PRECISIONS, network_step_rows
+from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, read_json, utc_now, write_page
 from sketchrec.models import EMDE, SRGNN
 from sketchrec.models.emde import SketchNet
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy
@@ -38,26 +39,6 @@ from sketchrec.precision import cpu_summary, native_bf16
 OUT = Path(__file__).resolve().parents[1] / "docs/benchmarks/train_step_speed.md"
 STORE = OUT.with_suffix(".json")
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "train_step_speed.md"   # the page's prose
-PRECISIONS = (("float32", False), ("bf16 autocast", True))
-
-
-def network_step_rows(what: str, net, forward, loss_of) -> list[dict]:
-    """Median ms of forward (under autocast when bf16) + loss + backward + Adam on one batch, in
-    each precision. Fewer repeats when emulated bf16 makes one step take seconds."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    rows = []
-    for label, bf16 in PRECISIONS:
-        def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = forward(net)
-            loss = loss_of(out)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        slow = bf16 and not native_bf16()
-        rows.append({"what": what, "precision": label, "ms": 1000 * median_seconds(step, repeats=3 if slow else 5)})
-        print(rows[-1], flush=True)
-    return rows
 
 
 def emde_steps() -> list[dict]:
@@ -128,7 +109,7 @@ def main() -> None:
     bench = load_session_benchmark("diginetica")
     t0 = time.perf_counter()
     rows = [*emde_steps(), *srgnn_steps(bench), *fit_rows(bench, args.sessions, args.bf16_batches, args.threads)]
-    store = json.loads(STORE.read_text()) if STORE.exists() else {}
+    store = read_json(STORE, {})
     store[cpu_summary()] = {"when": utc_now(), "machine": machine_line(),
                             "threads": args.threads, "rows": rows,
                             "note": f"fit rows on the first {args.sessions:,} sessions; {time.perf_counter() - t0:.0f} s"}

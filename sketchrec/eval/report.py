@@ -66,6 +66,12 @@ def machine_line() -> str:
             f"scipy {scipy.__version__}, sketchrec {sketchrec.__version__}")
 
 
+def page_head(title: str, command: str, machine: str = "") -> str:
+    """The head of a results page as Markdown paragraphs: the title, `machine_line()` followed by
+    `machine` (e.g. "; total 12 s"), and "Command: " with the reproducing `command` (see `command`)."""
+    return f"# {title}\n\n{machine_line()}{machine}\n\nCommand: {command}\n\n"
+
+
 def median_seconds(fn, repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of `fn()` over `repeats` calls after `warmup` untimed ones (for benchmarks)."""
     import statistics
@@ -122,6 +128,101 @@ def benchmark_parser(doc: str, **defaults) -> argparse.ArgumentParser:
     return parser
 
 
+def timed(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` and its wall time in seconds: (result, seconds).
+
+    >>> timed(sum, [1, 2])[0]
+    3
+    """
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def read_json(path: str | Path, default=None):
+    """The JSON value in `path` (e.g. an earlier run's results, to reuse or extend), or `default`
+    when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def cached_json(path: str | Path, params):
+    """The saved result of a resumable step in `path` if it was computed with these `params` (its
+    "params" field), else None (none saved, or computed with other settings)."""
+    result = read_json(path)
+    return result if result is not None and result.get("params") == params else None
+
+
+def core_pins() -> tuple[list[str], list[str], str]:
+    """Command prefixes that pin a server to core 0 and its load generator to core 1 (`taskset`),
+    so that the load generator's own CPU does not slow the server down, and what a page says
+    about it; no pins without taskset or with one core."""
+    import shutil
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return [], [], "server and load generator share the cores (no taskset or one core)"
+    return ["taskset", "-c", "0"], ["taskset", "-c", "1"], "server pinned to core 0, locust to core 1 (`taskset`)"
+
+
+def command(script: str, **flags) -> str:
+    """A page's reproducing command, in backticks: `python benchmarks/SCRIPT.py --flag value ...`
+    with the flags in the order given (underscores as dashes; lists joined by spaces; True as the
+    bare flag; None and False left out).
+
+    >>> command("emde_topk", datasets=["a", "b"], epochs=None, bf16=True, seed=0)
+    '`python benchmarks/emde_topk.py --datasets a b --bf16 --seed 0`'
+    """
+    parts = [f"python benchmarks/{script}.py"]
+    for name, value in flags.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} " + (" ".join(map(str, value))
+                                                              if isinstance(value, (list, tuple)) else str(value)))
+    return "`" + " ".join(parts) + "`"
+
+
+def code_version(root: str | Path, patterns) -> str:
+    """A short hash of the files under `root` matching the glob `patterns` (e.g. a model's source),
+    so that an expensive result is reused only while the code it ran with is unchanged."""
+    import hashlib
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(Path(root).glob(pattern)):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def earlier_run(old: dict | None, run_args: dict, meta, code: str | None = None, ignore=()) -> dict | None:
+    """An earlier expensive run to reuse instead of running it again, or None: `old` (a result
+    recorded with its `args`, `meta`, `code` and `when`) if it ran with the same code version and,
+    but for the `ignore`d ones, the same arguments on the same data (`meta`). Returned marked
+    `reused`, with today's arguments and meta.
+
+    >>> earlier_run({"args": {"epochs": 3, "batches": 5}, "meta": 1, "when": "then"}, {"epochs": 3}, 1,
+    ...             ignore=("batches",))["reused"]
+    True
+    """
+    if old is None or old.get("code") != code:
+        return None
+    same_args = ({k: v for k, v in old.get("args", {}).items() if k not in ignore}
+                 == {k: v for k, v in run_args.items() if k not in ignore})
+    if same_args and old.get("meta") == meta:
+        return {"when": "an earlier run", **old, "args": run_args, "meta": meta, "reused": True}
+    return None
+
+
+def module_versions(*names: str) -> dict:
+    """{module: its __version__ ("?" without one, None when it is not installed)}, for a page's
+    header when optional peer libraries are compared."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = getattr(__import__(name), "__version__", "?")
+        except ImportError:
+            out[name] = None
+    return out
+
+
 def utc_now() -> str:
     """The time now, as results headers show it: `2026-11-23 19:44 UTC`."""
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -151,10 +252,25 @@ def mean_std(values, scale: float = 100.0, digits: int = 2) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
-def write_page(path: Path, text: str, data=None, quiet: bool = False, json_default=float) -> Path:
+def seeds_mean_std(per_seed: list[dict], keys) -> dict:
+    """{key: (mean, std)} of each metric over seeds, from one dict of metrics per seed (std with
+    ddof=1; 0.0 for one seed).
+
+    >>> seeds_mean_std([{"HR": 0.5}, {"HR": 0.7}], ["HR"])["HR"][0]
+    0.6
+    """
+    import numpy as np
+    return {k: (float(np.mean([m[k] for m in per_seed])),
+                float(np.std([m[k] for m in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0) for k in keys}
+
+
+def write_page(path: Path, text: str, data=None, quiet: bool = False, json_default=float, echo: bool = False) -> Path:
     """Write a results page (Markdown, ending with a newline) and, with `data`, its results as
     JSON beside it (same name, .json; values JSON cannot hold go through `json_default`).
-    Returns the page's path."""
+    `echo` prints the page instead of the "written" line. Returns the page's path."""
+    if echo:
+        print(text.removesuffix("\n"))
+        quiet = True
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text.endswith("\n") else text + "\n")

@@ -1,19 +1,23 @@
-"""Result files of seeded training runs, read back into tables: the SR-GNN / TAGNN adjacency
-augmentation runs (benchmarks/srgnn_augmentation.py) — one JSON result and one `.ranks.npz` of
-per-test-prefix ranks per run — summarised as mean ± std over seeds, with paired tests of each
-variant against Base of the same seed (`sketchrec.eval.significance`) and a figure of the gains.
+"""Result files of seeded training runs, written and read back into tables: the SR-GNN / TAGNN
+adjacency augmentation runs (benchmarks/srgnn_augmentation.py) — their training recipes, one JSON
+result (`run_result`) and one `.ranks.npz` of per-test-prefix ranks per run — summarised as mean ±
+std over seeds, with paired tests of each variant against Base of the same seed
+(`sketchrec.eval.significance`) and a figure of the gains.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
 
-from sketchrec.eval.report import mean_std
+from sketchrec.eval.metrics import session_metrics
+from sketchrec.eval.report import mean_std, peak_rss_mib, utc_now
 from sketchrec.eval.significance import compare_ranks, paired_t
+from sketchrec.precision import cpu_summary
 
 MODEL_STYLE = {"srgnn": ("SR-GNN", "tab:blue"), "tagnn": ("TAGNN", "tab:orange")}   # figure name, colour
 LABELS = {"base": "Base", "blur": "Blur", "i2i": "i2i+Blur", "gmm": "GMM+Blur", "kmeans": "KMeans+Blur",
@@ -24,6 +28,59 @@ PUBLISHED = {  # HR@20 / MRR@20. Diginetica: thesis Tables 7.1 / 7.6; YooChoose 
     ("diginetica", "srgnn", "kmeans"): (51.12, 18.06),
     ("diginetica", "tagnn", "base"): (50.34, 17.66), ("diginetica", "tagnn", "gmm"): (51.13, 18.05),
     ("yoochoose1-64", "srgnn", "base"): (70.57, 30.94), ("yoochoose1-64", "tagnn", "base"): (71.02, 31.12)}
+
+OVERRIDES = ("epochs", "patience", "lr_decay_every")        # recipe settings a command line may override
+
+
+def recipe_settings(recipe: dict, variant: str, overrides: dict | None = None) -> dict:
+    """The estimator's settings for a variant under a training recipe — {"model": settings of
+    every run, "augmented": what runs with an augmentation change, ...} — with the `overrides`
+    that are not None (e.g. a command line's --epochs).
+
+    >>> recipe_settings({"model": {"l2": 1e-5, "epochs": 20}, "augmented": {"l2": 1e-6}}, "i2i", {"epochs": 3})
+    {'l2': 1e-06, 'epochs': 3}
+    """
+    settings = {**recipe["model"], **(recipe["augmented"] if variant != "base" else {})}
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings
+
+
+def refit_epochs(results: Path, names) -> tuple[int, str] | None:
+    """The epoch count of a refit run: the best epoch of the first validation run among `names`
+    (result file stems, in order of preference) found in `results`, and that file's name; None
+    when there is none."""
+    for name in names:
+        path = Path(results) / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())["best_epoch"], path.name
+    return None
+
+
+def save_ranks(path: Path, ranks: np.ndarray) -> None:
+    """A run's per-test-prefix ranks (`.ranks.npz`, ~100 KB), kept for the paired tests."""
+    np.savez_compressed(path, ranks=ranks.astype(np.uint16 if ranks.max() < 65536 else np.int32))
+
+
+def run_result(fields: dict, model, augmentation, ranks: np.ndarray, *, fit_s: float, score_s: float,
+               source_s: float) -> dict:
+    """The JSON result of one augmentation run, as `augmentation_report` reads it: `fields`
+    (protocol, epochs_from, model, variant, source, seed, dataset, recipe, recipe_overrides; the
+    source is dropped for Base and Blur), then the AdjacencyAugmentation's settings (or None), the
+    test metrics of `ranks`, the fitted model's best epoch, history and settings, the timings,
+    peak RSS and the machine."""
+    aug = augmentation
+    fields = {**fields, "source": fields["source"] if aug is not None and fields["variant"] != "blur" else None}
+    return {**fields, "blur_mode": aug.blur_mode if aug is not None and aug.blur else None,
+            "augmentation": None if aug is None else {
+                "name": aug.name, "blur_mode": aug.blur_mode, "p_blur": aug.p_blur, "blur_mean": aug.blur_mean,
+                "blur_std": aug.blur_std, "p_edge": aug.p_edge, "n_clusters": aug.n_clusters,
+                "gmm_init": aug.gmm_init},
+            "test": {k: v for k, v in session_metrics(ranks, ks=(10, 20)).items() if "@" in k},
+            "best_epoch": model.best_epoch_, "history": model.history_, "fit_s": fit_s, "test_score_s": score_s,
+            "n_test": int(len(ranks)),
+            "params": {**model.get_params(), "bf16": model.bf16_, "bf16_attention": model.bf16_attention_},
+            "source_s": source_s, "peak_rss_mib": peak_rss_mib(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "cpu": cpu_summary(), "when": utc_now()}
 
 
 def run_name(model: str, variant: str, source: str, seed: int, dataset: str, protocol: str = "validation",
