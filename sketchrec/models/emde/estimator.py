@@ -189,7 +189,9 @@ class EMDE(Recommender):
         self.int8_ = False
         self.net_ = SketchNet(self.n_inputs_, self.hidden, len(self.outputs) * self.n_sketches, self.width,
                               self.n_blocks, self.batch_norm, self.dropout)
-        optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # fused: one pass per parameter tensor; torch's default on CPU (one op per step of the update,
+        # per tensor) spent ~0.5 s of every batch on the output layer's 10M weights at N 20, K 10
+        optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=self.lr_decay)
         loop = EpochLoop(self.epochs, validation=validation, patience=self.patience, checkpoint=checkpoint,
                          callback=callback, progress=self.progress, name="emde")
