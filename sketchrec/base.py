@@ -209,13 +209,15 @@ class ArrayMap(dict):
 
 
 def clone(estimator: Estimator) -> Estimator:
-    """An unfitted copy with the same parameters: estimator-valued parameters cloned, functions
+    """An unfitted copy with the same parameters: estimator-valued parameters (and lists of them) cloned, functions
     (callbacks) shared, everything else deep-copied (a torch module parameter too, so the copy
     never trains the original's weights)."""
     params = {}
     for name, value in estimator.get_params().items():
         if isinstance(value, Estimator):
             params[name] = clone(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Estimator) for v in value):
+            params[name] = type(value)(clone(v) for v in value)        # e.g. a blend's models
         elif inspect.isroutine(value) or isinstance(value, (functools.partial, type)):
             params[name] = value
         else:
@@ -256,7 +258,10 @@ def _default_hint(default):
 
 
 def json_scalar(value):
-    """JSON fallback for numpy scalars in parameters (e.g. from a grid over np.arange)."""
+    """JSON fallback for numpy scalars in parameters (e.g. from a grid over np.arange), and for
+    estimators as parameters (a blend's models): {"class": name, "params": their parameters}."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, Estimator):
+        return {"class": type(value).__name__, "params": value.saved_params()}
     raise TypeError(f"parameter value {value!r} of type {type(value).__name__} is not JSON-serialisable")

@@ -317,6 +317,67 @@ def evaluate(
     _run_session_job(bench, model, tune, max_test_pairs, output)
 
 
+@train_app.command("auto")
+def train_auto(
+    dataset: Optional[str] = typer.Option(None, help="A session or top-k benchmark from `sketchrec datasets list` "
+                                                     "(default: diginetica; or give --train and --test)."),
+    output: Path = typer.Option(Path("runs/auto/bundle"), "--output", "-o", help="Where to write the winner's bundle."),
+    model: list[str] = typer.Option([], "--model", help="Only these candidates (names as in the table; "
+                                                        "default: all of them)."),
+    blend: bool = typer.Option(True, help="Also try blends of two of the three best models."),
+    max_valid: int = typer.Option(20_000, help="Validation rows scored per candidate (a seeded sample)."),
+    train: Optional[Path] = _TRAIN, test: Optional[Path] = _TEST, session_column: str = _SESSION_COLUMN,
+    item_column: str = _ITEM_COLUMN, time_column: str = _TIME_COLUMN,
+):
+    """Pick the best model for your data: fit every candidate (and blends of the best) on a
+    validation split of the training data, refit the winner on all of it, test it once, bundle it."""
+    from rich.table import Table
+
+    from sketchrec.bundle import save_bundle
+    from sketchrec.data.idmap import IdMap
+    from sketchrec.pipeline import auto_candidates, auto_select, item_id_map
+    if train is None and dataset is not None and _is_topk(dataset):
+        from sketchrec.data import registry
+        bench = _read_or_exit(registry.load, dataset)
+        console.print(f"[bold]{bench}[/]")
+    else:
+        bench = _session_benchmark(dataset, train, test, session_column, item_column, time_column)
+    kind = "session" if hasattr(bench, "test_prefixes") else "topk"
+    candidates = auto_candidates(kind, bench.n_items)
+    if model:
+        unknown = sorted(set(model) - set(candidates))
+        if unknown:
+            raise typer.BadParameter(f"unknown candidate(s) {unknown}; candidates: {sorted(candidates)}")
+        candidates = {k: v for k, v in candidates.items() if k in model}
+    run = auto_select(bench, candidates, blend=blend, max_valid=max_valid, on_row=lambda r: console.print(
+        f"  {r['name']:28s} " + " ".join(f"{k}={100 * v:.2f}" for k, v in r["metrics"].items() if k.endswith("@20"))
+        + f" (fit {r['fit_s']:.1f} s)", soft_wrap=True))
+    chosen = run.selection
+    table = Table(title=f"{bench.name}: validation (%), best first; the winner refitted and tested once")
+    for col in ("model", "kind", *run.metrics, "fit s"):
+        table.add_column(col)
+    rows = chosen.table(run.metrics)
+    for row in rows[:15]:
+        table.add_row(*map(str, row))
+    console.print(table)
+    if len(rows) > 15:
+        console.print(f"({len(rows) - 15} lower rows not shown)")
+    console.print(f"[bold]{chosen.best}[/] wins on validation {chosen.metric}; test: "
+                  + ", ".join(f"{k} {100 * run.test[k]:.2f}" for k in run.metrics), soft_wrap=True)
+    items = item_id_map(bench) if kind == "session" else IdMap([str(i) for i in range(bench.n_items)], "item")
+    version = save_bundle(output, chosen.model, items, metrics=run.test,
+                          config={"dataset": bench.name, "selected": chosen.best, "metric": chosen.metric})
+    console.print(f"bundle written to {version}")
+
+
+def _is_topk(name: str) -> bool:
+    from sketchrec.data import registry
+    try:
+        return registry.get_spec(name).family == "topk-benchmark"
+    except (KeyError, ValueError):
+        return False
+
+
 @train_app.command("emde")
 def train_emde(
     dataset: Optional[str] = _DATASET,
@@ -393,7 +454,7 @@ def similar(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the results as CSV."),
 ):
     """Items (or groups) most similar to the given items, by cosine similarity of their embeddings."""
-    from sketchrec.embeddings import Embeddings
+    from sketchrec.data.embeddings import Embeddings
     from sketchrec.retrieval import CentroidIndex
     if k < 1 or k > 10_000:
         raise typer.BadParameter("k must be between 1 and 10,000")
@@ -710,7 +771,8 @@ def demo(
     Downloads the benchmark on first use (from its public source, or $SKETCHREC_MIRROR),
     tunes the baselines on a validation split of the training sessions, trains EMDE (Cleora item
     codes -> density sketches -> sketch-to-sketch network), ranks all items for every test
-    prefix, prints the HR/MRR table, then bundles EMDE, serves it and answers requests. By
+    prefix, prints the HR/MRR table, then bundles the model that is best on validation, serves
+    it and answers requests. By
     default on a trimmed budget (a few minutes on 2 cores; what is trimmed is printed);
     --full runs every grid point and EMDE's full training.
     """
@@ -721,9 +783,15 @@ def demo(
     bench = _session_benchmark(dataset, train, test, session_column, item_column, time_column)
     console.print(f"[bold]demo ({plan.name})[/]: {plan.summary}")
     models = [m for m in SESSION_MODELS if m in plan.grids] + (["emde"] if emde else [])
-    bench, run = _run_session_job(bench, models, True, max_test_pairs, output, keep_models=serve, plan=plan)
+    bench, run = _run_session_job(bench, models, True, max_test_pairs, output, keep_models=serve, plan=plan,
+                                  validate_all=serve)
     if serve:
-        name = "emde" if emde else max(run.results, key=lambda r: r.metrics["MRR@20"]).model
+        # the model to serve is chosen on validation (MRR@20 of each model's chosen settings), never on test
+        valid = {m: max(r["MRR@20"] for r in rows) for m, rows in run.validation.items()}
+        name = max(valid, key=valid.get)
+        console.print(f"serving [bold]{name}[/]: the best on validation (MRR@20 "
+                      + ", ".join(f"{m} {100 * v:.2f}" for m, v in sorted(valid.items(), key=lambda kv: -kv[1]))
+                      + ")", soft_wrap=True)
         metrics = next(r.metrics for r in run.results if r.model == name)
         out = bundle_and_query(bench, run.models[name], metrics, output.parent if output else Path("runs/demo"))
         console.print(f"[bold]{name}[/] bundled at {out['bundle']}; served on loopback:")
@@ -749,7 +817,7 @@ def _ensure_dataset(name: str) -> None:
     console.print(f"{name} downloaded, checked and converted in {time.perf_counter() - t0:.1f} s")
 
 
-def _run_session_job(bench, models, tune, max_test_pairs, output, keep_models=False, plan=None):
+def _run_session_job(bench, models, tune, max_test_pairs, output, keep_models=False, plan=None, validate_all=False):
     """bench: a `SessionBenchmark`, or a registry name to load."""
     from sketchrec.eval.report import machine_line, results_markdown, results_rich_table
     from sketchrec.pipeline import session_baselines
@@ -759,7 +827,7 @@ def _run_session_job(bench, models, tune, max_test_pairs, output, keep_models=Fa
     metrics = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
     run = session_baselines(
         bench, models, tune=tune, max_test_pairs=max_test_pairs, keep_models=keep_models,
-        grids=plan.grids if plan else None, fixed=plan.fixed if plan else None,
+        grids=plan.grids if plan else None, fixed=plan.fixed if plan else None, validate_all=validate_all,
         on_result=lambda r: console.print(
             f"  {r.model:6s} HR@20={100 * r.metrics['HR@20']:.2f} MRR@20={100 * r.metrics['MRR@20']:.2f} "
             f"(fit {r.fit_seconds:.1f} s, score {r.score_seconds:.1f} s) {r.params}"))

@@ -56,13 +56,15 @@ def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *,
                       validation_share: float = 0.1, tune_pairs: int = 5000,
                       max_test_pairs: int | None = None, progress: bool = True,
                       on_result=None, keep_models: bool = False, grids: dict | None = None,
-                      fixed: dict | None = None) -> SessionRun:
+                      fixed: dict | None = None, validate_all: bool = False) -> SessionRun:
     """Tune (on validation) and evaluate session models on one benchmark.
 
     on_result: optional callback(EvalResult) called as each model finishes.
     keep_models: keep the fitted models in `run.models` (e.g. to bundle one).
     grids: validation grid per model (default `SESSION_GRIDS`); fixed: settings per model
         that are not tuned (e.g. a training budget), applied under the chosen ones.
+    validate_all: with tune, also score the models without a grid (EMDE, pop) on validation, so
+        every model has a validation figure in `run.validation` (to choose which one to serve).
     """
     grids = SESSION_GRIDS if grids is None else grids
     fixed = fixed or {}
@@ -75,7 +77,7 @@ def session_baselines(dataset: str | SessionBenchmark, models=SESSION_MODELS, *,
     for name in models:
         grid = grids.get(name, {})
         params: dict = dict(fixed.get(name, {}))
-        if tune and grid:
+        if tune and (grid or validate_all):
             chosen, rows = grid_search(
                 lambda **p: MODELS[name](**{**params, **p}), grid,
                 lambda m: evaluate_session_benchmark(m, valid, max_pairs=tune_pairs,
@@ -238,3 +240,84 @@ DEMO_QUICK = DemoPlan(
     "every baseline with its whole validation grid; EMDE trimmed to 1 epoch at hidden 512 "
     "(the full demo: 3 epochs at 1,024), so EMDE's row understates it; "
     "`sketchrec demo --full` (`make demo FULL=1`) runs it in full")
+
+
+# -- the best model for the user's data (`sketchrec train auto`) -------------------------------
+
+def auto_candidates(kind: str, n_items: int) -> dict:
+    """The models `train auto` tries: {name: unfitted recommender}, for kind "session" (next item
+    of a session prefix) or "topk" (a user's held-out items). Settings are the validated presets
+    and the points the benchmarks' validation grids chose most often; EASE only where its
+    n_items² matrix fits (`EASE.max_items`)."""
+    from sketchrec import presets
+    from sketchrec.models import EASE, EMDE, VSKNN, ItemKNN, Popularity, RP3beta, SequentialRules, SessionKNN
+    if kind == "session":
+        return {"pop": Popularity(), "sr": SequentialRules(steps=10, weighting="linear"),
+                "iknn": ItemKNN(neighbours=50, alpha=0.75), "sknn": SessionKNN(neighbours=100, sample_size=500),
+                "vsknn": VSKNN(**presets.get("vsknn-session")),
+                "emde": EMDE(**{**presets.get("emde-session"), "epochs": 3, "progress": False})}
+    if kind != "topk":
+        raise ValueError(f"kind must be 'session' or 'topk', not {kind!r}")
+    out = {"pop": Popularity(), "iknn": ItemKNN(neighbours=200, history="all"),
+           **{f"rp3beta(beta={b:g})": RP3beta(alpha=1.0, beta=b, neighbours=200, normalize=True) for b in (0.2, 0.5, 0.8)}}
+    for lam in (100.0, 500.0):
+        if n_items <= EASE().max_items:
+            out[f"ease(lam={lam:g})"] = EASE(lam=lam)
+    out["emde"] = EMDE(**{**presets.get("emde-topk"), "inputs": ("all:cleora:1", "all:cleora:0"),
+                          "outputs": ("cleora:1", "cleora:0"), "n_bits": 9, "n_sketches": 20, "epochs": 10,
+                          "patience": 3, "progress": False})
+    return out
+
+
+@dataclass
+class AutoRun:
+    """What `auto_select` chose and how the refitted winner scored on test."""
+
+    kind: str
+    selection: object                 # sketchrec.models.select.Selection
+    test: dict
+    metrics: list[str]
+
+
+def auto_select(bench, candidates: dict | None = None, *, blend: bool = True, max_valid: int | None = 20_000,
+                on_row=None, progress: bool = True) -> AutoRun:
+    """Choose the best model (or blend of two) on a validation split of `bench`'s training data,
+    refit it on all of it, and evaluate it once on the test part.
+
+    bench : a `SessionBenchmark` (validation: the last 10% of training sessions, MRR@20) or a
+        `TopkBenchmark` (its validation split: valid items, or a held-out part of train; NDCG@20).
+    max_valid : validation rows scored per candidate (a seeded sample; None: all).
+    """
+    import numpy as np
+
+    from sketchrec.data.loaders.topk import TopkBenchmark
+    from sketchrec.eval.protocols import evaluate_topk
+    from sketchrec.eval.validation import NextItemValidation, TopkValidation
+    from sketchrec.models.select import select
+    rng = np.random.default_rng(0)
+    if isinstance(bench, TopkBenchmark):
+        kind, metrics = "topk", ["Recall@20", "NDCG@20"]
+        valid = bench.validation()
+        users = np.flatnonzero(np.diff(valid.test.indptr) > 0)
+        if max_valid is not None and len(users) > max_valid:
+            users = np.sort(rng.choice(users, max_valid, replace=False))
+        validation = TopkValidation(valid.train.take(users), valid.test.take(users), ks=(20,))
+        train, refit = valid.train, bench.fit_rows()
+    elif isinstance(bench, SessionBenchmark):
+        kind, metrics = "session", ["HR@20", "MRR@20"]
+        valid = bench.validation(0.1)
+        rows = np.arange(len(valid.test_targets))
+        if max_valid is not None and len(rows) > max_valid:
+            rows = np.sort(rng.choice(rows, max_valid, replace=False))
+        validation = NextItemValidation(valid.test_prefixes.take(rows), valid.test_targets[rows], ks=(20,))
+        train, refit = valid.train, bench.train
+    else:
+        raise TypeError(f"auto_select takes a SessionBenchmark or a TopkBenchmark, not {type(bench).__name__}")
+    candidates = candidates if candidates is not None else auto_candidates(kind, bench.n_items)
+    selection = select(candidates, train, validation, refit=refit, blend_top=3 if blend else 0, on_row=on_row)
+    if kind == "topk":
+        inputs, targets = bench.evaluation()
+        test, _ = evaluate_topk(selection.model, inputs, targets, ks=(20,), progress=progress)
+    else:
+        test = evaluate_session_benchmark(selection.model, bench, ks=(20,), fit=False, progress=progress).metrics
+    return AutoRun(kind, selection, {k: float(v) for k, v in test.items() if "@" in k}, metrics)

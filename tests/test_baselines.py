@@ -627,7 +627,7 @@ def test_threads_change_nothing_but_the_thread_count(cls):
 
 
 def test_model_short_names():
-    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "emde", "srgnn", "tagnn"}
+    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "rp3beta", "ials", "emde", "srgnn", "tagnn"}
     assert MODELS["vsknn"] is VSKNN
 
 

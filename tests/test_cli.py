@@ -60,7 +60,7 @@ def test_embed_command_writes_embeddings(tmp_path):
     result = runner.invoke(app, ["embed", str(path), "-o", str(out), "-c", "transient::user",
                                  "-c", "complex::reflexive::items", "--dim", "8", "--iterations", "2"])
     assert result.exit_code == 0, result.output
-    from sketchrec.embeddings import Embeddings
+    from sketchrec.data.embeddings import Embeddings
     emb = Embeddings.load(out)
     assert sorted(emb.ids.keys.to_pylist()) == ["items:a", "items:b", "items:c", "items:d"]
     assert emb.dim == 8 and emb.provenance["iterations"] == 2
@@ -100,7 +100,7 @@ def test_similar_items_and_groups(tmp_path):
     import numpy as np
 
     from sketchrec.data.idmap import IdMap
-    from sketchrec.embeddings import Embeddings
+    from sketchrec.data.embeddings import Embeddings
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 8))
     vectors = np.repeat(centres, 4, axis=0) + 0.05 * rng.normal(size=(12, 8))

@@ -13,7 +13,7 @@ import torch
 from sketchrec.data.idmap import IdMap
 from sketchrec.embedders import TextEncoder, embed_items
 from sketchrec.embedders import text as text_mod
-from sketchrec.embeddings import Embeddings
+from sketchrec.data.embeddings import Embeddings
 
 VARIED = [
     "socks",
@@ -153,3 +153,12 @@ def test_bad_arguments():
         TextEncoder(max_length=1024)
     with pytest.raises(ValueError):
         TextEncoder(threads=0)
+
+
+def test_embeddings_former_module_still_imports_with_a_warning():
+    import importlib
+    import sys
+    sys.modules.pop("sketchrec.embeddings", None)
+    with pytest.warns(DeprecationWarning, match="sketchrec.data.embeddings"):
+        old = importlib.import_module("sketchrec.embeddings")
+    assert old.Embeddings is Embeddings

@@ -16,7 +16,9 @@ import pytest
 from sketchrec.base import Estimator, clone
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.graph import Cleora, Graph
-from sketchrec.models.baselines import EASE, VSKNN, ItemKNN, Popularity, SequentialRules, SessionKNN
+from sketchrec.models.blend import Blend
+from sketchrec.models.baselines import (EASE, IALS, VSKNN, ItemKNN, Popularity, RP3beta, SequentialRules,
+                                        SessionKNN)
 from sketchrec.sketch.dlsh import DLSHCoder
 
 N_ITEMS = 30
@@ -172,6 +174,10 @@ CASES = {
     "SessionKNN": lambda: recommender(SessionKNN(neighbours=5, sample_size=50)),
     "VSKNN": lambda: recommender(VSKNN(neighbours=5, decay="div", scoring="session-rec")),
     "EASE": lambda: recommender(EASE(lam=10.0)),
+    "EASE-float32": lambda: recommender(EASE(lam=10.0, dtype="float32")),
+    "RP3beta": lambda: recommender(RP3beta(alpha=0.8, beta=0.3, neighbours=5)),
+    "IALS": lambda: (pytest.importorskip("implicit"), recommender(IALS(factors=4, iterations=3, threads=1)))[1],
+    "Blend": lambda: recommender(Blend((Popularity(), SequentialRules(steps=2), EASE(lam=5.0)), (0.2, 0.5, 0.3))),
     "Cleora": cleora,
     "Cleora-columns": cleora_columns,
     "DLSHCoder": dlsh,
@@ -211,6 +217,10 @@ def assert_same(a, b) -> None:
 
 
 def same_value(a, b) -> bool:
+    if isinstance(a, Estimator):                      # an estimator parameter (a blend's models): same settings
+        return type(a) is type(b) and same_params(a.get_params(), b.get_params())
+    if isinstance(a, (list, tuple)) and a and isinstance(a[0], Estimator):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, np.ndarray):
         return np.array_equal(a, b)
     if hasattr(a, "state_dict"):                      # a torch module: same class, same weights
@@ -272,7 +282,8 @@ def test_repr_rebuilds_the_params(case):
         pytest.skip("a torch module parameter has no repr that rebuilds it")
     text = repr(case.estimator)
     assert text.startswith(cls.__name__ + "(")
-    rebuilt = eval(text, {cls.__name__: cls})               # noqa: S307 - our own repr
+    from sketchrec.base import _REGISTRY                    # estimator parameters repr as their classes
+    rebuilt = eval(text, {**_REGISTRY, cls.__name__: cls})  # noqa: S307 - our own repr
     assert same_params(rebuilt.get_params(), case.estimator.get_params())
 
 

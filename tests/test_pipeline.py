@@ -37,6 +37,10 @@ def test_session_job_tunes_on_validation_and_beats_popularity(monkeypatch):
     pop, vsknn = (r.metrics for r in run.results)
     assert vsknn["HR@20"] > 4 * pop["HR@20"] and vsknn["MRR@20"] > 4 * pop["MRR@20"]
     assert all(r.n_eval == 2000 and r.score_seconds > 0 for r in run.results)
+    assert "pop" not in run.validation          # no grid: not scored on validation unless asked
+    run = pipeline.session_baselines(small_benchmark(), ["pop", "vsknn"], tune_pairs=1000, progress=False,
+                                     validate_all=True)
+    assert len(run.validation["pop"]) == 1 and run.validation["pop"][0]["MRR@20"] < run.validation["vsknn"][0]["MRR@20"]
 
 
 @pytest.mark.needs_dataset("retailrocket", "movielens-100k")

@@ -195,7 +195,7 @@ def test_an_index_directory_from_before_the_estimator_base_loads(tmp_path):
 
 def test_embeddings_are_searched_by_the_index_and_most_similar_is_deprecated():
     from sketchrec.data.idmap import IdMap
-    from sketchrec.embeddings import Embeddings
+    from sketchrec.data.embeddings import Embeddings
     v, _ = clusters(n_groups=5, per=2)
     emb = Embeddings(v, IdMap([f"n{i}" for i in range(len(v))], "node"))
     hits = CentroidIndex("instance").fit(emb).search_rows([0, 3], k=3)

@@ -80,6 +80,17 @@ def _session_knn_arrays(model, n: int) -> dict:
             "norm_": Dense(("sessions",)), "popularity_": Dense((n,))}
 
 
+def _blend_arrays(model, n: int) -> dict:
+    """A blend's weights and, under "model<i>.", each of its models' arrays (each class checked as its own)."""
+    parts = model.parts()
+    out = {"weights_": Dense((len(parts),))}
+    for i, part in enumerate(parts):
+        if not bundleable(type(part)):
+            raise BundleError(f"a blend of a {type(part).__name__} cannot be bundled (bundleable: {', '.join(_ARRAYS)})")
+        out.update({f"model{i}.{k}": v for k, v in expected_arrays(part, n).items()})
+    return out
+
+
 #: model class name -> (fitted model or one built from its parameters, n_items) -> its arrays;
 #: a class not here cannot be bundled (its arrays could not be checked on load). Each entry
 #: mirrors the class's `_state` / `_save_extra`; `save_bundle` checks what it writes against it,
@@ -87,6 +98,8 @@ def _session_knn_arrays(model, n: int) -> dict:
 _ARRAYS = {
     "Popularity": lambda model, n: {"counts_": Dense((n,))},
     "EASE": lambda model, n: {"weights_": Dense((n, n))},
+    "RP3beta": lambda model, n: {"similarity_": Csr(n, n)},
+    "IALS": lambda model, n: {"item_factors_": Dense((n, model.factors))},
     "ItemKNN": lambda model, n: {"similarity_": Csr(n, n), "popularity_": Dense((n,))},
     "SequentialRules": lambda model, n: {"rules_": Csr(n, n), "popularity_": Dense((n,))},
     "SessionKNN": _session_knn_arrays,
@@ -94,6 +107,7 @@ _ARRAYS = {
     "EMDE": _emde_arrays,
     "SRGNN": _srgnn_arrays,
     "TAGNN": _srgnn_arrays,
+    "Blend": _blend_arrays,
 }
 
 

@@ -272,10 +272,10 @@ def embed_items(texts, ids=None, name: str = "item", **kw):
 
     Returns
     -------
-    sketchrec.embeddings.Embeddings
+    sketchrec.data.embeddings.Embeddings
     """
     from sketchrec.data.idmap import IdMap
-    from sketchrec.embeddings import Embeddings
+    from sketchrec.data.embeddings import Embeddings
 
     texts = _clean(texts)
     ids = list(range(len(texts))) if ids is None else list(ids)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from sketchrec._memory import release_free_memory
 from sketchrec.base import Estimator
-from sketchrec.embeddings import Embeddings
+from sketchrec.data.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
 

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from sketchrec._optional import require
-from sketchrec.embeddings import Embeddings
+from sketchrec.data.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
 from sketchrec.graph.cleora import propagation_operator

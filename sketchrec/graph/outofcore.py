@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from sketchrec.embeddings import Embeddings
+from sketchrec.data.embeddings import Embeddings
 from sketchrec.graph import kernels
 from sketchrec.graph.build import Graph
 from sketchrec.graph.cleora import propagation_operator

@@ -71,6 +71,27 @@ class Recommender(Estimator, ABC):
         return _REGISTRY[cls_name].from_state_arrays(params, ArrayMap(_as_dict(arrays), n_items_=np.array(n_items)))
 
 
+def model_arrays(prefix: str, model: Recommender) -> dict[str, np.ndarray]:
+    """A fitted model's class, parameters (JSON), item count and state as flat arrays under
+    `prefix`, for estimators that save the models inside them (`restore_model` inverts it)."""
+    return {f"{prefix}__class__": np.array(type(model).__name__),
+            f"{prefix}__params__": np.array(json.dumps(model.saved_params(), default=json_scalar)),
+            f"{prefix}n_items_": np.array(model.n_items_),
+            **{prefix + name: value for name, value in model.state_arrays().items()}}
+
+
+def restore_model(prefix: str, arrays, expected: str | None = None) -> Recommender:
+    """The fitted model `model_arrays` wrote under `prefix` (expected: its class name, checked)."""
+    names = arrays.files if hasattr(arrays, "files") else list(arrays)
+    cls_name = str(arrays[f"{prefix}__class__"])
+    if expected is not None and cls_name != expected:
+        raise ValueError(f"model {prefix!r} is a {cls_name}, not a {expected}")
+    state = ArrayMap((name[len(prefix):], arrays[name]) for name in names
+                     if name.startswith(prefix) and not name.startswith(f"{prefix}__"))
+    return Recommender.restore(cls_name, json.loads(str(arrays[f"{prefix}__params__"])),
+                               int(state.pop("n_items_")), state)
+
+
 def _as_dict(arrays) -> ArrayMap:
     """The arrays of an open .npz or a mapping, by name."""
     names = arrays.files if hasattr(arrays, "files") else arrays.keys()

@@ -9,15 +9,13 @@ against the shared model give the thesis's Table 5.2.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 
 import numpy as np
 
-from sketchrec.base import ArrayMap, json_scalar
 from sketchrec.data.sessions import Sessions, expand_prefixes
-from sketchrec.models.base import Recommender
+from sketchrec.models.base import Recommender, model_arrays, restore_model
 from sketchrec.models.srgnn import SRGNN
 from sketchrec.training import rollback_on_failure
 
@@ -119,9 +117,9 @@ class ClusteredSessions(Recommender):
     # -- persistence: the mixture's arrays, the base model and every fine-tuned model ---------
     def _save_extra(self) -> dict[str, np.ndarray]:
         arrays = {f"mixture.{name}": np.asarray(getattr(self.mixture_, name)) for name in _MIXTURE}
-        arrays.update(_model_arrays("base.", self.base_))
+        arrays.update(model_arrays("base.", self.base_))
         for c in np.flatnonzero(self.fine_tuned_):
-            arrays.update(_model_arrays(f"cluster{c}.", self.models_[c]))
+            arrays.update(model_arrays(f"cluster{c}.", self.models_[c]))
         return arrays
 
     def _load_extra(self, arrays) -> None:
@@ -133,29 +131,9 @@ class ClusteredSessions(Recommender):
             value = arrays[f"mixture.{name}"]
             setattr(self.mixture_, name, value.item() if value.ndim == 0 else value)
         self.mixture_.n_features_in_ = self.mixture_.means_.shape[1]
-        self.base_ = _restore_model("base.", arrays)
-        self.models_ = [_restore_model(f"cluster{c}.", arrays, type(self.base_).__name__) if tuned else self.base_
+        self.base_ = restore_model("base.", arrays)
+        self.models_ = [restore_model(f"cluster{c}.", arrays, type(self.base_).__name__) if tuned else self.base_
                         for c, tuned in enumerate(self.fine_tuned_)]
-
-
-def _model_arrays(prefix: str, model: Recommender) -> dict[str, np.ndarray]:
-    """A fitted model's class, parameters (JSON), item count and state, under `prefix`."""
-    return {f"{prefix}__class__": np.array(type(model).__name__),
-            f"{prefix}__params__": np.array(json.dumps(model.saved_params(), default=json_scalar)),
-            f"{prefix}n_items_": np.array(model.n_items_),
-            **{prefix + name: value for name, value in model.state_arrays().items()}}
-
-
-def _restore_model(prefix: str, arrays, expected: str | None = None) -> Recommender:
-    """The model `_model_arrays` wrote under `prefix`."""
-    names = arrays.files if hasattr(arrays, "files") else list(arrays)
-    cls_name = str(arrays[f"{prefix}__class__"])
-    if expected is not None and cls_name != expected:
-        raise ValueError(f"ClusteredSessions: cluster model {prefix!r} is a {cls_name}, not a {expected}")
-    state = ArrayMap((name[len(prefix):], arrays[name]) for name in names
-                     if name.startswith(prefix) and not name.startswith(f"{prefix}__"))
-    return Recommender.restore(cls_name, json.loads(str(arrays[f"{prefix}__params__"])),
-                               int(state.pop("n_items_")), state)
 
 
 def _pairs_as_sessions(prefixes: Sessions, targets: np.ndarray) -> Sessions:

@@ -1,0 +1,141 @@
+"""The public top-k benchmarks' protocol (Gowalla, ML-1M, Last.fm; `TopkBenchmark`) as one call.
+
+`tune_and_test`: choose a model's setting on `benchmark.validation()` (fit on its train rows,
+score its held-out part from those rows), refit the chosen setting on `benchmark.fit_rows()`
+(train ∪ valid), rank every item not in each test user's row, and report Recall@K / NDCG@K
+averaged over the test users. Test takes no part in the choice.
+
+The metrics are the papers' (LightGCN, UltraGCN and their evaluators): per user,
+Recall@K = hits in the top K / number of the user's test items (not min(that, K)), and
+NDCG@K = DCG@K / IDCG@K with IDCG over min(number of test items, K) ideal hits, binary
+relevance, log2(rank + 1) discount; users without test items are not evaluated. These are
+exactly `sketchrec.eval.metrics.recall_at_k` and `ndcg_at_k` (through `ranking_metrics`, which
+`evaluate_topk` uses), so nothing of their own is defined here.
+
+Models come from the caller as factories (``make(**params)`` -> an unfitted recommender):
+evaluation sits below the models and never imports them.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import time
+from typing import TYPE_CHECKING, Callable
+
+from sketchrec._memory import release_free_memory
+from sketchrec.data.loaders.topk import TopkBenchmark
+from sketchrec.eval.protocols import evaluate_topk
+
+if TYPE_CHECKING:
+    from sketchrec.models.base import Recommender
+
+#: validation grids per model short name (small: each point is a fit and a scoring pass)
+PUBLIC_TOPK_GRIDS: dict[str, dict[str, list]] = {
+    "pop": {},
+    "iknn": {"neighbours": [100, 200]},
+    # normalize: each pruned row scaled to sum 1 (Dacrema et al.'s normalize_similarity), chosen on
+    # validation on Gowalla and ML-1M
+    "rp3beta": {"alpha": [1.0], "beta": [0.2, 0.5, 0.8], "neighbours": [200], "normalize": [False, True]},
+    "ease": {"lam": [100.0, 500.0, 1000.0]},
+    # alpha: implicit's confidence weight (its default 1; 10 is chosen on validation on both sets)
+    "ials": {"factors": [64, 128], "regularization": [0.01], "iterations": [15], "alpha": [1.0, 10.0]},
+}
+
+#: per-dataset replacements of a model's grid (EASE on Gowalla's 41k items: ~8 min a point)
+PUBLIC_TOPK_GRID_OVERRIDES: dict[str, dict[str, dict[str, list]]] = {
+    "gowalla": {"ease": {"lam": [100.0, 500.0]}},
+}
+
+
+def public_topk_grid(model: str, dataset: str) -> dict[str, list]:
+    """The validation grid of `model` (a key of `PUBLIC_TOPK_GRIDS`) on `dataset`."""
+    if model not in PUBLIC_TOPK_GRIDS:
+        raise KeyError(f"no public top-k grid for {model!r}; known: {sorted(PUBLIC_TOPK_GRIDS)}")
+    return PUBLIC_TOPK_GRID_OVERRIDES.get(dataset, {}).get(model, PUBLIC_TOPK_GRIDS[model])
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux ru_maxrss, KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _settings(grid: dict[str, list]) -> list[dict]:
+    import itertools
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def _build(make: Callable[..., "Recommender"], params: dict, threads: int | None) -> "Recommender":
+    model = make(**params)
+    if threads is not None and "threads" in model.get_params():
+        model.set_params(threads=threads)
+    return model
+
+
+def _fit_and_evaluate(make, params, threads, fit_rows, inputs, targets, ks) -> tuple[dict, float, float]:
+    model = _build(make, params, threads)
+    t0 = time.perf_counter()
+    model.fit(fit_rows)
+    fit_s = time.perf_counter() - t0
+    metrics, score_s = evaluate_topk(model, inputs, targets, ks=ks, exclude_input=True, progress=False)
+    del model
+    gc.collect()
+    release_free_memory()
+    return metrics, fit_s, score_s
+
+
+def tune_and_test(benchmark: TopkBenchmark, make: Callable[..., "Recommender"], grid: dict[str, list],
+                  metric: str = "NDCG@20", ks=(20,), threads: int | None = 2, *,
+                  validation_share: float = 0.1, validation_seed: int = 0,
+                  on_setting: Callable[[dict], None] | None = None) -> dict:
+    """Choose a setting on validation, refit it on train ∪ valid, evaluate on test.
+
+    benchmark : a `TopkBenchmark` (`sketchrec.data.registry.load("gowalla")` etc.).
+    make : ``make(**params)`` -> an unfitted recommender (e.g. ``EASE`` or
+        ``lambda **p: ItemKNN(history="all", **p)``).
+    grid : {parameter: [values]}; every combination is fitted and scored on validation
+        (an empty grid: the factory's defaults, no validation pass).
+    metric : what the choice maximises (a key of `evaluate_topk`'s metrics, e.g. "NDCG@20");
+        ties go to the first setting in grid order.
+    ks : cut-offs reported (the metric's K must be among them).
+    threads : set as the model's ``threads`` when it has that parameter (None: leave it).
+    validation_share, validation_seed : `benchmark.validation` (used only when the benchmark
+        has no valid part, e.g. ML-1M).
+    on_setting : called with each validation row as it is measured (progress logging).
+
+    Returns {"benchmark", "metric", "grid", "params" (chosen), "validation" (one row per
+    setting: its parameters, metrics, fit_s, score_s), "test" (metrics of the refit model on
+    `benchmark.evaluation()`), "fit_seconds", "score_seconds" (of the refit model),
+    "validation_seconds" (the whole selection), "peak_rss_mib" (this process so far),
+    "n_test_users"}.
+    """
+    ks = tuple(ks)
+    if f"@{metric.rsplit('@', 1)[-1]}" not in {f"@{k}" for k in ks}:
+        raise ValueError(f"metric {metric!r} is not measured at ks={ks}")
+    settings = _settings(grid)
+    rows: list[dict] = []
+    t_valid = time.perf_counter()
+    if grid:
+        valid = benchmark.validation(validation_share, validation_seed)
+        v_inputs, v_targets = valid.evaluation()
+        for params in settings:
+            metrics, fit_s, score_s = _fit_and_evaluate(make, params, threads, valid.fit_rows(),
+                                                        v_inputs, v_targets, ks)
+            row = {**params, **metrics, "fit_s": fit_s, "score_s": score_s}
+            rows.append(row)
+            if on_setting is not None:
+                on_setting(row)
+        best = max(range(len(rows)), key=lambda i: (rows[i][metric], -i))
+        chosen = dict(settings[best])
+        del valid, v_inputs, v_targets
+    else:
+        chosen = {}
+    validation_seconds = time.perf_counter() - t_valid
+    # test is read only from here on: after the choice
+    inputs, targets = benchmark.evaluation()
+    test, fit_s, score_s = _fit_and_evaluate(make, chosen, threads, benchmark.fit_rows(), inputs, targets, ks)
+    return {"benchmark": benchmark.name, "metric": metric, "grid": {k: list(v) for k, v in grid.items()},
+            "params": chosen, "validation": rows, "test": test, "fit_seconds": fit_s,
+            "score_seconds": score_s, "validation_seconds": validation_seconds,
+            "peak_rss_mib": peak_rss_mib(), "n_test_users": int(len(inputs))}

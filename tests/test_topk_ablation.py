@@ -1,0 +1,48 @@
+"""EMDE settings on a top-k benchmark's validation split (`sketchrec.eval.topk_ablation`) and the
+script that stores and reports them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.emde_topk_public import parse_settings
+from sketchrec.data.loaders.topk import TopkBenchmark, rows_from_pairs
+from sketchrec.eval.topk_ablation import ablation_page, best_readout, validation_run
+from sketchrec.models import EMDE
+
+
+def blocks(n_users: int = 120, n_items: int = 40, seed: int = 0) -> TopkBenchmark:
+    """Users in 4 blocks of 10 items, each with 6 items of their block in train, 2 in valid, 2 in test."""
+    rng = np.random.default_rng(seed)
+    parts = {"train": ([], []), "valid": ([], []), "test": ([], [])}
+    for u in range(n_users):
+        items = (u % 4) * 10 + rng.permutation(10)
+        for name, chosen in (("train", items[:6]), ("valid", items[6:8]), ("test", items[8:])):
+            parts[name][0].extend([u] * len(chosen))
+            parts[name][1].extend(chosen)
+    rows = {k: rows_from_pairs(np.array(u), np.array(i), n_users, n_items) for k, (u, i) in parts.items()}
+    return TopkBenchmark("blocks", rows["train"], rows["valid"], rows["test"])
+
+
+def test_validation_run_scores_every_readout_and_never_reads_test():
+    bench = blocks()
+    bench.test = rows_from_pairs(np.zeros(0, int), np.zeros(0, int), len(bench.train), bench.n_items)  # unreadable
+    params = dict(inputs=("all:cleora:1",), outputs=("cleora:1",), target="holdout", decay=None, n_sketches=4,
+                  n_bits=4, hidden=32, n_blocks=0, batch_norm=False, epochs=3, batch_size=16, lr=1e-2,
+                  progress=False, threads=1, cleora_dim=16)
+    result = validation_run(bench, EMDE, params)
+    assert set(result["readouts"]) == {"bayes/prior=0", "bayes/prior=0.5", "bayes/prior=1", "bayes/prior=1.5",
+                                       "bayes/prior=2", "min"}
+    name, metrics = best_readout(result)
+    assert metrics["NDCG@20"] == max(r["NDCG@20"] for r in result["readouts"].values())
+    assert metrics["Recall@20"] > 0.45          # 2 of the user's 4 unseen block items, among 34 candidates
+    assert len(result["history"]) == 3 and 1 <= result["best_epoch"] <= 3
+    page = ablation_page({"blocks": [dict(result, tag="base"), dict(result, tag="wide", params={**params, "hidden": 64})]},
+                         {"blocks": {"EASE": {"Recall@20": 0.5, "NDCG@20": 0.4}}}, "machine", "cmd")
+    assert "| wide | hidden=64 |" in page and "| base | (base) |" in page and "| EASE | (baseline, tuned)" in page
+
+
+def test_parse_settings():
+    assert parse_settings(["n_bits=10", "readout=min", "inputs=all:cleora:1,all:cleora:0", "outputs=cleora:1",
+                           "reconstruct=True"]) == {"n_bits": 10, "readout": "min", "reconstruct": True,
+                                                    "inputs": ("all:cleora:1", "all:cleora:0"), "outputs": ("cleora:1",)}
