@@ -27,8 +27,8 @@ import numpy as np
 from sketchrec import presets
 from sketchrec.data import registry
 from sketchrec.data.splits import history_future_split
-from sketchrec.eval.attribution import deletion_test, plot_attribution, unseen_scores
-from sketchrec.eval.profiles import genre_shares, load
+from sketchrec.eval.attribution import attribution_summary, plot_attribution, unseen_scores
+from sketchrec.eval.profiles import load
 from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, timed, write_page
 from sketchrec.topk import topk
 
@@ -55,30 +55,9 @@ def main() -> None:
     hit10 = np.mean([bool(set(t.tolist()) & s) for t, s in zip(top10, future_sets)])
     explained, explain_s = timed(model.explain, h_test, top1, top_buckets=3)
     explain_ms = 1000 * explain_s / len(h_test)
-    contrib = np.array([[e["modalities"][s] for s in specs] for e in explained])        # (users, modalities)
-    mass = np.abs(contrib)
-    share = mass.sum(0) / mass.sum()
-    order = np.argsort(-contrib, axis=1)                           # most -> least attributed, per user
-    dominant = np.bincount(order[:, 0], minlength=len(specs)) / len(contrib)
-
-    occluded = {s: unseen_scores(model, h_test, without=[s]) for s in specs}
-    arms = {"top-attributed": order[:, 0], "least-attributed": order[:, -1],
-            "random": rng.integers(0, len(specs), len(h_test))}
-    deletion = {arm: deletion_test(occluded, specs, pick, top1) for arm, pick in arms.items()}
-    # meaning check: genre agreement of the recommended movie with the history
-    hist_genres = genre_shares(h_test, genres)                                # (users, genres) shares
-    movie_genres = genres[top1]
-    agreement = (hist_genres * movie_genres).sum(1) / np.maximum(movie_genres.sum(1), 1)
-    g = specs.index("all:genres")
-    by_genre = order[:, 0] == g
+    parts, hist_genres = attribution_summary(model, h_test, explained, top1, genres, rng)
     summary = {"users": len(h_test), "train_users": int((~test).sum()), "fit_s": fit_s, "hit@10": float(hit10),
-               "explain_ms_per_user": explain_ms, "share": dict(zip(specs, share.tolist())),
-               "dominant": dict(zip(specs, dominant.tolist())), "mean_contribution": dict(zip(specs, contrib.mean(0)
-                                                                                         .tolist())),
-               "deletion": deletion,
-               "genre_agreement": {"genres-driven": float(agreement[by_genre].mean()) if by_genre.any() else None,
-                                   "others": float(agreement[~by_genre].mean()) if (~by_genre).any() else None,
-                                   "genres-driven users": int(by_genre.sum())}}
+               "explain_ms_per_user": explain_ms, **parts}
     plot_attribution(summary, OUT / "emde_explain.png")
     examples = []
     for r in rng.choice(len(h_test), 3, replace=False):

@@ -21,14 +21,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from sketchrec import presets
 from sketchrec._deprecation import current_params
 from sketchrec.eval.protocols import (evaluate_next_item, evaluate_session_benchmark, next_item_validation,
-                                      select_epochs_then_refit)
-from sketchrec.eval.report import (benchmark_parser, cached_json, command, markdown_table, mean_std, page_head,
-                                   peak_rss_mib, timed, write_page)
+                                      select_epochs_then_refit, validated_settings)
+from sketchrec.eval.report import (benchmark_parser, cached_json, command, page_head, peak_rss_mib,
+                                   session_run_sections, timed, write_page)
 from sketchrec.models import EMDE, MODELS
 from sketchrec.pipeline import load_session_benchmark
 from sketchrec.training import valid_metric
@@ -37,15 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["HR@10", "MRR@10", "HR@20", "MRR@20"]
 #: the strongest baselines, with the settings chosen on validation by `benchmarks/session_baselines.py`
 BASELINE_MODELS = ("sr", "sknn", "vsknn")
-
-
-def validated_baselines(name: str) -> dict[str, dict]:
-    path = ROOT / "docs/benchmarks/session_baselines.json"
-    chosen = json.loads(path.read_text()) if path.exists() else {}
-    if name not in chosen:
-        raise SystemExit(f"no validated baseline settings for {name} in {path}: run "
-                         f"`python benchmarks/session_baselines.py --datasets ... {name}` first")
-    return {m: chosen[name]["chosen"][m] for m in BASELINE_MODELS}      # as saved (names of then)
 
 
 def choose_epochs(bench, max_epochs: int, params: dict) -> tuple[int, list]:
@@ -74,7 +63,8 @@ def main() -> None:
     for name in args.datasets:
         bench = load_session_benchmark(name)
         res = results[name] = {"baselines": {}, "emde": {}}
-        for model_name, p in validated_baselines(name).items():
+        for model_name, p in validated_settings(ROOT / "docs/benchmarks/session_baselines.json", name,
+                                                BASELINE_MODELS).items():
             model = MODELS[model_name](**current_params(MODELS[model_name], p))     # renamed since: k -> neighbours
             r = evaluate_session_benchmark(model, bench, progress=False)
             res["baselines"][model_name] = {"metrics": r.metrics, "fit_s": r.fit_seconds,
@@ -113,22 +103,7 @@ def main() -> None:
 
 
 def write(args, params, results, seconds) -> None:
-    parts = []
-    for name, res in results.items():
-        runs, n = res["emde"]["runs"], res["emde"]["runs"][0]["n_pairs"]
-        rows = [[model_name, *[f"{100 * r['metrics'][m]:.2f}" for m in METRICS], f"{r['fit_s']:.1f}",
-                 f"{r['score_s']:.1f}", f"{n / r['score_s']:,.0f}",
-                 ", ".join(f"{k}={v}" for k, v in r["params"].items())] for model_name, r in res["baselines"].items()]
-        score_s = np.mean([r["score_s"] for r in runs])
-        rows.append(["**EMDE**", *[mean_std([r["metrics"][m] for r in runs]) for m in METRICS],
-                     f"{np.mean([r['fit_s'] for r in runs]):.0f}", f"{score_s:.1f}", f"{n / score_s:,.0f}",
-                     f"epochs={res['emde']['epochs']} (validation), seeds {[r['seed'] for r in runs]}"])
-        epoch_s = np.mean([s for r in runs for s in r["epoch_s"]])
-        val = " → ".join(f"{100 * valid_metric(h, 'MRR@20'):.2f}" for h in res["emde"]["validation"])
-        parts.append("\n".join([f"## {name}\n", *markdown_table(
-            ["model", *METRICS, "fit s", "score s", "prefixes/s", "settings"], rows),
-            f"\nEMDE: {epoch_s:.0f} s per training epoch; peak RSS {max(r['peak_rss_mib'] for r in runs):,.0f} "
-            f"MiB; validation MRR@20 by epoch: {val}.\n"]))
+    parts = session_run_sections(results, METRICS)
     write_page(args.output, page_head("EMDE session-based: next-item prediction, full ranking over all items",
                                       command("emde_sessions", datasets=args.datasets), f"; total {seconds:.0f} s") +
                "Protocol: SR-GNN splits, every test prefix ranked against all items, pessimistic ties; "

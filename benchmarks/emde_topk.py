@@ -24,9 +24,8 @@ from sketchrec import presets
 from sketchrec.data import registry
 from sketchrec.data.sessions import merge_rows
 from sketchrec.data.splits import rated_holdout_split
-from sketchrec.eval.protocols import evaluate_topk, select_epochs_then_refit
-from sketchrec.eval.validation import TopkValidation
-from sketchrec.eval.report import benchmark_parser, command, markdown_table, page_head, seeds_mean_std, timed, write_page
+from sketchrec.eval.protocols import evaluate_topk, select_epochs_then_prior
+from sketchrec.eval.report import benchmark_parser, command, page_head, seeds_mean_std, timed, topk_sections, write_page
 from sketchrec.models import EASE, EMDE, ItemKNN, Popularity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,14 +101,9 @@ def choose_epochs(params, sources, rows, max_epochs: int) -> tuple[int, float, l
     v_train, v_in, v_tgt, v_disliked = rated_holdout_split(rated_holdout_split(rows, 0)[0], 1000)
     query = merge_rows([v_in, v_disliked]) if uses_disliked(params) else v_in
     train = v_train if uses_disliked(params) else v_train.filter_clicks(v_train.weights >= 4.0)
-    chosen = select_epochs_then_refit(lambda epochs: emde({**params, "epochs": epochs}, sources), train,
-                                      TopkValidation(query, v_tgt, exclude=v_in), max_epochs=max_epochs)
-    model, by_prior = chosen.probe, {}
-    for prior in PRIORS:      # the best epoch's weights are loaded; only the readout changes
-        model.prior, model._readout = prior, None
-        by_prior[prior] = evaluate_topk(model, query, v_tgt, ks=(20,), exclude=v_in, progress=False)[0]["NDCG@20"]
-    prior = max(by_prior, key=by_prior.get)
-    return chosen.epochs, prior, chosen.history, by_prior[prior]
+    chosen, prior, ndcg = select_epochs_then_prior(lambda epochs: emde({**params, "epochs": epochs}, sources), train,
+                                                   query, v_tgt, v_in, max_epochs=max_epochs, priors=PRIORS)
+    return chosen.epochs, prior, chosen.history, ndcg
 
 
 def main() -> None:
@@ -153,13 +147,7 @@ def main() -> None:
 
 
 def write(args, results, seconds):
-    parts = []
-    for name, res in results.items():
-        rows = [[variant, *[f"{100 * r['metrics'][m][0]:.2f} ± {100 * r['metrics'][m][1]:.2f}" for m in METRICS],
-                 str(r["users"]), f"{r['fit_s']:.1f}", f"{r['score_s']:.2f}",
-                 ", ".join(f"{k}={v}" for k, v in r["chosen"].items()) or "-"] for variant, r in res.items()]
-        parts.append("\n".join([f"## {name}\n", *markdown_table(
-            ["model", *METRICS, "users", "fit s", "score s", "chosen on validation"], rows)]) + "\n")
+    parts = topk_sections(results, METRICS)
     variants = "\n".join(f"- {v}: inputs {VARIANTS[v]['inputs']}, outputs {VARIANTS[v]['outputs']}"
                          for v in args.variants)
     write_page(args.output,

@@ -21,12 +21,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from sketchrec.data import registry
-from sketchrec.eval.protocols import evaluate_next_item
-from sketchrec.eval.report import benchmark_parser, command, host_line, read_json, timed, write_page
-from sketchrec.robustness.events import CORRUPTIONS, corrupt_edges, events_report_lines
+from sketchrec.eval.report import benchmark_parser, command, host_line, read_json, write_page
+from sketchrec.robustness.events import (events_report_lines, graph_robustness, session_robustness,
+                                         text_neighbour_stability)
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
@@ -39,66 +37,19 @@ def session_models(args):
 
 
 def sessions_part(args) -> list[dict]:
-    bench = registry.load("diginetica")
-    keep = np.arange(len(bench.train))[-int(len(bench.train) * args.train_share):]
-    train = bench.train.take(keep)
-    rows = []
-    conditions = [("clean", 0.0)] + [(c, p) for c in CORRUPTIONS for p in args.severities]
-    for name, make in session_models(args).items():
-        if name not in args.models:
-            continue
-        for corruption, p in conditions:
-            fn = CORRUPTIONS.get(corruption)
-            tr = train if fn is None else fn(train, p, seed=args.seed)
-            prefixes = bench.test_prefixes if fn is None else fn(bench.test_prefixes, p, seed=args.seed + 1)
-            model, fit_s = timed(lambda: make().fit(tr))
-            metrics, _ = evaluate_next_item(model, prefixes, bench.test_targets, progress=False)
-            rows.append({"model": name, "corruption": corruption, "severity": p, "fit_s": fit_s,
-                         "MRR@20": metrics["MRR@20"], "HR@20": metrics["HR@20"]})
-            print(rows[-1], flush=True)
-    return rows
+    models = {name: make for name, make in session_models(args).items() if name in args.models}
+    return session_robustness(registry.load("diginetica"), models, args.severities, args.seed, args.train_share)
 
 
 def graph_part(args) -> list[dict]:
-    from sketchrec.eval.graph_tasks import linkpred_evaluate, split_edges
-    from sketchrec.graph import Cleora, Graph
-    ds = registry.load("facebook-page-page")
-    train, test = split_edges(ds.edges, 0.1, seed=args.seed)
-    rng = np.random.default_rng(args.seed)
-    rows = []
-    for corruption, p in [("clean", 0.0)] + [(c, p) for c in ("drop", "add") for p in args.severities]:
-        edges = corrupt_edges(train, corruption, p, ds.n_nodes, rng)
-        graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=ds.n_nodes)
-        vectors = Cleora(dim=1024, iterations=4, seed=args.seed).fit(graph).vectors_
-        m = linkpred_evaluate(vectors, edges, test, seed=args.seed)
-        rows.append({"model": "Cleora", "corruption": corruption, "severity": p, "MRR": m["MRR"], "HR@10": m["HR@10"]})
-        print(rows[-1], flush=True)
-    return rows
+    return graph_robustness(registry.load("facebook-page-page"), args.severities, args.seed)
 
 
 def text_part(args) -> list[dict]:
     from sketchrec.embedders.text import TextEncoder
-    from sketchrec.topk import topk
-    from sketchrec.robustness import ASPECTS, make
-    cat = registry.load("fashion-catalog")
-    titles = [t or "" for t in cat.column("productDisplayName").to_pylist()]
-    rng = np.random.default_rng(args.seed)
-    sample = np.sort(rng.choice(len(titles), min(args.text_items, len(titles)), replace=False))
-    titles = [titles[i] for i in sample]
-    enc = TextEncoder(threads=args.threads, progress=False)
-
-    def neighbours(vectors):
-        sims = vectors @ vectors.T
-        np.fill_diagonal(sims, -np.inf)
-        return topk(sims, 10)[0]
-    clean = neighbours(enc.encode(titles))
-    rows = []
-    for aspect in ASPECTS:
-        noisy = neighbours(enc.encode(make(aspect, 2, args.seed).apply_many(titles)))
-        jac = np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(clean, noisy)])
-        rows.append({"aspect": aspect, "jaccard@10": float(jac)})
-        print(rows[-1], flush=True)
-    return rows
+    titles = [t or "" for t in registry.load("fashion-catalog").column("productDisplayName").to_pylist()]
+    return text_neighbour_stability(titles, TextEncoder(threads=args.threads, progress=False).encode, args.text_items,
+                                    args.seed)
 
 
 def main() -> None:

@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketchrec.eval.batch_profiles import training_batches
-from sketchrec.eval.report import host_line, markdown_table, run_python, write_page
-from sketchrec.models._table_adam import TableAdam
-from sketchrec.models.srgnn import GatedGraphNet, session_graphs
-from sketchrec.models.srgnn.profiling import VARIANTS, PlainNet, fit_run, train_step
+from sketchrec.eval.batch_profiles import srgnn_profile_page, training_batches
+from sketchrec.eval.report import run_python, write_page
+from sketchrec.models.srgnn import session_graphs
+from sketchrec.models.srgnn.profiling import VARIANTS, fit_run, top_operators, variant_step_times
 
 
 def fresh_runs(args) -> list[dict]:
@@ -62,61 +61,13 @@ def main() -> None:
     targets_t = torch.from_numpy(targets.astype(np.int64))
     batches = [order[b * 100:(b + 1) * 100] for b in range(args.batches)]
     graphs = [session_graphs(prefixes.take(rows)).tensors() for rows in batches]
-    init = GatedGraphNet(bench.train.n_items, 100, 1).state_dict()
-    runs = []
-    for _, bf16, fused, _ in VARIANTS:
-        net = (GatedGraphNet if fused else PlainNet)(bench.train.n_items, 100, 1)
-        net.load_state_dict(init)
-        if fused:
-            opt = TableAdam(net.parameters(), net.embedding.weight, lr=1e-3, weight_decay=1e-5)
-            net.table_optimiser = opt
-        else:
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5, fused=True)
-        runs.append((net, opt, bf16, fused))
-    times = np.zeros((2, len(VARIANTS), args.batches))
-    losses = [[] for _ in VARIANTS]
-    for rep in range(2):
-        for b, rows in enumerate(batches):
-            for v, (net, opt, bf16, fused) in enumerate(runs):
-                times[rep, v, b] = train_step(net, opt, graphs[b], targets_t[rows], bf16, fused,
-                                              losses[v] if rep == 0 else None)
+    times, losses, runs = variant_step_times(bench.train.n_items, graphs, targets_t, batches)
     warm = 5
-    from torch.profiler import ProfilerActivity, profile
-    net, opt, _, _ = runs[-1]
     n_prof = min(20, args.batches)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for b in range(n_prof):
-            train_step(net, opt, graphs[b], targets_t[batches[b]], True, True)
-    top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
+    top = top_operators(*runs[-1][:2], graphs, targets_t, batches, n_prof)
     fits = fresh_runs(args)
-    t = times[:, :, warm:] * 1000
-    speedups = [t[1, v - 1].mean() / t[1, v].mean() for v in (1, 3)]
-    mean = {p: np.mean([r["seconds"] for r in fits if r["padded"] == p]) for p in (True, False)}
-    lines = ["# SR-GNN: one training batch on CPU", "",
-             f"{host_line()}, {args.threads} threads; torch {torch.__version__}. Command: `python benchmarks/srgnn_batch_profile.py "
-             f"--batches {args.batches} --fit-batches {args.fit_batches} --fit-repeats {args.fit_repeats}`. Forward + "
-             f"loss + backward + optimiser step; the four variants start from "
-             f"the same weights and take the same {args.batches} batches, interleaved; batches {warm + 1}..N of "
-             "each pass. Pass 2 repeats the batches, so every GEMM shape has been seen by oneDNN.", "",
-             *markdown_table(["precision", "training path", "pass 1 mean ms", "pass 1 median ms", "pass 2 mean ms",
-                              "pass 2 median ms", "loss, last batch of pass 1"],
-                             [[precision, label, f"{t[0, v].mean():.1f}", f"{np.median(t[0, v]):.1f}",
-                               f"{t[1, v].mean():.1f}", f"{np.median(t[1, v]):.1f}", f"{losses[v][-1]:.4f}"]
-                              for v, (precision, _, _, label) in enumerate(VARIANTS)]),
-             "", f"Fused over plain, pass 2 means: float32 {speedups[0]:.2f}x, bf16 {speedups[1]:.2f}x.", "",
-             f"Top operators, bf16 autocast, fused path, {n_prof} batches of pass 3 (self CPU time per batch):", "",
-             *markdown_table(["operator", "ms / batch", "calls / batch"],
-                             [[e.key, f"{e.self_cpu_time_total / 1000 / n_prof:.2f}", f"{e.count / n_prof:.0f}"]
-                              for e in top]),
-             "", f"Fresh training runs: `SRGNN(bf16=True).fit`, one epoch over {fits[0]['batches']} batches, each "
-             "run in a process of its own (after a 20-batch warm-up fit), padded and unpadded alternating; "
-             "ms per batch from the run's history:", "",
-             *markdown_table(["nodes and clicks", "run", "ms / batch", "graphs", "forward + backward", "optimiser"],
-                             [["padded to multiples of 8" if r["padded"] else "unpadded", i // 2 + 1,
-                               f"{r['seconds']:.1f}", f"{r['graphs_s']:.1f}", f"{r['forward_backward_s']:.1f}",
-                               f"{r['optimiser_s']:.1f}"] for i, r in enumerate(fits)]),
-             "", f"Mean: padded {mean[True]:.1f} ms, unpadded {mean[False]:.1f} ms per batch "
-             f"({mean[False] / mean[True]:.2f}x)."]
+    lines = srgnn_profile_page(args, times, losses, [(precision, label) for precision, _, _, label in VARIANTS], warm,
+                               top, n_prof, fits)
     write_page(Path(__file__).resolve().parents[1] / "docs/benchmarks/srgnn_batch_profile.md", "\n".join(lines) + "\n",
                echo=True)
 

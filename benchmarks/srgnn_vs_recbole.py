@@ -36,7 +36,6 @@ runs), and the table says so.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -46,8 +45,9 @@ import numpy as np
 from sketchrec.data import registry
 from sketchrec.data.benchmark import write_recbole_files
 from sketchrec.data.sessions import expand_prefixes
-from sketchrec.eval.report import (benchmark_parser, code_version, command, earlier_run, machine_line, markdown_table,
-                                   read_json, run_python, utc_now, write_page)
+from sketchrec.eval.report import (benchmark_parser, code_version, command, earlier_run, read_json, run_python, utc_now,
+                                   write_page)
+from sketchrec.eval.runs import recbole_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / "peers"
@@ -109,65 +109,26 @@ def main() -> None:
         results.setdefault(part, {})[key] = r
         return r
 
-    o = run("ours", ours, dict(ours_args, mode="speed"))
-    ob = run("ours_bf16", ours, dict(ours_args, mode="speed", bf16=True)) if args.bf16 else None
+    run("ours", ours, dict(ours_args, mode="speed"))
+    if args.bf16:
+        run("ours_bf16", ours, dict(ours_args, mode="speed", bf16=True))
     p = run("recbole", peer, dict(peer_args, mode="speed"))
-    pf = run("recbole_anomaly_off", peer, dict(peer_args, mode="speed", anomaly_off=True))
+    run("recbole_anomaly_off", peer, dict(peer_args, mode="speed", anomaly_off=True))
     check = p["check"]
     if not (check["same_universe"] and check["same_train"] and check["same_test"]
             and check["n_items"] == bench.n_items and check["n_test"] == len(bench.test_targets)):
         raise RuntimeError(f"RecBole does not hold our data: {check}")
     if args.epochs:
         version = code_version(ROOT, MODEL_CODE)
-        qo = run("ours", ours, dict(ours_args, mode="quality"), version, part="quality")
+        run("ours", ours, dict(ours_args, mode="quality"), version, part="quality")
         if args.bf16:
             run("ours_bf16", ours, dict(ours_args, mode="quality", bf16=True), version, part="quality")
-        qp = run("recbole", peer, dict(peer_args, mode="quality", anomaly_off=not args.recbole_anomaly_detection),
+        run("recbole", peer, dict(peer_args, mode="quality", anomaly_off=not args.recbole_anomaly_detection),
                  part="quality")
 
-    n_pairs, bs = meta["n_train"], HP["batch_size"]
-    per_epoch = math.ceil(n_pairs / bs)
-    rows = []
-    for who, r, graph_key in (("sketchrec", o, "graphs_s"),
-                              *((("sketchrec, bf16 autocast", ob, "graphs_s"),) if args.bf16 else ()),
-                              (f"RecBole {p['recbole']} as shipped (autograd anomaly detection on)", p, "get_slice_s"),
-                              (f"RecBole {p['recbole']}, anomaly detection turned off", pf, "get_slice_s")):
-        graphs = r.get("breakdown", {}).get(graph_key)
-        rows.append([who, f"{r['s_per_batch'] * 1e3:.1f} ms", "?" if graphs is None else
-                     f"{graphs / r['batches'] * 1e3:.1f} ms", f"{r['s_per_batch'] * per_epoch:,.0f}", r["batches"],
-                     f"{r['peak_rss_mb']:,.0f}"])
-    lines = markdown_table(["", "time / batch", "of which session graphs",
-                            f"s / epoch (extrapolated, {per_epoch:,} batches)", "timed batches", "peak RSS MiB"], rows)
-    ratio, ratio_off = p["s_per_batch"] / o["s_per_batch"], pf["s_per_batch"] / o["s_per_batch"]
-    results["speed_ratio_recbole_over_ours"] = ratio
-    results["speed_ratio_recbole_anomaly_off_over_ours"] = ratio_off
-    bf16_line = []
-    if args.bf16:
-        rb, rb_off = p["s_per_batch"] / ob["s_per_batch"], pf["s_per_batch"] / ob["s_per_batch"]
-        results["speed_ratio_recbole_over_ours_bf16"] = rb
-        results["speed_ratio_recbole_anomaly_off_over_ours_bf16"] = rb_off
-        bf16_line = [f"RecBole / ours with bf16 autocast: **{rb:.2f}x** as shipped, **{rb_off:.2f}x** with "
-                     "anomaly detection off.", ""]
-    text = ["# SR-GNN training: sketchrec vs RecBole 1.2.1", "",
-            f"{machine_line()}; torch {p['torch']}; {args.threads} threads for both "
-            "(torch.set_num_threads, OMP/MKL_NUM_THREADS)", "",
-            "Command: " + command("srgnn_vs_recbole", batches=args.batches, epochs=args.epochs or None, bf16=args.bf16,
-                                  max_train_sessions=args.max_train_sessions or None), "",
-            SPEED_TEMPLATE.read_text().strip().format(warmup=args.warmup, batches=args.batches, n_pairs=n_pairs,
-                                                      meta=meta, check=check), "",
-            *lines, "",
-            f"RecBole / ours time per batch: **{ratio:.2f}x** as shipped, **{ratio_off:.2f}x** with "
-            "anomaly detection off.", "", *bf16_line]
-    if args.epochs:
-        qrows = [("sketchrec", qo)] + ([("sketchrec, bf16 autocast", results["quality"]["ours_bf16"])]
-                                       if args.bf16 else []) + [(f"RecBole {qp['recbole']}", qp)]
-        qlines = markdown_table(["", "epochs", "training pairs", "fit s", "HR@20", "MRR@20", "peak RSS MiB", "run"], [
-            [who, r["epochs"], f"{r['pairs']:,}", f"{r['fit_seconds']:,.0f}", f"{r['HR@20']:.4f}", f"{r['MRR@20']:.4f}",
-             f"{r['peak_rss_mb']:,.0f}", f"{r['when']}" + (" (reused)" if r["reused"] else "")
-             + (f", model code {r['code']}" if r.get("code") else "")] for who, r in qrows])
-        text += [QUALITY_TEMPLATE.read_text().strip().format(epochs=args.epochs, lr_decay=args.lr_decay,
-                                                             anomaly="on" if qp["anomaly_detection"] else "off"), "",
-                 *qlines, ""]
+    text = recbole_page(results, args, HP["batch_size"], SPEED_TEMPLATE.read_text(), QUALITY_TEMPLATE.read_text(),
+                        command("srgnn_vs_recbole", batches=args.batches, epochs=args.epochs or None, bf16=args.bf16,
+                                max_train_sessions=args.max_train_sessions or None))
     write_page(args.output, "\n".join(text), quiet=True)
     json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {args.output}")

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from sketchrec.data.sessions import expand_prefixes
-from sketchrec.eval.batch_profiles import PRECISIONS, network_step_rows
-from sketchrec.eval.report import benchmark_parser, machine_line, markdown_table, read_json, utc_now, write_page
+from sketchrec.eval.batch_profiles import PRECISIONS, network_step_rows, step_speed_page
+from sketchrec.eval.report import benchmark_parser, machine_line, read_json, utc_now, write_page
 from sketchrec.models import EMDE, SRGNN
 from sketchrec.models.emde import SketchNet
 from sketchrec.models.srgnn import GatedGraphNet, session_graphs, softmax_cross_entropy
@@ -84,21 +84,6 @@ def fit_rows(bench, n_sessions: int, bf16_batches: int, threads: int) -> list[di
     return out
 
 
-def render(store: dict) -> str:
-    """The page: benchmarks/templates/train_step_speed.md with one section per CPU (newest first) at `$sections`."""
-    sections = []
-    for cpu, run in sorted(store.items(), key=lambda kv: kv[1]["when"], reverse=True):
-        base = {r["what"]: r["ms"] for r in run["rows"] if r["precision"] == "float32"}
-        sections += [f"## {cpu}", "", run["machine"], "", f"torch threads {run['threads']}; {run['note']}", "",
-                     *markdown_table(["what", "precision", "resolved to", "ms per batch", "vs float32"], [
-                         [r["what"], r["precision"], r.get("resolved", ""), f"{r['ms']:,.1f}",
-                          f"{r['ms'] / base[r['what']]:.2f}x" if r["what"] in base else ""] for r in run["rows"]])]
-        sections.append("")
-    template = TEMPLATE.read_text().split("\n")
-    at = template.index("$sections")
-    return "\n".join(template[:at] + sections + template[at + 1:])
-
-
 def main() -> None:
     parser = benchmark_parser(__doc__, threads=os.cpu_count() or 1)
     parser.add_argument("--sessions", type=int, default=12000, help="Diginetica training sessions per fit")
@@ -114,7 +99,7 @@ def main() -> None:
                             "threads": args.threads, "rows": rows,
                             "note": f"fit rows on the first {args.sessions:,} sessions; {time.perf_counter() - t0:.0f} s"}
     STORE.write_text(json.dumps(store, indent=1))
-    write_page(OUT, render(store))
+    write_page(OUT, step_speed_page(store, TEMPLATE.read_text()))
 
 
 if __name__ == "__main__":

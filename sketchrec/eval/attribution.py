@@ -1,6 +1,7 @@
 """Checking per-modality attributions of a recommender (benchmarks/emde_explain.py): scores with a
 user's history masked, the rank of an item, the deletion test (occlude the modality the attribution
-names and see whether the recommendation moves), and a figure of the summary.
+names and see whether the recommendation moves), the summary of a model's explanations
+(`attribution_summary`), and a figure of the summary.
 """
 
 from __future__ import annotations
@@ -67,3 +68,37 @@ def deletion_test(occluded: dict, specs: list, pick: np.ndarray, top1: np.ndarra
             new_rank[sel] = rank_of(sc, top1[sel])
     return {"changed": float(np.mean(new_top1 != top1)), "median_rank": float(np.median(new_rank)),
             "out_of_top10": float(np.mean(new_rank > 10))}
+
+
+def attribution_summary(model, histories, explained: list[dict], top1: np.ndarray, genres: np.ndarray, rng):
+    """Summary of `model.explain`'s per-modality attributions (`explained`, one per row of `histories`,
+    explaining its top-1 unseen item `top1`), over the model's input specs: each modality's share of the
+    attribution mass, how often it drives the top-1, its mean contribution; the deletion test of the
+    top-, least-attributed and a random modality (drawn from `rng`); and the genre agreement (the item
+    multi-hot `genres`) of the top-1 with the history for users the "all:genres" modality drives most
+    against the others. Returns (that summary, the histories' genre shares)."""
+    from sketchrec.eval.profiles import genre_shares
+    specs = list(model.inputs)
+    contrib = np.array([[e["modalities"][s] for s in specs] for e in explained])        # (users, modalities)
+    mass = np.abs(contrib)
+    share = mass.sum(0) / mass.sum()
+    order = np.argsort(-contrib, axis=1)                           # most -> least attributed, per user
+    dominant = np.bincount(order[:, 0], minlength=len(specs)) / len(contrib)
+
+    occluded = {s: unseen_scores(model, histories, without=[s]) for s in specs}
+    arms = {"top-attributed": order[:, 0], "least-attributed": order[:, -1],
+            "random": rng.integers(0, len(specs), len(histories))}
+    deletion = {arm: deletion_test(occluded, specs, pick, top1) for arm, pick in arms.items()}
+    # meaning check: genre agreement of the recommended movie with the history
+    hist_genres = genre_shares(histories, genres)                                # (users, genres) shares
+    movie_genres = genres[top1]
+    agreement = (hist_genres * movie_genres).sum(1) / np.maximum(movie_genres.sum(1), 1)
+    g = specs.index("all:genres")
+    by_genre = order[:, 0] == g
+    return {"share": dict(zip(specs, share.tolist())),
+            "dominant": dict(zip(specs, dominant.tolist())),
+            "mean_contribution": dict(zip(specs, contrib.mean(0).tolist())),
+            "deletion": deletion,
+            "genre_agreement": {"genres-driven": float(agreement[by_genre].mean()) if by_genre.any() else None,
+                                "others": float(agreement[~by_genre].mean()) if (~by_genre).any() else None,
+                                "genres-driven users": int(by_genre.sum())}}, hist_genres

@@ -9,6 +9,10 @@ Node classification: logistic regression on the embeddings, with a given
 split (e.g. Planetoid's public one) or seeded stratified 80/20 splits;
 accuracy (single label) or micro/macro F1 (multi-label, one-vs-rest, each
 test node given its true number of top-scoring labels as in DeepWalk).
+
+Comparisons of our Cleora with another embedding of the same graph (benchmarks/cleora_quality.py,
+pycleora): `linkpred_comparison` (per iteration count, plus our propagation started from the
+other library's initial vectors) and `nodeclf_comparison` (iterations chosen on validation).
 """
 
 from __future__ import annotations
@@ -151,3 +155,54 @@ def labelled_validation_split(labels, seed: int = 123) -> tuple[np.ndarray, np.n
     order = np.random.default_rng(seed).permutation(known)
     cut = int(len(order) * 0.64)
     return order[:cut], order[cut:int(len(order) * 0.8)]
+
+
+def linkpred_comparison(ours: dict[int, np.ndarray], peer: dict[int, np.ndarray], train: np.ndarray,
+                        test: np.ndarray, iterations, metrics=("MRR", "HR@1", "HR@10", "HR@100")) -> list[list]:
+    """Table rows, one per iteration count: `linkpred_evaluate` (seed 0) of our and the peer's vectors,
+    each metric as "ours", "peer" cells side by side (4 decimals)."""
+    rows = []
+    for it in iterations:
+        o, p = (linkpred_evaluate(e[it], train, test, seed=0) for e in (ours, peer))
+        print("linkpred", it, o, p, flush=True)
+        rows.append([it, *(f"{r[m]:.4f}" for m in metrics for r in (o, p))])
+    return rows
+
+
+def propagated_linkpred(t0: np.ndarray, train: np.ndarray, test: np.ndarray, n_nodes: int) -> dict:
+    """`linkpred_evaluate` of one step of our Cleora propagation over the `train` graph started from
+    the given initial vectors `t0` (e.g. another library's): tells initialisation from propagation."""
+    from sketchrec.graph import kernels
+    from sketchrec.graph.cleora import propagation_operator
+    graph = Graph.from_edges(train[:, 0], train[:, 1], n_nodes=n_nodes)
+    op = propagation_operator(graph.adjacency)
+    return linkpred_evaluate(kernels.propagate(op.indptr, op.indices, op.data, t0), train, test, seed=0)
+
+
+def nodeclf_comparison(name: str, ds, dim: int, iterations, peer: dict[int, np.ndarray]) -> list[str]:
+    """Markdown table rows (dataset, protocol, metric, ours, ours + self-loops, peer) of node
+    classification on dataset `ds` (edges, n_nodes, labels, split): our Cleora without and with unit
+    self-loops, iterations chosen on validation for each (`choose_iterations`), the `peer` vectors (by
+    iteration count) at the count chosen for our plain variant. With a given split (Planetoid) a row
+    on it; then seeded 80/20 splits (`nodeclf_random_splits`, validation `labelled_validation_split`)."""
+    lines = []
+    variants = {"plain": cleora_by_iterations(ds.edges, ds.n_nodes, dim, iterations),
+                "loops": cleora_by_iterations(ds.edges, ds.n_nodes, dim, iterations, self_loops=1.0)}
+    labels = ds.labels
+    if ds.split:
+        tr, va, te = ds.split["train"], ds.split["val"], ds.split["test"]
+        chosen = {k: choose_iterations(v, labels, tr, va) for k, v in variants.items()}
+        res = {k: nodeclf_evaluate(variants[k][it], labels, tr, te) for k, it in chosen.items()}
+        p = nodeclf_evaluate(peer[chosen["plain"]], labels, tr, te)
+        lines.append(f"| {name} | Planetoid public split | accuracy | {res['plain']['accuracy']:.4f} "
+                     f"({chosen['plain']}) | {res['loops']['accuracy']:.4f} ({chosen['loops']}) | "
+                     f"{p['accuracy']:.4f} |")
+    tr, va = labelled_validation_split(labels)
+    chosen = {k: choose_iterations(v, labels, tr, va) for k, v in variants.items()}
+    res = {k: nodeclf_random_splits(variants[k][it], labels) for k, it in chosen.items()}
+    p = nodeclf_random_splits(peer[chosen["plain"]], labels)
+    for metric in p:
+        cell = lambda r: f"{r[metric][0]:.4f} ± {r[metric][1]:.4f}"  # noqa: E731
+        lines.append(f"| {name} | 80/20, 5 seeds | {metric} | {cell(res['plain'])} ({chosen['plain']}) | "
+                     f"{cell(res['loops'])} ({chosen['loops']}) | {cell(p)} |")
+    return lines

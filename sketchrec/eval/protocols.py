@@ -8,12 +8,17 @@
 - `grid_search`: model selection on a validation split (never on test).
 - `select_epochs_then_refit`: the epoch count chosen on a validation split, then a refit on
   all training data for that many epochs.
+- `select_epochs_then_prior`: top-k epochs chosen on validation, then the readout's prior weight
+  (EMDE's popularity prior) on the same validation split (benchmarks/emde_topk.py).
 - `over_seeds`: repeat a seeded evaluation, report mean ± std.
+- `validated_settings`: the settings a validation run chose (benchmarks/session_baselines.py's
+  results), for re-running those models elsewhere (benchmarks/emde_sessions.py).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ from tqdm.auto import tqdm
 from sketchrec.data.benchmark import SessionBenchmark
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.metrics import ranking_metrics, session_metrics, summarise, target_ranks
+from sketchrec.eval.validation import TopkValidation
 from sketchrec.topk import topk
 
 if TYPE_CHECKING:   # protocols score anything with `score`; they never import a model
@@ -218,6 +224,25 @@ def select_epochs_then_refit(make_model: Callable[[int], object], fit_part, vali
     return EpochSelection(int(epochs), list(probe.history_), probe, model)
 
 
+def select_epochs_then_prior(make_model: Callable[[int], object], fit_part, inputs: Sessions, targets: Sessions,
+                             exclude: Sessions, *, max_epochs: int, priors, k: int = 20
+                             ) -> tuple[EpochSelection, float, float]:
+    """Top-k selection on a validation split: the epoch count by NDCG@k after every epoch
+    (`select_epochs_then_refit` with a `TopkValidation` of `inputs` -> `targets`, `exclude`d items
+    not ranked; no refit), then, with the best epoch's weights kept, the readout prior weight in
+    `priors` with the best validation NDCG@k (the model's `prior` set, its cached readout dropped).
+    Returns (the epoch selection, the chosen prior, its validation NDCG@k); ties go to the first prior."""
+    chosen = select_epochs_then_refit(make_model, fit_part, TopkValidation(inputs, targets, exclude=exclude),
+                                      max_epochs=max_epochs)
+    model, by_prior = chosen.probe, {}
+    for prior in priors:      # the best epoch's weights are loaded; only the readout changes
+        model.prior, model._readout = prior, None
+        by_prior[prior] = evaluate_topk(model, inputs, targets, ks=(k,), exclude=exclude,
+                                        progress=False)[0][f"NDCG@{k}"]
+    prior = max(by_prior, key=by_prior.get)
+    return chosen, prior, by_prior[prior]
+
+
 def over_seeds(run: Callable[[int], dict[str, float]], seeds=(0, 1, 2)) -> dict[str, tuple[float, float]]:
     """Run `run(seed)` per seed; returns {metric: (mean, std)} (std with ddof=1 when > 1 seed)."""
     results = [run(s) for s in seeds]
@@ -226,3 +251,14 @@ def over_seeds(run: Callable[[int], dict[str, float]], seeds=(0, 1, 2)) -> dict[
         values = np.array([r[name] for r in results], dtype=np.float64)
         out[name] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
     return out
+
+
+def validated_settings(path, dataset: str, models) -> dict[str, dict]:
+    """The settings of each of `models` chosen on validation for `dataset`, as saved (the names of
+    then) in the JSON results at `path` ({dataset: {"chosen": {model: settings}}}, what
+    benchmarks/session_baselines.py writes); SystemExit saying how to make them when there are none."""
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    if dataset not in chosen:
+        raise SystemExit(f"no validated baseline settings for {dataset} in {path}: run "
+                         f"`python benchmarks/session_baselines.py --datasets ... {dataset}` first")
+    return {m: chosen[dataset]["chosen"][m] for m in models}

@@ -310,3 +310,44 @@ def copy_bandwidth_gbs(size_mb: int = 1024, repeats: int = 5) -> float:
         np.copyto(b, a)
         best = min(best, time.perf_counter() - t0)
     return 2 * a.nbytes / best / 1e9
+
+
+def session_run_sections(results: dict, metrics) -> list[str]:
+    """benchmarks/emde_sessions.py's page body: per dataset, a table of the baselines (one run each,
+    their validated settings) and EMDE (mean ± std over its seed runs, the epoch count chosen on
+    validation), then EMDE's seconds per epoch, peak RSS and validation MRR@20 by epoch. `results`:
+    dataset -> {"baselines": {name: {metrics, fit_s, score_s, params}}, "emde": {epochs, validation, runs}}."""
+    import numpy as np
+
+    from sketchrec.training import valid_metric
+    parts = []
+    for name, res in results.items():
+        runs, n = res["emde"]["runs"], res["emde"]["runs"][0]["n_pairs"]
+        rows = [[model_name, *[f"{100 * r['metrics'][m]:.2f}" for m in metrics], f"{r['fit_s']:.1f}",
+                 f"{r['score_s']:.1f}", f"{n / r['score_s']:,.0f}",
+                 ", ".join(f"{k}={v}" for k, v in r["params"].items())] for model_name, r in res["baselines"].items()]
+        score_s = np.mean([r["score_s"] for r in runs])
+        rows.append(["**EMDE**", *[mean_std([r["metrics"][m] for r in runs]) for m in metrics],
+                     f"{np.mean([r['fit_s'] for r in runs]):.0f}", f"{score_s:.1f}", f"{n / score_s:,.0f}",
+                     f"epochs={res['emde']['epochs']} (validation), seeds {[r['seed'] for r in runs]}"])
+        epoch_s = np.mean([s for r in runs for s in r["epoch_s"]])
+        val = " → ".join(f"{100 * valid_metric(h, 'MRR@20'):.2f}" for h in res["emde"]["validation"])
+        parts.append("\n".join([f"## {name}\n", *markdown_table(
+            ["model", *metrics, "fit s", "score s", "prefixes/s", "settings"], rows),
+            f"\nEMDE: {epoch_s:.0f} s per training epoch; peak RSS {max(r['peak_rss_mib'] for r in runs):,.0f} "
+            f"MiB; validation MRR@20 by epoch: {val}.\n"]))
+    return parts
+
+
+def topk_sections(results: dict, metrics) -> list[str]:
+    """benchmarks/emde_topk.py's page body: per dataset, one row per model with mean ± std (in %) of
+    `metrics`, users, fit / score seconds and what was chosen on validation. `results`: dataset ->
+    model -> {"metrics": `seeds_mean_std`, "users", "fit_s", "score_s", "chosen": {setting: value}}."""
+    parts = []
+    for name, res in results.items():
+        rows = [[variant, *[f"{100 * r['metrics'][m][0]:.2f} ± {100 * r['metrics'][m][1]:.2f}" for m in metrics],
+                 str(r["users"]), f"{r['fit_s']:.1f}", f"{r['score_s']:.2f}",
+                 ", ".join(f"{k}={v}" for k, v in r["chosen"].items()) or "-"] for variant, r in res.items()]
+        parts.append("\n".join([f"## {name}\n", *markdown_table(
+            ["model", *metrics, "users", "fit s", "score s", "chosen on validation"], rows)]) + "\n")
+    return parts

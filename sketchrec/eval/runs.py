@@ -2,12 +2,14 @@
 adjacency augmentation runs (benchmarks/srgnn_augmentation.py) — their training recipes, one JSON
 result (`run_result`) and one `.ranks.npz` of per-test-prefix ranks per run — summarised as mean ±
 std over seeds, with paired tests of each variant against Base of the same seed
-(`sketchrec.eval.significance`) and a figure of the gains.
+(`sketchrec.eval.significance`) and a figure of the gains; and the SR-GNN sketchrec vs RecBole
+speed / quality page (`recbole_page`, benchmarks/srgnn_vs_recbole.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchrec.eval.metrics import session_metrics
-from sketchrec.eval.report import mean_std, peak_rss_mib, utc_now
+from sketchrec.eval.report import machine_line, markdown_table, mean_std, peak_rss_mib, utc_now
 from sketchrec.eval.significance import compare_ranks, paired_t
 from sketchrec.precision import cpu_summary
 
@@ -261,3 +263,61 @@ def augmentation_report(results: Path, out_dir: Path) -> str:
             lines += [f"![gain over Base per seed, {dataset}]({figure.name})", ""]
     return "\n".join(lines)
 
+
+
+def recbole_page(results: dict, args, batch_size: int, speed_template: str, quality_template: str,
+                 command_text: str) -> list[str]:
+    """benchmarks/srgnn_vs_recbole.py's page, as lines: the speed table (time per batch, of which session
+    graphs, seconds per epoch extrapolated from `results["meta"]["n_train"]` pairs in batches of
+    `batch_size`, peak RSS) of sketchrec (and with bf16 autocast if `args.bf16`) and RecBole as shipped and
+    with anomaly detection off, the RecBole / ours ratios (also stored into `results`), and with
+    `args.epochs` the quality table (HR@20 / MRR@20, reused runs marked). `results`: "meta", "speed" and
+    "quality" runs by key (ours, ours_bf16, recbole, recbole_anomaly_off) as the peers report them; `args`:
+    threads, warmup, batches, epochs, lr_decay, bf16; the templates' prose formatted with the settings."""
+    meta, speed = results["meta"], results["speed"]
+    o, ob, p, pf = speed["ours"], speed.get("ours_bf16"), speed["recbole"], speed["recbole_anomaly_off"]
+    check = p["check"]
+    n_pairs, bs = meta["n_train"], batch_size
+    per_epoch = math.ceil(n_pairs / bs)
+    rows = []
+    for who, r, graph_key in (("sketchrec", o, "graphs_s"),
+                              *((("sketchrec, bf16 autocast", ob, "graphs_s"),) if args.bf16 else ()),
+                              (f"RecBole {p['recbole']} as shipped (autograd anomaly detection on)", p, "get_slice_s"),
+                              (f"RecBole {p['recbole']}, anomaly detection turned off", pf, "get_slice_s")):
+        graphs = r.get("breakdown", {}).get(graph_key)
+        rows.append([who, f"{r['s_per_batch'] * 1e3:.1f} ms", "?" if graphs is None else
+                     f"{graphs / r['batches'] * 1e3:.1f} ms", f"{r['s_per_batch'] * per_epoch:,.0f}", r["batches"],
+                     f"{r['peak_rss_mb']:,.0f}"])
+    lines = markdown_table(["", "time / batch", "of which session graphs",
+                            f"s / epoch (extrapolated, {per_epoch:,} batches)", "timed batches", "peak RSS MiB"], rows)
+    ratio, ratio_off = p["s_per_batch"] / o["s_per_batch"], pf["s_per_batch"] / o["s_per_batch"]
+    results["speed_ratio_recbole_over_ours"] = ratio
+    results["speed_ratio_recbole_anomaly_off_over_ours"] = ratio_off
+    bf16_line = []
+    if args.bf16:
+        rb, rb_off = p["s_per_batch"] / ob["s_per_batch"], pf["s_per_batch"] / ob["s_per_batch"]
+        results["speed_ratio_recbole_over_ours_bf16"] = rb
+        results["speed_ratio_recbole_anomaly_off_over_ours_bf16"] = rb_off
+        bf16_line = [f"RecBole / ours with bf16 autocast: **{rb:.2f}x** as shipped, **{rb_off:.2f}x** with "
+                     "anomaly detection off.", ""]
+    text = ["# SR-GNN training: sketchrec vs RecBole 1.2.1", "",
+            f"{machine_line()}; torch {p['torch']}; {args.threads} threads for both "
+            "(torch.set_num_threads, OMP/MKL_NUM_THREADS)", "",
+            "Command: " + command_text, "",
+            speed_template.strip().format(warmup=args.warmup, batches=args.batches, n_pairs=n_pairs,
+                                          meta=meta, check=check), "",
+            *lines, "",
+            f"RecBole / ours time per batch: **{ratio:.2f}x** as shipped, **{ratio_off:.2f}x** with "
+            "anomaly detection off.", "", *bf16_line]
+    if args.epochs:
+        qo, qp = results["quality"]["ours"], results["quality"]["recbole"]
+        qrows = [("sketchrec", qo)] + ([("sketchrec, bf16 autocast", results["quality"]["ours_bf16"])]
+                                       if args.bf16 else []) + [(f"RecBole {qp['recbole']}", qp)]
+        qlines = markdown_table(["", "epochs", "training pairs", "fit s", "HR@20", "MRR@20", "peak RSS MiB", "run"], [
+            [who, r["epochs"], f"{r['pairs']:,}", f"{r['fit_seconds']:,.0f}", f"{r['HR@20']:.4f}", f"{r['MRR@20']:.4f}",
+             f"{r['peak_rss_mb']:,.0f}", f"{r['when']}" + (" (reused)" if r["reused"] else "")
+             + (f", model code {r['code']}" if r.get("code") else "")] for who, r in qrows])
+        text += [quality_template.strip().format(epochs=args.epochs, lr_decay=args.lr_decay,
+                                                 anomaly="on" if qp["anomaly_detection"] else "off"), "",
+                 *qlines, ""]
+    return text

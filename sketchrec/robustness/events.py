@@ -11,6 +11,11 @@ vectorised over all clicks (no loop per session):
 
 p = 0 returns the sessions unchanged. Timestamps and weights, if present, follow their
 clicks (an inserted click copies its predecessor's).
+
+The experiment of benchmarks/robustness_events.py: `session_robustness` (models trained and
+tested on corrupted sessions, targets clean), `graph_robustness` (Cleora link prediction on
+corrupted training edges) and `text_neighbour_stability` (top-10 title neighbours under each text
+aspect), their rows reported by `events_report_lines`.
 """
 
 from __future__ import annotations
@@ -114,3 +119,70 @@ def events_report_lines(results: dict, train_share: float) -> list[str]:
                   *markdown_table(["aspect", "Jaccard@10"], [[r["aspect"], f"{r['jaccard@10']:.3f}"]
                                                               for r in results["text"]])]
     return lines
+
+
+def session_robustness(bench, models: dict, severities, seed: int = 0, train_share: float = 1.0) -> list[dict]:
+    """Per model (name -> a factory of an unfitted model) and condition (clean, then each of
+    `CORRUPTIONS` at each severity): the model trained on the most recent `train_share` of `bench`'s
+    training sessions and tested on its test prefixes, both corrupted (seed, seed + 1), the targets
+    clean: rows {model, corruption, severity, fit_s, MRR@20, HR@20}."""
+    from sketchrec.eval.protocols import evaluate_next_item
+    from sketchrec.eval.report import timed
+    keep = np.arange(len(bench.train))[-int(len(bench.train) * train_share):]
+    train = bench.train.take(keep)
+    rows = []
+    conditions = [("clean", 0.0)] + [(c, p) for c in CORRUPTIONS for p in severities]
+    for name, make in models.items():
+        for corruption, p in conditions:
+            fn = CORRUPTIONS.get(corruption)
+            tr = train if fn is None else fn(train, p, seed=seed)
+            prefixes = bench.test_prefixes if fn is None else fn(bench.test_prefixes, p, seed=seed + 1)
+            model, fit_s = timed(lambda: make().fit(tr))
+            metrics, _ = evaluate_next_item(model, prefixes, bench.test_targets, progress=False)
+            rows.append({"model": name, "corruption": corruption, "severity": p, "fit_s": fit_s,
+                         "MRR@20": metrics["MRR@20"], "HR@20": metrics["HR@20"]})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def graph_robustness(ds, severities, seed: int = 0) -> list[dict]:
+    """Cleora (d=1024, 4 iterations) link prediction on graph dataset `ds` (edges, n_nodes): 10% of
+    the edges held out (clean), the training edges clean, then a share dropped or as many random edges
+    added (`corrupt_edges`) at each severity: rows {model, corruption, severity, MRR, HR@10}."""
+    from sketchrec.eval.graph_tasks import linkpred_evaluate, split_edges
+    from sketchrec.graph import Cleora, Graph
+    train, test = split_edges(ds.edges, 0.1, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for corruption, p in [("clean", 0.0)] + [(c, p) for c in ("drop", "add") for p in severities]:
+        edges = corrupt_edges(train, corruption, p, ds.n_nodes, rng)
+        graph = Graph.from_edges(edges[:, 0], edges[:, 1], n_nodes=ds.n_nodes)
+        vectors = Cleora(dim=1024, iterations=4, seed=seed).fit(graph).vectors_
+        m = linkpred_evaluate(vectors, edges, test, seed=seed)
+        rows.append({"model": "Cleora", "corruption": corruption, "severity": p, "MRR": m["MRR"], "HR@10": m["HR@10"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def text_neighbour_stability(titles: list[str], encode, n_items: int, seed: int = 0) -> list[dict]:
+    """A seeded sample of `n_items` of `titles`; per text aspect (`sketchrec.robustness.ASPECTS`,
+    severity 2) the mean Jaccard overlap of each title's top-10 neighbours (cosine of `encode(titles)`
+    vectors, itself excluded) on the corrupted titles with those on the clean ones: rows {aspect, jaccard@10}."""
+    from sketchrec.robustness import ASPECTS, make
+    from sketchrec.topk import topk
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(len(titles), min(n_items, len(titles)), replace=False))
+    titles = [titles[i] for i in sample]
+
+    def neighbours(vectors):
+        sims = vectors @ vectors.T
+        np.fill_diagonal(sims, -np.inf)
+        return topk(sims, 10)[0]
+    clean = neighbours(encode(titles))
+    rows = []
+    for aspect in ASPECTS:
+        noisy = neighbours(encode(make(aspect, 2, seed).apply_many(titles)))
+        jac = np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(clean, noisy)])
+        rows.append({"aspect": aspect, "jaccard@10": float(jac)})
+        print(rows[-1], flush=True)
+    return rows
