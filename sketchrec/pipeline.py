@@ -298,11 +298,12 @@ def auto_select(bench, candidates: dict | None = None, *, blend: bool = True, ma
     if isinstance(bench, TopkBenchmark):
         kind, metrics = "topk", ["Recall@20", "NDCG@20"]
         valid = bench.validation()
-        users = np.flatnonzero(np.diff(valid.test.indptr) > 0)
-        if max_valid is not None and len(users) > max_valid:
-            users = np.sort(rng.choice(users, max_valid, replace=False))
-        validation = TopkValidation(valid.train.take(users), valid.test.take(users), ks=(20,))
-        train, refit = valid.train, bench.fit_rows()
+        inputs, targets = valid.evaluation()           # the users with held-out items
+        if max_valid is not None and len(inputs) > max_valid:
+            rows = np.sort(rng.choice(len(inputs), max_valid, replace=False))
+            inputs, targets = inputs.take(rows), targets.take(rows)
+        validation = TopkValidation(inputs, targets, ks=(20,))
+        train, refit = valid.fit_rows(), bench.fit_rows()
     elif isinstance(bench, SessionBenchmark):
         kind, metrics = "session", ["HR@20", "MRR@20"]
         valid = bench.validation(0.1)

@@ -19,13 +19,13 @@ evaluation sits below the models and never imports them.
 from __future__ import annotations
 
 import gc
-import resource
 import time
 from typing import TYPE_CHECKING, Callable
 
 from sketchrec._memory import release_free_memory
 from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.eval.protocols import evaluate_topk
+from sketchrec.eval.report import peak_rss_mib
 
 if TYPE_CHECKING:
     from sketchrec.models.base import Recommender
@@ -53,11 +53,6 @@ def public_topk_grid(model: str, dataset: str) -> dict[str, list]:
     if model not in PUBLIC_TOPK_GRIDS:
         raise KeyError(f"no public top-k grid for {model!r}; known: {sorted(PUBLIC_TOPK_GRIDS)}")
     return PUBLIC_TOPK_GRID_OVERRIDES.get(dataset, {}).get(model, PUBLIC_TOPK_GRIDS[model])
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB (Linux ru_maxrss, KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _settings(grid: dict[str, list]) -> list[dict]:

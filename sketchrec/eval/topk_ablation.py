@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from sketchrec.eval.report import markdown_table, peak_rss_mib
 from sketchrec.eval.validation import TopkValidation
 
@@ -25,8 +23,7 @@ BAYES_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0)
 def validation_rows(benchmark) -> tuple:
     """(train rows, TopkValidation over the users with held-out items) of `benchmark.validation()`."""
     valid = benchmark.validation()
-    users = np.flatnonzero(np.diff(valid.test.indptr) > 0)
-    return valid.train, TopkValidation(valid.train.take(users), valid.test.take(users), ks=(20,))
+    return valid.fit_rows(), TopkValidation(*valid.evaluation(), ks=(20,))
 
 
 def validation_run(benchmark, make: Callable, params: dict, readouts=("bayes", "min"), on_epoch=None) -> dict:
