@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg.lapack
+import contextlib
 
-from sketchrec._threads import compute_threads
+import numpy as np
+import torch
+
+from sketchrec._threads import check_threads
 from sketchrec.data.sessions import Sessions
 from sketchrec.models.base import Recommender, input_matrix
 
@@ -24,7 +26,7 @@ class EASE(Recommender):
     max_items : refuse catalogues larger than this rather than exhaust memory.
     dtype : precision of the solve, "float64" (default) or "float32" (half the memory; weights
         agree with float64 to ~1e-5 relative on the catalogues tried).
-    threads : BLAS threads of the solve in `fit` (None: the BLAS library's default, every core).
+    threads : torch threads of the solve in `fit` (None: torch's setting, normally every core).
     """
 
     _state = ("weights_",)
@@ -49,24 +51,19 @@ class EASE(Recommender):
         x = train.to_csr(binary=True)
         co = (x.T @ x).tocsr()
         _check_memory(n, dtype, extra_bytes=co.data.nbytes + co.indices.nbytes + co.indptr.nbytes)
-        # Fortran order: LAPACK works on it in place (a C-ordered matrix would be copied)
-        gram = co.astype(dtype).toarray(order="F")
+        gram = co.astype(dtype).toarray()
         del co
         gram[np.diag_indices(n)] += self.lam
-        potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), dtype=dtype)
-        with compute_threads(self.threads):
-            # gram is symmetric positive definite: Cholesky inverse costs half of LU's
-            chol, info = potrf(gram, lower=True, overwrite_a=True)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info})")
-            p, info = potri(chol, lower=True, overwrite_c=True)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"the Cholesky inverse failed (lapack info={info})")
-        del gram, chol
-        _mirror_lower_in_place(p)          # potri fills one triangle; P is symmetric
-        # p is Fortran-ordered and symmetric: its transpose is the same matrix, C-ordered (the
-        # layout sparse @ dense products need), without a copy
-        b = p.T
+        p = torch.from_numpy(gram)         # the same memory: the solve below works in place
+        with _torch_threads(self.threads):
+            # gram is symmetric positive definite: Cholesky inverse costs half of LU's. torch's
+            # LAPACK (MKL in the x86 wheels), not scipy's bundled OpenBLAS, whose multithreaded
+            # spotrf segfaults on Gowalla's 41k x 41k (OpenBLAS issues #352, #2821)
+            _, info = torch.linalg.cholesky_ex(p, out=(p, torch.empty((), dtype=torch.int32)))
+            if info.item() != 0:
+                raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info.item()})")
+            torch.cholesky_inverse(p, out=p)   # both triangles of P = (XᵀX + λI)⁻¹
+        b = gram
         diag = np.diag(b).copy()
         b /= -diag[None, :]
         b[np.diag_indices(n)] = 0.0
@@ -79,15 +76,17 @@ class EASE(Recommender):
         return np.asarray(input_matrix(histories, self.n_items_) @ self.weights_, dtype=np.float32)
 
 
-def _mirror_lower_in_place(p: np.ndarray, block: int = 1024) -> None:
-    """Copy the lower triangle of square `p` onto its upper one, a block of columns at a time
-    (temporaries of block x n, never n x n)."""
-    n = p.shape[0]
-    for j0 in range(0, n, block):
-        j1 = min(j0 + block, n)
-        p[:j0, j0:j1] = p[j0:j1, :j0].T
-        d = p[j0:j1, j0:j1]
-        d[...] = np.tril(d) + np.tril(d, -1).T
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """torch's intra-op threads = `threads` for the block (None: unchanged), then restored."""
+    check_threads(threads)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def available_memory_bytes() -> int | None:
