@@ -46,3 +46,23 @@ def test_parse_settings():
     assert parse_settings(["n_bits=10", "readout=min", "inputs=all:cleora:1,all:cleora:0", "outputs=cleora:1",
                            "reconstruct=True"]) == {"n_bits": 10, "readout": "min", "reconstruct": True,
                                                     "inputs": ("all:cleora:1", "all:cleora:0"), "outputs": ("cleora:1",)}
+
+
+def test_validated_refit_and_test_uses_the_validated_epochs_and_readout_per_seed():
+    from sketchrec.eval.public_topk import validated_refit_and_test
+
+    bench = blocks()
+    params = dict(inputs=("all:cleora:1",), outputs=("cleora:1",), target="holdout", decay=None, n_sketches=4,
+                  n_bits=4, hidden=32, n_blocks=0, batch_norm=False, epochs=3, batch_size=16, lr=1e-2,
+                  progress=False, threads=1, cleora_dim=16)
+    seen = []
+    out = validated_refit_and_test(bench, EMDE, params, seeds=(0, 1), on_seed=seen.append)
+    assert [r["seed"] for r in out["seeds"]] == [0, 1] and seen == out["seeds"]
+    for row in out["seeds"]:
+        alone = validation_run(bench, EMDE, {**params, "seed": row["seed"]})      # deterministic per seed
+        assert row["epochs"] == alone["best_epoch"] and row["readout"] == best_readout(alone)[0]
+        assert row["test"]["Recall@20"] > 0.45 and row["users_per_second"] > 0
+    recalls = [r["test"]["Recall@20"] for r in out["seeds"]]
+    assert np.isclose(out["mean"]["Recall@20"], np.mean(recalls))
+    assert np.isclose(out["std"]["Recall@20"], np.std(recalls, ddof=1))
+    assert out["n_test_users"] == 120

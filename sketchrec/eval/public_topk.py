@@ -22,10 +22,13 @@ import gc
 import time
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from sketchrec._memory import release_free_memory
 from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.eval.protocols import evaluate_topk
 from sketchrec.eval.report import peak_rss_mib
+from sketchrec.eval.topk_ablation import best_readout, validation_run
 
 if TYPE_CHECKING:
     from sketchrec.models.base import Recommender
@@ -133,4 +136,42 @@ def tune_and_test(benchmark: TopkBenchmark, make: Callable[..., "Recommender"], 
     return {"benchmark": benchmark.name, "metric": metric, "grid": {k: list(v) for k, v in grid.items()},
             "params": chosen, "validation": rows, "test": test, "fit_seconds": fit_s,
             "score_seconds": score_s, "validation_seconds": validation_seconds,
+            "peak_rss_mib": peak_rss_mib(), "n_test_users": int(len(inputs))}
+
+
+def validated_refit_and_test(benchmark: TopkBenchmark, make: Callable[..., "Recommender"], params: dict,
+                             seeds=(0, 1, 2), ks=(20,), threads: int | None = 1,
+                             on_seed: Callable[[dict], None] | None = None) -> dict:
+    """A trained model's protocol on a public split, once per seed: fit ``make(**params, seed=s)``
+    on `benchmark.validation()` with per-epoch validation (`topk_ablation.validation_run`: the
+    best epoch, then the best readout of those tried, both by validation NDCG@20), refit that
+    epoch count and readout on train ∪ valid, evaluate on test.
+
+    Returns {"benchmark", "params", "seeds": [{"seed", "epochs", "readout", "validation",
+    "test", "fit_seconds", "seconds_per_epoch", "score_seconds", "users_per_second"}, ...],
+    "mean", "std" (of the test metrics over seeds), "peak_rss_mib", "n_test_users"}.
+    """
+    inputs, targets = None, None
+    rows = []
+    for seed in seeds:
+        chosen = validation_run(benchmark, make, {**params, "seed": seed})
+        readout, valid_metrics = best_readout(chosen)
+        kind, _, prior = readout.partition("/prior=")
+        refit = {**params, "seed": seed, "epochs": chosen["best_epoch"], "readout": kind,
+                 **({"prior": float(prior)} if prior else {})}
+        del chosen["history"]
+        if inputs is None:             # test is read only from here on: after the choice
+            inputs, targets = benchmark.evaluation()
+        test, fit_s, score_s = _fit_and_evaluate(make, refit, threads, benchmark.fit_rows(), inputs, targets, ks)
+        row = {"seed": seed, "epochs": refit["epochs"], "readout": readout, "validation": valid_metrics,
+               "test": test, "fit_seconds": fit_s, "seconds_per_epoch": fit_s / max(refit["epochs"], 1),
+               "score_seconds": score_s, "users_per_second": len(inputs) / score_s}
+        rows.append(row)
+        if on_seed is not None:
+            on_seed(row)
+    names = [k for k in rows[0]["test"] if "@" in k]
+    values = {k: np.array([r["test"][k] for r in rows]) for k in names}
+    return {"benchmark": benchmark.name, "params": params, "seeds": rows,
+            "mean": {k: float(v.mean()) for k, v in values.items()},
+            "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
             "peak_rss_mib": peak_rss_mib(), "n_test_users": int(len(inputs))}
