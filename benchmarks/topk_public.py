@@ -9,23 +9,25 @@ the figures an independent evaluator measured (issue 31) and the papers' publish
 
     python -m benchmarks.topk_public --dataset gowalla --model rp3beta
     python -m benchmarks.topk_public --report
+    python -m benchmarks.topk_public --dataset gowalla --speed   # every stored model again, timed: topk_speed.md
 """
 
 from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from sketchrec.data import registry
-from sketchrec.eval.public_topk import PUBLIC_TOPK_GRIDS, public_topk_grid, tune_and_test
+from sketchrec.eval.public_topk import (PUBLIC_TOPK_GRIDS, TOPK_MODEL_CLASSES, public_topk_grid, speed_rows,
+                                        speed_table, stored_specs, tune_and_test)
 from sketchrec.eval.report import benchmark_parser, command, machine_line, markdown_table, write_page
-from sketchrec.models import EASE, IALS, ItemKNN, Popularity, RP3beta
+from sketchrec.models import model_class
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "topk_public"
-MODELS = {"pop": Popularity, "iknn": lambda **p: ItemKNN(history="all", **p), "rp3beta": RP3beta,
-          "ease": lambda **p: EASE(max_items=50_000, dtype="float32", **p), "ials": IALS}
+MODELS = {name: partial(model_class(cls), **fixed) for name, (cls, fixed) in TOPK_MODEL_CLASSES.items()}
 #: Recall@20 / NDCG@20 of an independent evaluator (issue 31), every model tuned on validation
 OUTSIDE = {("gowalla", "rp3beta"): (0.1875, 0.1558), ("gowalla", "ease"): (0.1764, 0.1466),
            ("gowalla", "ials"): (0.1555, 0.1326), ("gowalla", "iknn"): (0.1263, 0.0925),
@@ -45,6 +47,11 @@ def report(output: Path) -> None:
                      "-" if r["validation_best"] != r["validation_best"] else f"{r['validation_best']:.4f}", f"{r['test']['Recall@20']:.4f}", f"{r['test']['NDCG@20']:.4f}",
                      "-" if outside is None else f"{outside[0]:.4f} / {outside[1]:.4f}", f"{r['fit_seconds']:.1f}",
                      f"{r['peak_rss_mib']:,.0f}"])
+    for path in sorted((RESULTS.parent / "emde_topk_public" / "test").glob("*.json")):
+        r = json.loads(path.read_text())       # EMDE: mean ± std over seeds (emde_topk_public.py --test)
+        rows.append([r["dataset"], f"emde ({r['tag']}, {len(r['seeds'])} seeds)", "epochs, readout per seed", "-",
+                     *(f"{r['mean'][k]:.4f} ± {r['std'][k]:.4f}" for k in ("Recall@20", "NDCG@20")), "-",
+                     f"{sum(x['fit_seconds'] for x in r['seeds']) / len(r['seeds']):.1f}", f"{r['peak_rss_mib']:,.0f}"])
     grids = "\n".join(f"- `{m}`: {g or 'no parameters'}" for m, g in PUBLIC_TOPK_GRIDS.items())
     write_page(output, f"# Top-k baselines on the public splits\n\n{machine_line()}; 2 threads\n\n"
                f"Command: {command('topk_public', dataset='D', model='M')} per dataset and model, then "
@@ -58,9 +65,17 @@ def main() -> None:
     parser = benchmark_parser(__doc__, dataset="gowalla", threads=2, output=ROOT / "docs/benchmarks/topk_public.md")
     parser.add_argument("--model", choices=sorted(MODELS), default="rp3beta")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="refit and time every stored model of --dataset")
     args = parser.parse_args()
     if args.report:
         return report(args.output)
+    if args.speed:
+        rows = speed_rows(args.dataset, stored_specs(RESULTS, args.dataset), args.threads)
+        return write_page(args.output.with_name("topk_speed.md"), "\n".join([
+            f"# Fit and scoring speed on {args.dataset} (train ∪ valid, test users)", "", f"{machine_line()}; "
+            f"{args.threads} threads, one model after another in one run, each in its own process", "",
+            f"Command: {command('topk_public', dataset=args.dataset, speed=True, threads=args.threads)}", "",
+            *speed_table(rows)]), data=rows, echo=True)
     grid = public_topk_grid(args.model, args.dataset)
     t0 = time.perf_counter()
     out = tune_and_test(registry.load(args.dataset), MODELS[args.model], grid, ks=(20,), threads=args.threads)

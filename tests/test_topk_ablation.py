@@ -4,6 +4,7 @@ script that stores and reports them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks.emde_topk_public import parse_settings
 from sketchrec.data.loaders.topk import TopkBenchmark, rows_from_pairs
@@ -66,3 +67,15 @@ def test_validated_refit_and_test_uses_the_validated_epochs_and_readout_per_seed
     assert np.isclose(out["mean"]["Recall@20"], np.mean(recalls))
     assert np.isclose(out["std"]["Recall@20"], np.std(recalls, ddof=1))
     assert out["n_test_users"] == 120
+
+
+@pytest.mark.needs_dataset("lastfm")
+def test_speed_rows_fit_and_score_each_model_in_its_own_process():
+    from sketchrec.eval.public_topk import speed_rows
+
+    rows = speed_rows("lastfm", {"pop": {"class": "Popularity", "params": {}},
+                                 "rp3beta": {"class": "RP3beta", "params": {"beta": 0.2}}}, threads=1)
+    assert [r["model"] for r in rows] == ["pop", "rp3beta"]
+    assert rows[1]["params"] == {"beta": 0.2} and rows[0]["seconds_per_epoch"] is None
+    assert rows[1]["NDCG@20"] > rows[0]["NDCG@20"] > 0.05          # Last.fm test: 0.256 vs 0.101
+    assert all(r["users_per_second"] > 0 and r["peak_rss_mib"] > 100 for r in rows)

@@ -19,6 +19,8 @@ evaluation sits below the models and never imports them.
 from __future__ import annotations
 
 import gc
+import json
+import sys
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -27,7 +29,7 @@ import numpy as np
 from sketchrec._memory import release_free_memory
 from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.eval.protocols import evaluate_topk
-from sketchrec.eval.report import peak_rss_mib
+from sketchrec.eval.report import markdown_table, peak_rss_mib, run_python
 from sketchrec.eval.topk_ablation import best_readout, validation_run
 
 if TYPE_CHECKING:
@@ -175,3 +177,74 @@ def validated_refit_and_test(benchmark: TopkBenchmark, make: Callable[..., "Reco
             "mean": {k: float(v.mean()) for k, v in values.items()},
             "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
             "peak_rss_mib": peak_rss_mib(), "n_test_users": int(len(inputs))}
+
+
+def speed_rows(dataset: str, specs: dict[str, dict], threads: int = 2) -> list[dict]:
+    """Issue 31's speed table: each model ({name: {"class", "params"}}, e.g. the settings chosen on
+    validation) fitted on `dataset`'s train ∪ valid and scored on its test users, one after another
+    in one run, each in a fresh process limited to `threads` (so its peak RSS is its own). One
+    dict per model: fit_seconds, seconds_per_epoch (models with epochs), score_seconds,
+    users_per_second, peak_rss_mib, test metrics."""
+    code = ("import json, sys; from sketchrec.eval.public_topk import _speed_child; "
+            "print(json.dumps(_speed_child(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))))")
+    return [{"model": name, **run_python(sys.executable, ["-c", code, dataset, json.dumps(spec), threads],
+                                         threads=threads)} for name, spec in specs.items()]
+
+
+def _speed_child(dataset: str, spec: dict, threads: int) -> dict:
+    from sketchrec.data import registry
+    from sketchrec.models.blend import as_estimator
+
+    bench = registry.load(dataset)
+    model = as_estimator(spec)
+    if "threads" in model.get_params():
+        model.set_params(threads=threads)
+    t0 = time.perf_counter()
+    model.fit(bench.fit_rows())
+    fit_s = time.perf_counter() - t0
+    inputs, targets = bench.evaluation()
+    metrics, score_s = evaluate_topk(model, inputs, targets, ks=(20,), exclude_input=True, progress=False)
+    epochs = model.get_params().get("epochs")
+    return {"params": spec["params"], "fit_seconds": fit_s, "seconds_per_epoch": fit_s / epochs if epochs else None,
+            "score_seconds": score_s, "users_per_second": len(inputs) / score_s, "peak_rss_mib": peak_rss_mib(),
+            "Recall@20": metrics["Recall@20"], "NDCG@20": metrics["NDCG@20"]}
+
+
+#: the classes and fixed settings of benchmarks/topk_public.py's models, by short name
+TOPK_MODEL_CLASSES = {"pop": ("Popularity", {}), "iknn": ("ItemKNN", {"history": "all"}),
+                      "rp3beta": ("RP3beta", {}), "ease": ("EASE", {"max_items": 50_000, "dtype": "float32"}),
+                      "ials": ("IALS", {})}
+
+
+def stored_specs(results_dir, dataset: str) -> dict[str, dict]:
+    """The validated setting of every model stored for `dataset` by benchmarks/topk_public.py
+    (``{dataset}-{model}.json``) and by emde_topk_public.py --test (``test/{dataset}-{tag}.json``:
+    seed 0's validated epochs and readout), as {name: {"class", "params"}} for `speed_rows`."""
+    from pathlib import Path
+
+    specs = {}
+    for path in sorted(Path(results_dir).glob(f"{dataset}-*.json")):
+        r = json.loads(path.read_text())
+        cls, fixed = TOPK_MODEL_CLASSES[r["model"]]
+        specs[r["model"]] = {"class": cls, "params": {**fixed, **r["params"]}}
+    for path in sorted((Path(results_dir).parent / "emde_topk_public" / "test").glob(f"{dataset}-*.json")):
+        r = json.loads(path.read_text())
+        first = r["seeds"][0]
+        kind, _, prior = first["readout"].partition("/prior=")
+        params = {**r["params"], "seed": first["seed"], "epochs": first["epochs"], "readout": kind,
+                  **({"prior": float(prior)} if prior else {})}
+        specs[f"emde ({r['tag']})"] = {"class": "EMDE", "params": params}
+    return specs
+
+
+def speed_table(rows: list[dict]) -> list[str]:
+    """`speed_rows` as Markdown table lines: fit, per epoch, scoring throughput, peak RSS, test."""
+    def cell(v, fmt):
+        return "-" if v is None else format(v, fmt)
+    return markdown_table(["model", "settings", "fit s", "s / epoch", "scoring users/s", "peak RSS MiB",
+                           "test Recall@20", "test NDCG@20"],
+                          [[r["model"], ", ".join(f"{k}={v}" for k, v in r["params"].items()
+                                                  if k not in ("progress", "threads", "bf16")) or "-",
+                            cell(r["fit_seconds"], ".1f"), cell(r["seconds_per_epoch"], ".1f"),
+                            cell(r["users_per_second"], ",.0f"), cell(r["peak_rss_mib"], ",.0f"),
+                            cell(r["Recall@20"], ".4f"), cell(r["NDCG@20"], ".4f")] for r in rows])
