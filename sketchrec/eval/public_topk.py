@@ -185,18 +185,18 @@ def speed_rows(dataset: str, specs: dict[str, dict], threads: int = 2) -> list[d
     in one run, each in a fresh process limited to `threads` (so its peak RSS is its own). One
     dict per model: fit_seconds, seconds_per_epoch (models with epochs), score_seconds,
     users_per_second, peak_rss_mib, test metrics."""
+    # the child builds the model (evaluation never imports the models: they come from the caller)
     code = ("import json, sys; from sketchrec.eval.public_topk import _speed_child; "
-            "print(json.dumps(_speed_child(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]))))")
+            "from sketchrec.models.blend import as_estimator; spec = json.loads(sys.argv[2]); "
+            "print(json.dumps(_speed_child(sys.argv[1], as_estimator(spec), spec, int(sys.argv[3]))))")
     return [{"model": name, **run_python(sys.executable, ["-c", code, dataset, json.dumps(spec), threads],
                                          threads=threads)} for name, spec in specs.items()]
 
 
-def _speed_child(dataset: str, spec: dict, threads: int) -> dict:
+def _speed_child(dataset: str, model: "Recommender", spec: dict, threads: int) -> dict:
     from sketchrec.data import registry
-    from sketchrec.models.blend import as_estimator
 
     bench = registry.load(dataset)
-    model = as_estimator(spec)
     if "threads" in model.get_params():
         model.set_params(threads=threads)
     t0 = time.perf_counter()
