@@ -20,7 +20,6 @@ benchmarks/results/emde_topk_public/test/ and shown by `benchmarks/topk_public.p
 
 from __future__ import annotations
 
-import ast
 import json
 import time
 from pathlib import Path
@@ -29,27 +28,13 @@ from sketchrec import presets
 from sketchrec.data import registry
 from sketchrec.eval.public_topk import validated_refit_and_test
 from sketchrec.eval.report import benchmark_parser, command, machine_line, write_page
-from sketchrec.eval.topk_ablation import ablation_page, stored_runs, validation_run
+from sketchrec.eval.topk_ablation import ablation_page, parse_settings, stored_runs, validation_run
 from sketchrec.models import EMDE
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "emde_topk_public"
 BASE = {**presets.get("emde-topk"), "inputs": ("all:cleora:1",), "outputs": ("cleora:1",), "progress": False,
         "bf16": False, "threads": 1}
-
-
-def parse_settings(pairs: list[str]) -> dict:
-    """["n_bits=10", "readout=min", "inputs=all:cleora:1,all:cleora:0"] -> {"n_bits": 10,
-    "readout": "min", "inputs": ("all:cleora:1", "all:cleora:0")}: Python literals, else text,
-    comma-separated text as a tuple (modality lists)."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = tuple(value.split(",")) if "," in value or key in ("inputs", "outputs") else value
-    return out
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 from sketchrec.data import registry
-from sketchrec.eval.public_topk import (PUBLIC_TOPK_GRIDS, TOPK_MODEL_CLASSES, public_topk_grid, speed_rows,
-                                        speed_table, stored_specs, tune_and_test)
+from sketchrec.eval.public_topk import (PUBLIC_TOPK_GRIDS, TOPK_MODEL_CLASSES, public_topk_grid, speed_page,
+                                        speed_rows, stored_specs, tune_and_test)
 from sketchrec.eval.report import benchmark_parser, command, machine_line, markdown_table, write_page
 from sketchrec.models import model_class
 
@@ -71,11 +71,8 @@ def main() -> None:
         return report(args.output)
     if args.speed:
         rows = speed_rows(args.dataset, stored_specs(RESULTS, args.dataset), args.threads)
-        return write_page(args.output.with_name("topk_speed.md"), "\n".join([
-            f"# Fit and scoring speed on {args.dataset} (train ∪ valid, test users)", "", f"{machine_line()}; "
-            f"{args.threads} threads, one model after another in one run, each in its own process", "",
-            f"Command: {command('topk_public', dataset=args.dataset, speed=True, threads=args.threads)}", "",
-            *speed_table(rows)]), data=rows, echo=True)
+        return write_page(args.output.with_name("topk_speed.md"), speed_page(args.dataset, rows, args.threads, command(
+            "topk_public", dataset=args.dataset, speed=True, threads=args.threads)), data=rows, echo=True)
     grid = public_topk_grid(args.model, args.dataset)
     t0 = time.perf_counter()
     out = tune_and_test(registry.load(args.dataset), MODELS[args.model], grid, ks=(20,), threads=args.threads)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.emde_topk_public import parse_settings
 from sketchrec.data.loaders.topk import TopkBenchmark, rows_from_pairs
-from sketchrec.eval.topk_ablation import ablation_page, best_readout, validation_run
+from sketchrec.eval.topk_ablation import ablation_page, best_readout, parse_settings, validation_run
 from sketchrec.models import EMDE
 
 
@@ -79,3 +78,13 @@ def test_speed_rows_fit_and_score_each_model_in_its_own_process():
     assert rows[1]["params"] == {"beta": 0.2} and rows[0]["seconds_per_epoch"] is None
     assert rows[1]["NDCG@20"] > rows[0]["NDCG@20"] > 0.05          # Last.fm test: 0.256 vs 0.101
     assert all(r["users_per_second"] > 0 and r["peak_rss_mib"] > 100 for r in rows)
+
+
+def test_speed_page_names_the_machine_and_leaves_blanks_for_missing_figures():
+    from sketchrec.eval.public_topk import speed_page
+
+    page = speed_page("gowalla", [{"model": "pop", "params": {"threads": 2}, "fit_seconds": 1.25,
+                                   "seconds_per_epoch": None, "users_per_second": 12345.0, "peak_rss_mib": 512.0,
+                                   "Recall@20": 0.0416, "NDCG@20": 0.0317}], 2, "`cmd`")
+    assert "avx" in page.lower() or "cpu" in page.lower()
+    assert "| pop | - | 1.2 | - | 12,345 | 512 | 0.0416 | 0.0317 |" in page

@@ -29,7 +29,7 @@ import numpy as np
 from sketchrec._memory import release_free_memory
 from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.eval.protocols import evaluate_topk
-from sketchrec.eval.report import markdown_table, peak_rss_mib, run_python
+from sketchrec.eval.report import machine_line, markdown_table, peak_rss_mib, run_python
 from sketchrec.eval.topk_ablation import best_readout, validation_run
 
 if TYPE_CHECKING:
@@ -237,14 +237,17 @@ def stored_specs(results_dir, dataset: str) -> dict[str, dict]:
     return specs
 
 
-def speed_table(rows: list[dict]) -> list[str]:
-    """`speed_rows` as Markdown table lines: fit, per epoch, scoring throughput, peak RSS, test."""
+def speed_page(dataset: str, rows: list[dict], threads: int, command: str) -> str:
+    """`speed_rows` as a page: fit, per epoch, scoring throughput, peak RSS, test figures."""
     def cell(v, fmt):
         return "-" if v is None else format(v, fmt)
-    return markdown_table(["model", "settings", "fit s", "s / epoch", "scoring users/s", "peak RSS MiB",
-                           "test Recall@20", "test NDCG@20"],
-                          [[r["model"], ", ".join(f"{k}={v}" for k, v in r["params"].items()
-                                                  if k not in ("progress", "threads", "bf16")) or "-",
-                            cell(r["fit_seconds"], ".1f"), cell(r["seconds_per_epoch"], ".1f"),
-                            cell(r["users_per_second"], ",.0f"), cell(r["peak_rss_mib"], ",.0f"),
-                            cell(r["Recall@20"], ".4f"), cell(r["NDCG@20"], ".4f")] for r in rows])
+    table = markdown_table(
+        ["model", "settings", "fit s", "s / epoch", "scoring users/s", "peak RSS MiB", "test Recall@20",
+         "test NDCG@20"],
+        [[r["model"], ", ".join(f"{k}={v}" for k, v in r["params"].items()
+                                if k not in ("progress", "threads", "bf16")) or "-",
+          cell(r["fit_seconds"], ".1f"), cell(r["seconds_per_epoch"], ".1f"), cell(r["users_per_second"], ",.0f"),
+          cell(r["peak_rss_mib"], ",.0f"), cell(r["Recall@20"], ".4f"), cell(r["NDCG@20"], ".4f")] for r in rows])
+    return "\n".join([f"# Fit and scoring speed on {dataset} (train ∪ valid, test users)", "",
+                      f"{machine_line()}; {threads} threads, one model after another in one run, each in its "
+                      "own process", "", f"Command: {command}", "", *table])

@@ -9,6 +9,7 @@ each row's gain over the dataset's first (base) row. The test part is never read
 
 from __future__ import annotations
 
+import ast
 import time
 from pathlib import Path
 from typing import Callable
@@ -101,3 +102,17 @@ def stored_runs(directory: Path) -> dict[str, list[dict]]:
     for dataset in runs:
         runs[dataset].sort(key=lambda r: (r["tag"] != "base", r.get("when", "")))
     return runs
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """["n_bits=10", "readout=min", "inputs=all:cleora:1,all:cleora:0"] -> {"n_bits": 10,
+    "readout": "min", "inputs": ("all:cleora:1", "all:cleora:0")}: Python literals, else text,
+    comma-separated text as a tuple (modality lists)."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = tuple(value.split(",")) if "," in value or key in ("inputs", "outputs") else value
+    return out
