@@ -51,19 +51,25 @@ class EASE(Recommender):
         x = train.to_csr(binary=True)
         co = (x.T @ x).tocsr()
         _check_memory(n, dtype, extra_bytes=co.data.nbytes + co.indices.nbytes + co.indptr.nbytes)
-        gram = co.astype(dtype).toarray()
+        # Fortran order: torch's LAPACK (column-major) then works on it in place; a C-ordered
+        # matrix would be copied (a second n_items² matrix: 6.7 GB more on Gowalla)
+        gram = co.astype(dtype).toarray(order="F")
         del co
         gram[np.diag_indices(n)] += self.lam
-        p = torch.from_numpy(gram)         # the same memory: the solve below works in place
+        p = torch.from_numpy(gram)         # the same memory, column-major strides
         with _torch_threads(self.threads):
             # gram is symmetric positive definite: Cholesky inverse costs half of LU's. torch's
             # LAPACK (MKL in the x86 wheels), not scipy's bundled OpenBLAS, whose multithreaded
             # spotrf segfaults on Gowalla's 41k x 41k (OpenBLAS issues #352, #2821)
-            _, info = torch.linalg.cholesky_ex(p, out=(p, torch.empty((), dtype=torch.int32)))
-            if info.item() != 0:
-                raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite (lapack info={info.item()})")
+            try:
+                torch.linalg.cholesky(p, out=p)
+            except torch.linalg.LinAlgError as err:
+                raise np.linalg.LinAlgError(f"XᵀX + λI is not positive definite: {err}") from None
             torch.cholesky_inverse(p, out=p)   # both triangles of P = (XᵀX + λI)⁻¹
-        b = gram
+        del p
+        # P is Fortran-ordered and symmetric: its transpose is the same matrix, C-ordered (the
+        # layout sparse @ dense products need), without a copy
+        b = gram.T
         diag = np.diag(b).copy()
         b /= -diag[None, :]
         b[np.diag_indices(n)] = 0.0
