@@ -32,7 +32,7 @@ def test_validation_run_scores_every_readout_and_never_reads_test():
                   progress=False, threads=1, cleora_dim=16)
     result = validation_run(bench, EMDE, params)
     assert set(result["readouts"]) == {"bayes/prior=0", "bayes/prior=0.5", "bayes/prior=1", "bayes/prior=1.5",
-                                       "bayes/prior=2", "min"}
+                                       "bayes/prior=2", "bayes/prior=3", "bayes/prior=4", "min"}
     name, metrics = best_readout(result)
     assert metrics["NDCG@20"] == max(r["NDCG@20"] for r in result["readouts"].values())
     assert metrics["Recall@20"] > 0.45          # 2 of the user's 4 unseen block items, among 34 candidates

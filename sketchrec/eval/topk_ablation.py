@@ -18,7 +18,7 @@ from sketchrec.eval.report import markdown_table, peak_rss_mib
 from sketchrec.eval.validation import TopkValidation
 
 #: prior weights of the "bayes" readout tried after training
-BAYES_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0)
+BAYES_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 def validation_rows(benchmark) -> tuple:
