@@ -243,7 +243,7 @@ class EMDE(Recommender):
                 t, n = self._train_batches(order, batch_loss, optimiser,
                                            loop.bar(range(0, len(order), self.batch_size), e))
                 total, seen = total + t, seen + n
-            return {"loss": total / max(seen, 1)}
+            return {"loss": total / max(seen, 1), "examples": seen}
         return epoch
 
     def _holdout_epochs(self, train: Sessions, net, loop: EpochLoop, optimiser, rng):
@@ -266,12 +266,13 @@ class EMDE(Recommender):
                 return -(t * log_p).sum(2).mean()
             total, seen = self._train_batches(order, batch_loss, optimiser,
                                               loop.bar(range(0, len(order), self.batch_size), e))
-            return {"loss": total / max(seen, 1)}
+            return {"loss": total / max(seen, 1), "examples": seen}
         return epoch
 
     def _train_batches(self, order: np.ndarray, batch_loss, optimiser, bar) -> tuple[float, int]:
         """One pass of Adam steps over `order` in batches; batch_loss(rows) -> mean loss tensor.
-        Returns (sum of the losses, rows). Data-parallel (see `fit`), this process trains rows
+        Returns (sum of the losses, rows trained by this process; an epoch's history row has
+        them as "examples"). Data-parallel (see `fit`), this process trains rows
         rank::world of each batch, its mean loss weighted by its share of the batch x world, so
         DDP's gradient average is the gradient of the whole batch's mean loss."""
         rank, world = _rank_and_world()
