@@ -105,8 +105,8 @@ def generate_sessions(path: str | Path, n_events: int, n_items: int, *, seed: in
                       start_time: int = 1_464_000_000, progress: bool = False) -> list[Path]:
     """Write a synthetic log of about `n_events` events into folder `path`; returns its part files.
 
-    The log has ceil(n_events / chunk_events) chunks of round(chunk_events / mean_length) whole
-    sessions each (so the event count is n_events to within sampling noise and one chunk), one
+    The log has ceil(n_events / chunk_events) chunks (chunk_events capped at n_events) of
+    round(chunk_events / mean_length) whole sessions each (so the event count is n_events to within sampling noise and one chunk), one
     Parquet row group per chunk, ceil(events_per_file / chunk_events) chunks per file.
     Resumable: a part file that exists and is complete (a readable footer) is kept; files are
     written under a temporary name and renamed when done. ``manifest.json`` records the settings;
@@ -123,6 +123,7 @@ def generate_sessions(path: str | Path, n_events: int, n_items: int, *, seed: in
                     mean_length=mean_length, locality=locality, cluster_size=cluster_size,
                     chunk_events=chunk_events, events_per_file=events_per_file, session_gap=session_gap,
                     click_gap=click_gap, start_time=start_time)
+    chunk_events = min(chunk_events, n_events)         # a small log is one chunk of its own size
     manifest = path / "manifest.json"
     if manifest.exists() and json.loads(manifest.read_text()) != settings:
         raise ValueError(f"{path} holds a log written with other settings ({manifest}); use another folder")

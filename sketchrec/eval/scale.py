@@ -20,9 +20,133 @@ from sketchrec.data.stream import SessionStream, write_session_log
 from sketchrec.data.synthetic import generate_sessions
 from sketchrec.eval.report import markdown_table, peak_rss_mib, run_python
 
-#: n_items of the synthetic logs: ~1 item per 10 events up to 1M items (a catalogue grows with its log)
+#: the network of the scale runs: the `emde-session` preset with hidden 256 (the preset's 1024 costs
+#: ~50 core-minutes an epoch at 10M events; the data path measured here does not depend on it)
+SCALE_NETWORK = {"hidden": 256}
+
+
 def items_for(n_events: int) -> int:
-    return int(min(1_000_000, max(10_000, n_events // 10)))
+    """n_items of a synthetic log of `n_events` events: one item per 50 events, 10k to 1M (a
+    catalogue grows with its log; 1M items at 50M events and more)."""
+    return int(min(1_000_000, max(10_000, n_events // 50)))
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).glob("*.parquet"))
+
+
+def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_sessions: int = 100_000,
+                 buffer_events: int = 2_000_000) -> dict:
+    """In this process: generate (or reuse) a log of `n_events` events in `work`, fit one streaming
+    epoch of `make_model(**SCALE_NETWORK)`, recommend the top 20 for `score_sessions` sessions of the
+    log, and write every session's profile to Parquet. Returns the timings, events/s (of the
+    training epoch), peak RSS after each phase (MiB: ru_maxrss, monotone) and disk sizes."""
+    out = {"events_asked": n_events, "n_items": items_for(n_events), "seed": seed}
+    _, out["generate_s"] = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed,
+                                  progress=False)
+    stream = SessionStream(work / "log", buffer_events=buffer_events)
+    scan, out["scan_s"] = _timed(stream.scan)
+    out.update(events=scan.n_events, sessions=scan.n_rows, items_seen=len(scan.item_ids),
+               log_bytes=folder_bytes(work / "log"), rss_after_scan_mib=peak_rss_mib())
+    model, out["fit_s"] = _timed(make_model(**SCALE_NETWORK).fit, stream)
+    out.update(codes_s=model.codes_setup_s_, epoch_s=model.history_[0]["seconds"],
+               examples=model.history_[0]["examples"], rss_after_fit_mib=peak_rss_mib())
+    out["events_per_s"] = out["events"] / out["epoch_s"]
+    queries = _first_sessions(stream, score_sessions)
+    _, out["score_s"] = _timed(_recommend_all, model, queries)
+    out.update(scored=len(queries), rss_after_score_mib=peak_rss_mib())
+    del queries
+    from sketchrec.eval.profiles import write_profiles
+    written, out["profiles_s"] = _timed(write_profiles, model, stream, work / "profiles.parquet")
+    out.update(profile_rows=written["rows"], profile_bytes=written["bytes"], peak_rss_mib=peak_rss_mib())
+    (work / "profiles.parquet").unlink()
+    return out
+
+
+def _recommend_all(model, queries, batch: int = 10_000) -> None:
+    """Top 20 of every query row, `batch` rows at a time (bounded memory: a batch's predicted sketches)."""
+    for start in range(0, len(queries), batch):
+        model.recommend(queries.take(np.arange(start, min(start + batch, len(queries)))), 20)
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
+
+
+def _first_sessions(stream: SessionStream, n: int):
+    """The first `n` sessions of the log (in file order), as in-memory `Sessions`."""
+    parts, have = [], 0
+    for buf in stream.buffers():
+        parts.append(buf.take(np.arange(min(len(buf), n - have))))
+        have += len(parts[-1])
+        if have >= n:
+            break
+    from sketchrec.data.sessions import concat
+    return concat(parts)
+
+
+def run_sizes(sizes, child_argv, results: Path, page: Path, threads: int | None = 1) -> list[dict]:
+    """Measure every size in its own process (`child_argv` + ``--one SIZE``; the JSON it prints),
+    smallest first, skipping sizes whose result file exists (resumable); then write the page and
+    the figure."""
+    runs = []
+    for n in sorted(sizes):
+        file = results / f"events_{n}.json"
+        if not file.exists():
+            result = run_python(sys.executable, [*child_argv, "--one", n], threads=threads)
+            save(file, result)
+        runs.append(json.loads(file.read_text()))
+    write_scale_page(runs, page)
+    return runs
+
+
+def write_scale_page(runs: list[dict], page: Path) -> None:
+    """docs/benchmarks/emde_scale.md and its log-log figure (time and memory against events)."""
+    from sketchrec.eval.report import page_head, write_page
+    figure = page.with_suffix(".png")
+    _figure(runs, figure)
+    head = ["events", "sessions", "items", "log MB", "generate s", "scan s", "codes s", "epoch s", "events/s",
+            "score 100k s", "profiles s", "peak RSS MiB"]
+    rows = [[f"{r['events']:,}", f"{r['sessions']:,}", f"{r['n_items']:,}", f"{r['log_bytes'] / 1e6:,.0f}",
+             f"{r['generate_s']:.0f}", f"{r['scan_s']:.1f}", f"{r['codes_s']:.0f}", f"{r['epoch_s']:.0f}",
+             f"{r['events_per_s']:,.0f}", f"{r['score_s']:.1f}", f"{r['profiles_s']:.0f}",
+             f"{r['peak_rss_mib']:,.0f}"] for r in runs]
+    ratio = ""
+    if len(runs) > 1:
+        ratio = (f"\nevents/s from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
+                 f"x{runs[-1]['events_per_s'] / runs[0]['events_per_s']:.2f}.\n")
+    text = page_head("EMDE at scale: streaming training on synthetic logs",
+                     "python -m benchmarks.emde_scale --sizes " + " ".join(str(r["events_asked"]) for r in runs))
+    text += "\n".join([
+        "", "One streaming epoch (`EMDE.fit(SessionStream(...))`, target next) of the `emde-session` preset "
+        "with hidden 256, 1 thread, buffers of 2M events; scoring: top 20 of all items for the first "
+        "100k sessions; profiles: every session's input sketch written to Parquet (`write_profiles`). "
+        "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run). Logs: "
+        "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
+        "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", ""])
+    write_page(page, text, data=runs)
+
+
+def _figure(runs: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    events = [r["events"] for r in runs]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for key, label in (("epoch_s", "training epoch"), ("codes_s", "scan + Cleora codes"),
+                       ("profiles_s", "profiles"), ("generate_s", "generate log")):
+        a.loglog(events, [r[key] for r in runs], "o-", label=label)
+    a.set(xlabel="events", ylabel="seconds", title="time")
+    a.legend(fontsize=8)
+    b.loglog(events, [r["peak_rss_mib"] for r in runs], "o-", label="peak RSS")
+    b.loglog(events, [r["log_bytes"] / 2**20 for r in runs], "s--", label="log on disk")
+    b.set(xlabel="events", ylabel="MiB", title="memory and disk")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def stream_quality(make_model, bench, mode: str, log_dir: Path, buffer_events: int = 200_000,
