@@ -1,0 +1,25 @@
+"""sketchrec.eval.scale: one size measured end to end on a tiny log, and the page with its figure."""
+
+import json
+
+from sketchrec.eval import scale
+from sketchrec.models.emde import EMDE
+
+
+def small(**kw):
+    return EMDE(**{**dict(inputs=("all:cleora:1", "last:cleora:0"), outputs=("cleora:1",), n_sketches=3, n_bits=4,
+                          cleora_dim=16, epochs=1, progress=False, threads=1), **kw, "hidden": 16})
+
+
+def test_measure_one_size_and_write_the_page(tmp_path):
+    run = scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=500, buffer_events=5_000)
+    assert abs(run["events"] - 20_000) < 1_000 and run["n_items"] == 10_000
+    assert run["examples"] == run["events"] - run["sessions"]          # one pair per click but the first
+    assert run["scored"] == 500 and run["profile_rows"] == run["sessions"]
+    assert run["events_per_s"] > 0 and run["peak_rss_mib"] >= run["rss_after_scan_mib"] > 0
+    assert not (tmp_path / "w/profiles.parquet").exists()
+    page = tmp_path / "emde_scale.md"
+    scale.write_scale_page([run, {**run, "events": 10 * run["events"], "events_per_s": run["events_per_s"] / 2}], page)
+    text = page.read_text()
+    assert "| events | sessions |" in text and "x0.50" in text
+    assert page.with_suffix(".png").stat().st_size > 1000 and len(json.loads(page.with_suffix(".json").read_text())) == 2
