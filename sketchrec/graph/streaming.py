@@ -13,18 +13,40 @@ session r is node r (r counted over the whole log in file order), item i is node
 T0 — a pure function of (seed, node, column) — is the same, and the vectors equal the in-memory
 Cleora's to float rounding.
 
-Memory: two (n_items, dim) float32 matrices and one buffer's (sessions, dim) product.
+Memory: two (n_items, dim) float32 matrices and one buffer's (sessions, dim) vectors; the
+gather and the scatter are numba kernels over the buffer's clicks, so no (items in the buffer,
+dim) temporary is made (at 1M items that would be 1 GB a buffer).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
+import numba
 import numpy as np
-import scipy.sparse as sp
 
 from sketchrec.data.sessions import Sessions
 from sketchrec.graph.cleora import initial_vectors
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_rows(indptr, items, vectors, out):
+    # out[r] = sum of vectors[items[c]] over row r's clicks c (A · vectors); O(clicks · dim)
+    for r in range(len(indptr) - 1):
+        for c in range(indptr[r], indptr[r + 1]):
+            i = items[c]
+            for d in range(out.shape[1]):
+                out[r, d] += vectors[i, d]
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_rows(indptr, items, rows, out):
+    # out[items[c]] += rows[r] for every click c of row r (Aᵀ · rows, accumulated); O(clicks · dim)
+    for r in range(len(indptr) - 1):
+        for c in range(indptr[r], indptr[r + 1]):
+            i = items[c]
+            for d in range(out.shape[1]):
+                out[i, d] += rows[r, d]
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -47,13 +69,12 @@ def stream_row_item_cleora(buffers: Callable[[], Iterable[Sessions]], n_rows: in
     for _ in range((steps + 1) // 2):
         nxt = np.zeros((n_items, dim), np.float32)
         for buf in buffers():
-            used, column = np.unique(buf.items, return_inverse=True)
-            a = sp.csr_matrix((np.ones(buf.nnz, np.float32), (buf.row_of_click(), column)),
-                              shape=(len(buf), len(used)))
             if items is None:
                 rows = initial_vectors(len(buf), dim, seed, row_start=buf.meta["first_row"])
             else:
-                rows = _normalise_rows(np.asarray(a @ items[used], dtype=np.float32))
-            nxt[used] += np.asarray(a.T @ rows, dtype=np.float32)
+                rows = np.zeros((len(buf), dim), np.float32)
+                _sum_rows(buf.indptr, buf.items, items, rows)
+                _normalise_rows(rows)
+            _scatter_rows(buf.indptr, buf.items, rows, nxt)
         items = _normalise_rows(nxt)
     return items
