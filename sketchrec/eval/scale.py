@@ -63,6 +63,24 @@ def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_ses
     return out
 
 
+def measure_profiles(make_model, n_users: int, work: Path, seed: int = 0, buffer_events: int = 2_000_000) -> dict:
+    """In this process: a synthetic log of `n_users` sessions (users), EMDE's item codes from it
+    (`make_model(epochs=0)`: the scan and the Cleora passes, no network training), then every
+    user's profile written to Parquet by `write_profiles`. Returns timings, sizes and peak RSS (MiB)."""
+    from sketchrec.data.synthetic import DIGINETICA_MEAN_LENGTH
+    from sketchrec.eval.profiles import write_profiles
+    n_events = int(n_users * DIGINETICA_MEAN_LENGTH)
+    out = {"users_asked": n_users, "n_items": items_for(n_events), "seed": seed}
+    _, out["generate_s"] = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed)
+    stream = SessionStream(work / "log", buffer_events=buffer_events)
+    model, out["codes_s"] = _timed(make_model(epochs=0, **SCALE_NETWORK).fit, stream)
+    out.update(users=len(stream), events=stream.scan().n_events, rss_after_codes_mib=peak_rss_mib())
+    written, out["profiles_s"] = _timed(write_profiles, model, stream, work / "profiles.parquet")
+    out.update(profile_bytes=written["bytes"], nonzeros=written["nonzeros"], peak_rss_mib=peak_rss_mib())
+    (work / "profiles.parquet").unlink()
+    return out
+
+
 def _recommend_all(model, queries, batch: int = 10_000) -> None:
     """Top 20 of every query row, `batch` rows at a time (bounded memory: a batch's predicted sketches)."""
     for start in range(0, len(queries), batch):
