@@ -16,10 +16,10 @@ def test_measure_one_size_and_write_the_page(tmp_path):
     assert abs(run["events"] - 20_000) < 1_000 and run["n_items"] == 10_000
     assert run["examples"] == run["events"] - run["sessions"]          # one pair per click but the first
     assert run["scored"] == 500 and run["profile_rows"] == run["sessions"]
-    assert run["events_per_s"] > 0 and run["peak_rss_mib"] >= run["rss_after_scan_mib"] > 0
+    assert run["events_per_s"] > 0 and run["epoch_cpu_s"] > 0 and run["peak_rss_mib"] >= run["rss_after_scan_mib"] > 0
     assert not (tmp_path / "w/profiles.parquet").exists()
     page = tmp_path / "emde_scale.md"
-    scale.write_scale_page([run, {**run, "events": 10 * run["events"], "events_per_s": run["events_per_s"] / 2}], page)
+    scale.write_scale_page([run, {**run, "events": 10 * run["events"], "events_per_cpu_s": run["events_per_cpu_s"] / 2}], page)
     text = page.read_text()
     assert "| events | sessions |" in text and "x0.50" in text
     assert page.with_suffix(".png").stat().st_size > 1000 and len(json.loads(page.with_suffix(".json").read_text())) == 2

@@ -50,10 +50,14 @@ def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_ses
                log_bytes=folder_bytes(work / "log"), rss_after_scan_mib=peak_rss_mib())
     model, out["fit_s"] = _timed(make_model(**SCALE_NETWORK).fit, stream)
     out.update(codes_s=model.codes_setup_s_, epoch_s=model.history_[0]["seconds"],
-               examples=model.history_[0]["examples"], rss_after_fit_mib=peak_rss_mib())
+               epoch_cpu_s=model.history_[0]["cpu_seconds"], examples=model.history_[0]["examples"],
+               rss_after_fit_mib=peak_rss_mib())
     out["events_per_s"] = out["events"] / out["epoch_s"]
+    out["events_per_cpu_s"] = out["events"] / out["epoch_cpu_s"]
     queries = _first_sessions(stream, score_sessions)
+    cpu = time.process_time()
     _, out["score_s"] = _timed(_recommend_all, model, queries)
+    out["score_cpu_s"] = time.process_time() - cpu
     out.update(scored=len(queries), rss_after_score_mib=peak_rss_mib())
     del queries
     from sketchrec.eval.profiles import write_profiles
@@ -125,23 +129,25 @@ def write_scale_page(runs: list[dict], page: Path) -> None:
     from sketchrec.eval.report import page_head, write_page
     figure = page.with_suffix(".png")
     _figure(runs, figure)
-    head = ["events", "sessions", "items", "log MB", "generate s", "scan s", "codes s", "epoch s", "events/s",
-            "score 100k s", "profiles s", "peak RSS MiB"]
+    head = ["events", "sessions", "items", "log MB", "generate s", "scan s", "codes s", "epoch s (CPU s)",
+            "events / CPU s", "score 100k s (CPU s)", "profiles s", "peak RSS MiB"]
     rows = [[f"{r['events']:,}", f"{r['sessions']:,}", f"{r['n_items']:,}", f"{r['log_bytes'] / 1e6:,.0f}",
-             f"{r['generate_s']:.0f}", f"{r['scan_s']:.1f}", f"{r['codes_s']:.0f}", f"{r['epoch_s']:.0f}",
-             f"{r['events_per_s']:,.0f}", f"{r['score_s']:.1f}", f"{r['profiles_s']:.0f}",
+             f"{r['generate_s']:.0f}", f"{r['scan_s']:.1f}", f"{r['codes_s']:.0f}",
+             f"{r['epoch_s']:.0f} ({r['epoch_cpu_s']:.0f})", f"{r['events_per_cpu_s']:,.0f}",
+             f"{r['score_s']:.1f} ({r['score_cpu_s']:.1f})", f"{r['profiles_s']:.0f}",
              f"{r['peak_rss_mib']:,.0f}"] for r in runs]
     ratio = ""
     if len(runs) > 1:
-        ratio = (f"\nevents/s from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
-                 f"x{runs[-1]['events_per_s'] / runs[0]['events_per_s']:.2f}.\n")
+        ratio = (f"\nTraining events per CPU second from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
+                 f"x{runs[-1]['events_per_cpu_s'] / runs[0]['events_per_cpu_s']:.2f} (the issue's bar: within 20%).\n")
     text = page_head("EMDE at scale: streaming training on synthetic logs",
                      "python -m benchmarks.emde_scale --sizes " + " ".join(str(r["events_asked"]) for r in runs))
     text += "\n".join([
         "", "One streaming epoch (`EMDE.fit(SessionStream(...))`, target next) of the `emde-session` preset "
         "with hidden 256, 1 thread, buffers of 2M events; scoring: top 20 of all items for the first "
         "100k sessions; profiles: every session's input sketch written to Parquet (`write_profiles`). "
-        "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run). Logs: "
+        "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run). Wall "
+        "seconds depend on the other jobs sharing the 2 cores; CPU seconds (the process's) do much less. Logs: "
         "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
         "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", ""])
     write_page(page, text, data=runs)

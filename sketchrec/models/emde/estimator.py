@@ -231,7 +231,7 @@ class EMDE(Recommender):
         out_codes = torch.from_numpy(self._output_codes().astype(np.int64))
 
         def epoch(e: int) -> dict:
-            total, seen = 0.0, 0
+            total, seen, cpu = 0.0, 0, time.process_time()
             for sessions in buffers(rng):
                 starts, lengths, targets = prefix_pairs(sessions, max_prefix=self.max_prefix or None)
                 order = rng.permutation(len(targets))
@@ -243,7 +243,8 @@ class EMDE(Recommender):
                 t, n = self._train_batches(order, batch_loss, optimiser,
                                            loop.bar(range(0, len(order), self.batch_size), e))
                 total, seen = total + t, seen + n
-            return {"loss": total / max(seen, 1), "examples": seen}
+            # CPU seconds of the process (all threads): an epoch's cost when other jobs share the cores
+            return {"loss": total / max(seen, 1), "examples": seen, "cpu_seconds": time.process_time() - cpu}
         return epoch
 
     def _holdout_epochs(self, train: Sessions, net, loop: EpochLoop, optimiser, rng):
