@@ -120,14 +120,17 @@ def run_sizes(sizes, child_argv, results: Path, page: Path, threads: int | None 
             result = run_python(sys.executable, [*child_argv, "--one", n], threads=threads)
             save(file, result)
         runs.append(json.loads(file.read_text()))
-    write_scale_page(runs, page)
+    stored = lambda pattern: [json.loads(f.read_text()) for f in sorted(results.glob(pattern))]  # noqa: E731
+    write_scale_page(runs, page, profiles=stored("profiles_*.json"), quality=stored("quality_*.json"))
     return runs
 
 
-def write_scale_page(runs: list[dict], page: Path) -> None:
-    """docs/benchmarks/emde_scale.md and its log-log figure (time and memory against events)."""
+def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=()) -> None:
+    """docs/benchmarks/emde_scale.md and its log-log figure (time and memory against events), with
+    the profile runs (`measure_profiles`) and the streaming-vs-memory runs (`stream_quality`)."""
     from sketchrec.eval.report import page_head, write_page
     figure = page.with_suffix(".png")
+    figure.parent.mkdir(parents=True, exist_ok=True)
     _figure(runs, figure)
     head = ["events", "sessions", "items", "log MB", "generate s", "scan s", "codes s", "epoch s (CPU s)",
             "events / CPU s", "score 100k s (CPU s)", "profiles s", "peak RSS MiB"]
@@ -149,8 +152,37 @@ def write_scale_page(runs: list[dict], page: Path) -> None:
         "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run). Wall "
         "seconds depend on the other jobs sharing the 2 cores; CPU seconds (the process's) do much less. Logs: "
         "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
-        "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", ""])
+        "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", "",
+        *_profile_section(profiles), *_quality_section(quality)])
     write_page(page, text, data=runs)
+
+
+def _profile_section(profiles) -> list[str]:
+    if not profiles:
+        return []
+    rows = [[f"{p['users']:,}", f"{p['events']:,}", f"{p['n_items']:,}", f"{p['codes_s']:.0f}",
+             f"{p['profiles_s']:.0f}", f"{p['profile_bytes'] / 1e6:,.0f}", f"{p['peak_rss_mib']:,.0f}"] for p in profiles]
+    return ["## Profiles of every user", "",
+            "EMDE's input sketches of every session of a synthetic log (`write_profiles`, a row group per "
+            "2M-event buffer); codes: the scan and the Cleora passes (`fit` with epochs=0). "
+            "Command: `python -m benchmarks.emde_scale --profiles N`.", "",
+            *markdown_table(["users", "events", "items", "codes s", "profiles s", "Parquet MB", "peak RSS MiB"], rows), ""]
+
+
+def _quality_section(quality) -> list[str]:
+    if not quality:
+        return []
+    rows = [[q["mode"], f"{100 * q['metrics']['HR@20']:.2f}", f"{100 * q['metrics']['MRR@20']:.2f}",
+             f"{100 * q['metrics']['HR@10']:.2f}", f"{100 * q['metrics']['MRR@10']:.2f}", f"{q['fit_s']:.0f}",
+             f"{q['peak_rss_mib']:,.0f}", str(len(q["history"]))] for q in quality]
+    return ["## Streaming against in-memory training, Diginetica", "",
+            "The `emde-session` preset, seed 0, the same epochs; \"stream\": the training sessions written "
+            "as a Parquet log (row groups of 10,000 sessions) and read back by `SessionStream` "
+            "(buffers of 200,000 events: block order and the pairs inside a buffer shuffled); test: every "
+            "test prefix ranked against all items. Wall seconds under shared cores. Command: "
+            "`python -m benchmarks.emde_scale --quality memory|stream --epochs 3 --seed 0`.", "",
+            *markdown_table(["training", "HR@20", "MRR@20", "HR@10", "MRR@10", "fit s", "peak RSS MiB", "epochs"],
+                            rows), ""]
 
 
 def _figure(runs: list[dict], path: Path) -> None:
