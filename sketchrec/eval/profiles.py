@@ -72,15 +72,15 @@ def scores(y, proba):
             "micro_AUC": float(roc_auc_score(y[:, cols], proba[:, cols], average="micro"))}
 
 
-def write_profiles(model, source, path: str | Path, progress: bool = False) -> dict:
+def write_profiles(model, source, path: str | Path, batch_rows: int = 100_000) -> dict:
     """Behavioural profiles (`model.profile`: EMDE's input sketches) of every row of `source` — a
     `SessionStream` (a log larger than memory, read a buffer at a time, in file order) or
-    in-memory `Sessions` — written to one Parquet file, a row group per buffer.
+    in-memory `Sessions` — written to one Parquet file, a row group per batch of `batch_rows` rows.
 
     Columns: row_id (the session / user id; the row index for `Sessions` without ids), indices
     list<int32> and values list<float32>: the row's sparse profile (column ids as
-    `model.feature_names()`). Memory: one buffer's rows and their sparse profiles. Returns
-    {"rows", "nonzeros", "bytes"}.
+    `model.feature_names()`). Memory: one buffer's rows and the sparse profiles of `batch_rows`
+    of them (a row group each). Returns {"rows", "nonzeros", "bytes"}.
     """
     buffers = source.buffers() if hasattr(source, "buffers") else [source]
     path = Path(path)
@@ -88,7 +88,9 @@ def write_profiles(model, source, path: str | Path, progress: bool = False) -> d
     schema = pa.schema([("row_id", pa.int64()), ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))])
     rows = nonzeros = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for buf in buffers:
+        batches = (buf.take(np.arange(lo, min(lo + batch_rows, len(buf))))
+                   for buf in buffers for lo in range(0, len(buf), batch_rows))
+        for buf in batches:
             x = model.profile(buf)                              # (rows, features) CSR
             ids = buf.row_ids if buf.row_ids is not None else np.arange(rows, rows + len(buf))
             offsets = pa.array(x.indptr.astype(np.int32))
