@@ -23,10 +23,10 @@ def test_measure_one_size_and_write_the_page(tmp_path):
     text = page.read_text()
     assert "| events | sessions |" in text and "x0.50" in text
     quality = {"mode": "stream", "metrics": {"HR@20": 0.4321, "MRR@20": 0.17, "HR@10": 0.3, "MRR@10": 0.16},
-               "fit_s": 1.0, "peak_rss_mib": 3.0, "history": [{}, {}]}
+               "fit_s": 1.0, "peak_rss_mib": 3.0, "history": [{}, {}], "params": {"seed": 0}}
     profiles = {"users": 10, "events": 50, "n_items": 3, "codes_s": 1.0, "profiles_s": 2.0, "profile_bytes": 1e6,
                 "peak_rss_mib": 5.0}
     scale.write_scale_page([run], page, profiles=[profiles], quality=[quality])
     text = page.read_text()
-    assert "## Profiles of every user" in text and "| stream | 43.21 | 17.00 |" in text
+    assert "## Profiles of every user" in text and "| stream | 0 | 43.21 | 17.00 |" in text
     assert page.with_suffix(".png").stat().st_size > 1000 and len(json.loads(page.with_suffix(".json").read_text())) == 1
