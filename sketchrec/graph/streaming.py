@@ -30,23 +30,15 @@ from sketchrec.graph.cleora import initial_vectors
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum_rows(indptr, items, vectors, out):
-    # out[r] = sum of vectors[items[c]] over row r's clicks c (A · vectors); O(clicks · dim)
+def _accumulate(indptr, items, src, out, to_items):
+    # over every click c of row r, item i = items[c]: to_items False, out[r] += src[i] (A · src);
+    # to_items True, out[i] += src[r] (Aᵀ · src, accumulated over buffers). O(clicks · dim)
     for r in range(len(indptr) - 1):
         for c in range(indptr[r], indptr[r + 1]):
             i = items[c]
+            a, b = (i, r) if to_items else (r, i)
             for d in range(out.shape[1]):
-                out[r, d] += vectors[i, d]
-
-
-@numba.njit(cache=True, nogil=True)
-def _scatter_rows(indptr, items, rows, out):
-    # out[items[c]] += rows[r] for every click c of row r (Aᵀ · rows, accumulated); O(clicks · dim)
-    for r in range(len(indptr) - 1):
-        for c in range(indptr[r], indptr[r + 1]):
-            i = items[c]
-            for d in range(out.shape[1]):
-                out[i, d] += rows[r, d]
+                out[a, d] += src[b, d]
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -73,8 +65,8 @@ def stream_row_item_cleora(buffers: Callable[[], Iterable[Sessions]], n_rows: in
                 rows = initial_vectors(len(buf), dim, seed, row_start=buf.meta["first_row"])
             else:
                 rows = np.zeros((len(buf), dim), np.float32)
-                _sum_rows(buf.indptr, buf.items, items, rows)
+                _accumulate(buf.indptr, buf.items, items, rows, False)
                 _normalise_rows(rows)
-            _scatter_rows(buf.indptr, buf.items, rows, nxt)
+            _accumulate(buf.indptr, buf.items, rows, nxt, True)
         items = _normalise_rows(nxt)
     return items
