@@ -439,6 +439,50 @@ def train_emde(
     console.print(f"model written to {output}")
 
 
+@train_app.command("emde-stream")
+def train_emde_stream(
+    log: Path = typer.Argument(..., help="Folder of Parquet files of events: every session contiguous, in "
+                                         "click order, inside one row group (as `sketchrec.data.synthetic` writes)."),
+    output: Path = typer.Option(Path("runs/emde/stream_model.npz"), "--output", "-o", help="Where to save the model."),
+    epochs: int = typer.Option(1, help="Training epochs."),
+    params: str = typer.Option("{}", help="JSON of EMDE settings over the `emde-session` preset."),
+    buffer_events: int = typer.Option(2_000_000, help="Events per shuffle buffer."),
+    n_items: Optional[int] = typer.Option(None, help="Item ids are already dense in [0, N) (else mapped)."),
+    seed: int = typer.Option(0, help="Seed."),
+    session_column: str = typer.Option("session_id", help="Session id column."),
+    item_column: str = typer.Option("item_id", help="Item id column."),
+):
+    """Train EMDE (target "next") from a log larger than memory, read a row group at a time.
+
+    Under torchrun (RANK / WORLD_SIZE set), every process joins a gloo group and trains its share
+    of each global batch (data-parallel, `EMDE.fit`); rank 0 saves the model and its history
+    (loss and training examples of rank 0 per epoch, `<output>.history.json`)."""
+    import os
+
+    import torch.distributed as dist
+
+    from sketchrec.data.stream import SessionStream
+    from sketchrec.models import EMDE
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        dist.init_process_group("gloo")
+    try:
+        settings = {**presets.get("emde-session"), "progress": False, **json.loads(params), "epochs": epochs,
+                    "seed": seed}
+        stream = SessionStream(log, session_col=session_column, item_col=item_column, buffer_events=buffer_events,
+                               n_items=n_items)
+        model = EMDE(**settings).fit(stream)
+        if world == 1 or dist.get_rank() == 0:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            model.save(output)
+            output.with_suffix(".history.json").write_text(json.dumps(model.history_, indent=1))
+            console.print(f"{len(stream):,} sessions, {world} process(es), {model.fit_seconds_:.1f} s; "
+                          f"model written to {output}")
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
 @app.command()
 def similar(
     embeddings: Path = typer.Argument(..., help="Embeddings folder (vectors.npy + ids.parquet), e.g. from `sketchrec embed`."),

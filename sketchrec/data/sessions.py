@@ -193,6 +193,17 @@ def expand_prefixes(sessions: Sessions, min_prefix: int = 1) -> tuple[Sessions, 
     preprocessing does (so expanding its test sessions gives back its test.txt).
     Returns (prefixes, targets (n_pairs,) int32). Vectorised: O(sum of prefix lengths).
     """
+    starts, lengths, targets = prefix_pairs(sessions, min_prefix)
+    return gather_prefixes(sessions, starts, lengths, timestamps=True), targets
+
+
+def prefix_pairs(sessions: Sessions, min_prefix: int = 1, max_prefix: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (prefix, next item) pairs of `expand_prefixes` as compact arrays, in the same order:
+    (starts (n_pairs,) int64 position in `sessions.items` of each prefix's first click,
+    lengths (n_pairs,) int64, targets (n_pairs,) int32). With `max_prefix`, a prefix keeps only
+    its last max_prefix clicks (as ``prefixes.tail(max_prefix)``). Three integers a pair instead of
+    the whole prefix: a batch's prefixes are gathered when needed (`gather_prefixes`)."""
     lengths = sessions.lengths
     n_pairs_per = np.maximum(lengths - min_prefix, 0)
     sess_of_pair = np.repeat(np.arange(len(sessions)), n_pairs_per)
@@ -201,13 +212,22 @@ def expand_prefixes(sessions: Sessions, min_prefix: int = 1) -> tuple[Sessions, 
     k = np.arange(len(sess_of_pair)) - first
     prefix_len = lengths[sess_of_pair] - 1 - k
     starts = sessions.indptr[sess_of_pair]
-    targets = sessions.items[starts + prefix_len]
-    indptr = np.zeros(len(prefix_len) + 1, dtype=np.int64)
-    np.cumsum(prefix_len, out=indptr[1:])
-    click = np.repeat(starts - indptr[:-1], prefix_len) + np.arange(indptr[-1])
-    prefixes = Sessions(indptr, sessions.items[click], sessions.n_items,
-                        timestamps=None if sessions.timestamps is None else sessions.timestamps[click])
-    return prefixes, targets.astype(np.int32)
+    targets = sessions.items[starts + prefix_len].astype(np.int32)
+    if max_prefix:
+        cut = np.maximum(prefix_len - max_prefix, 0)
+        starts, prefix_len = starts + cut, prefix_len - cut
+    return starts, prefix_len, targets
+
+
+def gather_prefixes(sessions: Sessions, starts: np.ndarray, lengths: np.ndarray,
+                    timestamps: bool = False) -> Sessions:
+    """Rows items[starts[r] : starts[r] + lengths[r]] of `sessions` as `Sessions` (vectorised
+    gather; with `timestamps`, theirs come along)."""
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    click = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+    times = sessions.timestamps[click] if timestamps and sessions.timestamps is not None else None
+    return Sessions(indptr, sessions.items[click], sessions.n_items, timestamps=times)
 
 
 def sessionize(row_codes: np.ndarray, timestamps: np.ndarray, gap_seconds: float) -> np.ndarray:

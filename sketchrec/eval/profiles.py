@@ -1,11 +1,16 @@
 """Probing user profiles for item genres (benchmarks/profile_features.py, emde_explain.py): a ratings
 set's genre matrix, per-user genre labels and shares, and a one-vs-rest logistic regression with C
-chosen on validation, scored by macro average precision and micro ROC AUC.
+chosen on validation, scored by macro average precision and micro ROC AUC; and `write_profiles`, the
+profiles of every row of a log larger than memory written to Parquet a buffer at a time.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sketchrec.data import registry
 from sketchrec.data.sessions import Sessions
@@ -65,3 +70,33 @@ def scores(y, proba):
     cols = (y.sum(0) > 0) & (y.sum(0) < len(y))
     return {"mAP": float(average_precision_score(y[:, cols], proba[:, cols], average="macro")),
             "micro_AUC": float(roc_auc_score(y[:, cols], proba[:, cols], average="micro"))}
+
+
+def write_profiles(model, source, path: str | Path, batch_rows: int = 100_000) -> dict:
+    """Behavioural profiles (`model.profile`: EMDE's input sketches) of every row of `source` — a
+    `SessionStream` (a log larger than memory, read a buffer at a time, in file order) or
+    in-memory `Sessions` — written to one Parquet file, a row group per batch of `batch_rows` rows.
+
+    Columns: row_id (the session / user id; the row index for `Sessions` without ids), indices
+    list<int32> and values list<float32>: the row's sparse profile (column ids as
+    `model.feature_names()`). Memory: one buffer's rows and the sparse profiles of `batch_rows`
+    of them (a row group each). Returns {"rows", "nonzeros", "bytes"}.
+    """
+    buffers = source.buffers() if hasattr(source, "buffers") else [source]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("row_id", pa.int64()), ("indices", pa.list_(pa.int32())), ("values", pa.list_(pa.float32()))])
+    rows = nonzeros = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batches = (buf.take(np.arange(lo, min(lo + batch_rows, len(buf))))
+                   for buf in buffers for lo in range(0, len(buf), batch_rows))
+        for buf in batches:
+            x = model.profile(buf)                              # (rows, features) CSR
+            ids = buf.row_ids if buf.row_ids is not None else np.arange(rows, rows + len(buf))
+            offsets = pa.array(x.indptr.astype(np.int32))
+            writer.write_table(pa.table({
+                "row_id": pa.array(np.asarray(ids, np.int64)),
+                "indices": pa.ListArray.from_arrays(offsets, pa.array(x.indices.astype(np.int32))),
+                "values": pa.ListArray.from_arrays(offsets, pa.array(x.data.astype(np.float32)))}, schema=schema))
+            rows, nonzeros = rows + len(buf), nonzeros + x.nnz
+    return {"rows": rows, "nonzeros": nonzeros, "bytes": path.stat().st_size}

@@ -20,7 +20,10 @@ import torch
 
 def fingerprint(rows) -> str:
     """A cheap identity of training rows (a `Sessions`: its indptr, items and weights), so a
-    checkpoint is only resumed on the same data."""
+    checkpoint is only resumed on the same data. A source with its own `fingerprint()` (a
+    `SessionStream`: its files) gives that."""
+    if callable(getattr(rows, "fingerprint", None)):
+        return rows.fingerprint()
     h = hashlib.sha256()
     for a in (rows.indptr, rows.items, rows.weights):
         if a is not None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from sketchrec.data.sessions import Sessions
+from sketchrec.data.stream import SessionStream
 from sketchrec.sketch.dlsh import DLSHCoder
 
 
-def row_item_embeddings(train: Sessions, steps: int, dim: int = 256, seed: int = 0,
+def row_item_embeddings(train: Sessions | SessionStream, steps: int, dim: int = 256, seed: int = 0,
                         clicks: np.ndarray | None = None) -> np.ndarray:
     """(n_items, dim) Cleora vectors of items over the bipartite row-item graph of `train`.
 
@@ -22,11 +23,18 @@ def row_item_embeddings(train: Sessions, steps: int, dim: int = 256, seed: int =
     count-min sketch of item identity), so the network can learn item-level
     transitions that similarity-based codes blur.
     clicks: optional (nnz,) bool mask of the clicks that make edges.
+    `train` may be a `SessionStream` (a log larger than memory): the same vectors, to float
+    rounding, from passes over the log (`sketchrec.graph.streaming`).
     """
     from sketchrec.graph.build import Graph
     from sketchrec.graph.cleora import Cleora, initial_vectors
     if steps == 0:
         return initial_vectors(train.n_items, dim, seed)
+    if isinstance(train, SessionStream):        # a log read in buffers: one pass per two steps
+        if clicks is not None:
+            raise ValueError("row_item_embeddings: a click mask needs in-memory Sessions")
+        from sketchrec.graph.streaming import stream_row_item_cleora
+        return stream_row_item_cleora(train.buffers, len(train), train.n_items, steps, dim, seed)
     rows, items = train.row_of_click(), train.items
     if clicks is not None:
         rows, items = rows[clicks], items[clicks]
@@ -36,7 +44,7 @@ def row_item_embeddings(train: Sessions, steps: int, dim: int = 256, seed: int =
     return np.ascontiguousarray(vectors[n_rows:])
 
 
-def source_codes(train: Sessions, sources: list[str], embeddings: dict[str, np.ndarray], *, n_sketches: int,
+def source_codes(train: Sessions | SessionStream, sources: list[str], embeddings: dict[str, np.ndarray], *, n_sketches: int,
                  n_bits: int, bias: str, cleora_dim: int, seed: int) -> dict[str, np.ndarray]:
     """{source: (n_items, n_sketches) DLSH bucket of every item} (int16 below 15 bits, else int32).
     Source i's coder is seeded ``seed * 7919 + i``; Cleora vectors are seeded `seed`."""

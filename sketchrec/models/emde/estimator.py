@@ -10,7 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sketchrec.data.sessions import Sessions, expand_prefixes, merge_rows, random_holdout
+from sketchrec.data.sessions import Sessions, gather_prefixes, merge_rows, prefix_pairs, random_holdout
+from sketchrec.data.stream import SessionStream
 from sketchrec.models.base import Recommender
 from sketchrec.models.emde.codes import source_codes
 from sketchrec.models.emde.explain import explain as explain_rows
@@ -150,8 +151,20 @@ class EMDE(Recommender):
     def _output_codes(self) -> np.ndarray:
         return np.concatenate([self.codes_[s] for s in self.outputs], axis=1)
 
-    def fit(self, train: Sessions, validation=None, callback=None, checkpoint=None) -> "EMDE":
+    def fit(self, train: Sessions | SessionStream, validation=None, callback=None, checkpoint=None) -> "EMDE":
         """Learn codes and the network from training rows.
+
+        train : `Sessions` in memory, or a `SessionStream` (target="next" only): a log of Parquet
+            files larger than memory, read a row group at a time — a first pass counts items and
+            sessions, Cleora codes take a pass per two steps (`sketchrec.graph.streaming`), and
+            every epoch reads the log once with the row-group order shuffled and the training
+            pairs shuffled inside each buffer of `SessionStream.buffer_events` events. Memory:
+            the model, the item codes and one buffer's compact (start, length, target) pairs.
+        Data-parallel: when `torch.distributed` is initialised with more than one process (e.g.
+            under ``torchrun``), the network is wrapped in `DistributedDataParallel`; every rank
+            reads the same data in the same seeded order and computes its share (rows rank::world)
+            of each global batch of `batch_size`, so the steps are those of one process with that
+            batch (with batch norm, each rank normalises by its own rows' statistics).
 
         validation : optional `sketchrec.training.Validation`, e.g.
             ``sketchrec.eval.validation.NextItemValidation(prefixes, targets)`` for target="next"
@@ -170,8 +183,11 @@ class EMDE(Recommender):
         with rollback_on_failure(self):
             return self._fit(train, validation, callback, checkpoint)
 
-    def _fit(self, train: Sessions, validation, callback, checkpoint) -> "EMDE":
+    def _fit(self, train: Sessions | SessionStream, validation, callback, checkpoint) -> "EMDE":
         mods = self._modalities()
+        streaming = isinstance(train, SessionStream)
+        if streaming and self.target != "next":
+            raise ValueError(f"training from a SessionStream needs target='next', got target={self.target!r}")
         if train.weights is None and (self.target_view == "liked"
                                       or any(m.view in ("liked", "disliked") for m in mods)):
             raise ValueError("views 'liked' / 'disliked' need click weights (e.g. ratings) in the "
@@ -195,34 +211,43 @@ class EMDE(Recommender):
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=self.lr_decay)
         loop = EpochLoop(self.epochs, validation=validation, patience=self.patience, checkpoint=checkpoint,
                          callback=callback, progress=self.progress, name="emde")
+        net = _data_parallel(self.net_)
         if self.target == "next":
-            epoch = self._next_item_epochs(train, loop, optimiser, rng)
+            buffers = train.shuffled_buffers if streaming else (lambda rng: [train])
+            epoch = self._next_item_epochs(buffers, net, loop, optimiser, rng)
         else:
-            epoch = self._holdout_epochs(train, loop, optimiser, rng)
+            epoch = self._holdout_epochs(train, net, loop, optimiser, rng)
         self.codes_setup_s_ = time.perf_counter() - t0
         loop.run(self, TrainingState(self.net_, optimiser, scheduler, rng), epoch, fingerprint(train))
         self.fit_seconds_ = time.perf_counter() - t0
         self._readout = None
         return self
 
-    def _next_item_epochs(self, train: Sessions, loop: EpochLoop, optimiser, rng):
-        """The epoch function of target="next": every prefix of a training row -> its next item."""
-        prefixes, targets = expand_prefixes(train)
-        if self.max_prefix:
-            prefixes = prefixes.tail(self.max_prefix)
+    def _next_item_epochs(self, buffers, net, loop: EpochLoop, optimiser, rng):
+        """The epoch function of target="next": every prefix of a training row -> its next item.
+        buffers(rng) gives an epoch's rows (in memory: [train]; a stream: its shuffled buffers);
+        the pairs of a buffer are (start, length, target) arrays, a batch's prefixes gathered and
+        sketched when it is trained."""
         out_codes = torch.from_numpy(self._output_codes().astype(np.int64))
 
         def epoch(e: int) -> dict:
-            order = rng.permutation(len(targets))
+            total, seen, cpu = 0.0, 0, time.process_time()
+            for sessions in buffers(rng):
+                starts, lengths, targets = prefix_pairs(sessions, max_prefix=self.max_prefix or None)
+                order = rng.permutation(len(targets))
 
-            def batch_loss(rows):
-                with self._autocast():
-                    log_p = self.net_(*self._encode(prefixes.take(rows)))
-                return -log_p.gather(2, out_codes[torch.from_numpy(targets[rows].astype(np.int64))].unsqueeze(2)).mean()
-            return self._train_batches(order, batch_loss, optimiser, loop.bar(range(0, len(order), self.batch_size), e))
+                def batch_loss(rows, sessions=sessions, starts=starts, lengths=lengths, targets=targets):
+                    with self._autocast():
+                        log_p = net(*self._encode(gather_prefixes(sessions, starts[rows], lengths[rows])))
+                    return -log_p.gather(2, out_codes[torch.from_numpy(targets[rows].astype(np.int64))].unsqueeze(2)).mean()
+                t, n = self._train_batches(order, batch_loss, optimiser,
+                                           loop.bar(range(0, len(order), self.batch_size), e))
+                total, seen = total + t, seen + n
+            # CPU seconds of the process (all threads): an epoch's cost when other jobs share the cores
+            return {"loss": total / max(seen, 1), "examples": seen, "cpu_seconds": time.process_time() - cpu}
         return epoch
 
-    def _holdout_epochs(self, train: Sessions, loop: EpochLoop, optimiser, rng):
+    def _holdout_epochs(self, train: Sessions, net, loop: EpochLoop, optimiser, rng):
         """The epoch function of target="holdout": each epoch a fresh random split of every row
         into input and held-out items; the held-out part's sketch is the target."""
         out_codes = self._output_codes()
@@ -238,27 +263,35 @@ class EMDE(Recommender):
             def batch_loss(rows):
                 t = torch.from_numpy(sketch_histories(targets.take(rows), out_codes, self.width))
                 with self._autocast():
-                    log_p = self.net_(*self._encode(inputs.take(rows)))
+                    log_p = net(*self._encode(inputs.take(rows)))
                 return -(t * log_p).sum(2).mean()
-            return self._train_batches(order, batch_loss, optimiser, loop.bar(range(0, len(order), self.batch_size), e))
+            total, seen = self._train_batches(order, batch_loss, optimiser,
+                                              loop.bar(range(0, len(order), self.batch_size), e))
+            return {"loss": total / max(seen, 1), "examples": seen}
         return epoch
 
-    def _train_batches(self, order: np.ndarray, batch_loss, optimiser, bar) -> dict:
-        """One pass of Adam steps over `order` in batches; batch_loss(rows) -> mean loss tensor."""
+    def _train_batches(self, order: np.ndarray, batch_loss, optimiser, bar) -> tuple[float, int]:
+        """One pass of Adam steps over `order` in batches; batch_loss(rows) -> mean loss tensor.
+        Returns (sum of the losses, rows trained by this process; an epoch's history row has
+        them as "examples"). Data-parallel (see `fit`), this process trains rows
+        rank::world of each batch, its mean loss weighted by its share of the batch x world, so
+        DDP's gradient average is the gradient of the whole batch's mean loss."""
+        rank, world = _rank_and_world()
         total, seen = 0.0, 0
         for start in bar:
             rows = order[start:start + self.batch_size]
-            if len(rows) < 2:      # batch norm needs two rows
+            if len(rows) < 2 * world:      # batch norm needs two rows (on every process)
                 continue
-            loss = batch_loss(rows)
+            local = rows[rank::world] if world > 1 else rows
+            loss = batch_loss(local)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * (len(local) * world / len(rows)) if world > 1 else loss).backward()
             optimiser.step()
-            total += loss.item() * len(rows)
-            seen += len(rows)
+            total += loss.item() * len(local)
+            seen += len(local)
             if self.progress:
                 bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
-        return {"loss": total / max(seen, 1)}
+        return total, seen
 
     def _autocast(self):
         """The training forward pass's bfloat16 autocast (on when `bf16_`)."""
@@ -387,6 +420,21 @@ class EMDE(Recommender):
         self.net_.load_state_dict(state, assign=True)
         self.net_.eval()
         self._readout = None
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised torch.distributed group, else (0, 1)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _data_parallel(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` wrapped in DistributedDataParallel when more than one process trains, else `net`."""
+    if _rank_and_world()[1] == 1:
+        return net
+    return torch.nn.parallel.DistributedDataParallel(net)
 
 
 def _writable(a) -> np.ndarray:

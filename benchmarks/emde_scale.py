@@ -1,0 +1,40 @@
+"""EMDE at scale (logic: sketchrec.eval.scale): a streaming epoch, 100k scored sessions and every profile
+on synthetic logs of 1M, 10M (, 100M) events, a process per size (resumable); --quality memory|stream:
+streaming vs in-memory on Diginetica; --profiles N: profiles of N users. Writes docs/benchmarks/emde_scale.md.
+
+    python -m benchmarks.emde_scale --sizes 1000000 10000000 && python -m benchmarks.emde_scale --profiles 1000000"""
+
+import json
+from pathlib import Path
+
+from sketchrec import presets
+from sketchrec.eval import scale
+from sketchrec.eval.report import benchmark_parser
+from sketchrec.models import EMDE
+from sketchrec.pipeline import load_session_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS, WORK = ROOT / "benchmarks/results/emde_scale", ROOT / "runs/emde_scale"
+
+
+def main() -> None:
+    parser = benchmark_parser(__doc__, seed=0, threads=1, epochs=1, output=ROOT / "docs/benchmarks/emde_scale.md")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--quality", choices=["memory", "stream"])
+    parser.add_argument("--profiles", type=int, help="users whose profiles to write (one process)")
+    parser.add_argument("--one", type=int, help="(internal) measure one size in this process")
+    a = parser.parse_args()
+    make = lambda **kw: EMDE(**{**presets.get("emde-session"), "epochs": a.epochs, "seed": a.seed,  # noqa: E731
+                                "threads": a.threads, "progress": False, **kw})
+    if a.quality:
+        out = scale.stream_quality(make, load_session_benchmark("diginetica"), a.quality, WORK / "diginetica_log")
+        return scale.save(RESULTS / f"quality_{a.quality}_seed{a.seed}.json", out)
+    if a.profiles:
+        return scale.save(RESULTS / f"profiles_{a.profiles}.json", scale.measure_profiles(make, a.profiles, WORK / f"users_{a.profiles}"))
+    if a.one:
+        return print(json.dumps(scale.measure_size(make, a.one, WORK / f"log_{a.one}", a.seed)))
+    scale.run_sizes(a.sizes, [Path(__file__), "--threads", a.threads, "--epochs", a.epochs], RESULTS, a.output, a.threads)
+
+
+if __name__ == "__main__":
+    main()

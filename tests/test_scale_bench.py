@@ -1,0 +1,32 @@
+"""sketchrec.eval.scale: one size measured end to end on a tiny log, and the page with its figure."""
+
+import json
+
+from sketchrec.eval import scale
+from sketchrec.models.emde import EMDE
+
+
+def small(**kw):
+    return EMDE(**{**dict(inputs=("all:cleora:1", "last:cleora:0"), outputs=("cleora:1",), n_sketches=3, n_bits=4,
+                          cleora_dim=16, epochs=1, progress=False, threads=1), **kw, "hidden": 16})
+
+
+def test_measure_one_size_and_write_the_page(tmp_path):
+    run = scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=500, buffer_events=5_000)
+    assert abs(run["events"] - 20_000) < 1_000 and run["n_items"] == 10_000
+    assert run["examples"] == run["events"] - run["sessions"]          # one pair per click but the first
+    assert run["scored"] == 500 and run["profile_rows"] == run["sessions"]
+    assert run["events_per_s"] > 0 and run["epoch_cpu_s"] > 0 and run["peak_rss_mib"] >= run["rss_after_scan_mib"] > 0
+    assert not (tmp_path / "w/profiles.parquet").exists()
+    page = tmp_path / "emde_scale.md"
+    scale.write_scale_page([run, {**run, "events": 10 * run["events"], "events_per_cpu_s": run["events_per_cpu_s"] / 2}], page)
+    text = page.read_text()
+    assert "| events | sessions |" in text and "x0.50" in text
+    quality = {"mode": "stream", "metrics": {"HR@20": 0.4321, "MRR@20": 0.17, "HR@10": 0.3, "MRR@10": 0.16},
+               "fit_s": 1.0, "peak_rss_mib": 3.0, "history": [{}, {}], "params": {"seed": 0}}
+    profiles = {"users": 10, "events": 50, "n_items": 3, "codes_s": 1.0, "profiles_s": 2.0, "profile_bytes": 1e6,
+                "peak_rss_mib": 5.0}
+    scale.write_scale_page([run], page, profiles=[profiles], quality=[quality])
+    text = page.read_text()
+    assert "## Profiles of every user" in text and "| stream | 0 | 43.21 | 17.00 |" in text
+    assert page.with_suffix(".png").stat().st_size > 1000 and len(json.loads(page.with_suffix(".json").read_text())) == 1
