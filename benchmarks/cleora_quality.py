@@ -12,7 +12,7 @@ seed's training part). pycleora runs in its own virtualenv ($PYCLEORA_PYTHON, be
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m benchmarks.cleora_quality --dim 1024
 (one thread: the solver's threads spin-wait on a busy machine) writes docs/benchmarks/cleora_quality.md
-and .json; a section already in that .json with the same settings is reused (rerun to resume).
+and .json; a section already in that .json with the same settings (and seeds) is reused: rerun to resume.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--skip-linkpred", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    params = {"dim": args.dim, "iterations": args.iterations, "seeds": args.seeds}
+    params = {"dim": args.dim, "iterations": args.iterations}
     data = read_json(args.output.with_suffix(".json"), {})
     data = data if data.get("params") == params else {"params": params, "nodeclf": {}, "seconds": 0.0}
     t0, seconds = time.perf_counter(), data["seconds"]
@@ -99,14 +99,14 @@ def main() -> None:
     if not args.skip_linkpred and "linkpred" not in data:
         data["linkpred"] = link_prediction(args.dim, args.iterations)
     for name in [None, *args.datasets]:  # None: the page before the first dataset
-        if name is not None and name not in data["nodeclf"]:
+        if name is not None and data["nodeclf"].get(name, {}).get("seeds") != args.seeds:
             ds = registry.load(name)
             lines, summary = gt.nodeclf_comparison(name, ds, args.dim, args.iterations, peer_embeddings(
                 ds.edges, ds.n_nodes, args.dim, args.iterations), seeds=args.seeds)
-            data["nodeclf"][name] = {"lines": lines, "summary": summary}
+            data["nodeclf"][name] = {"lines": lines, "summary": summary, "seeds": args.seeds}
         data["seconds"] = seconds + time.perf_counter() - t0
-        todo = [d for d in args.datasets if d not in data["nodeclf"]]
-        state = f"; total {data['seconds']:.0f} s" + (f"; PARTIAL: still to run {', '.join(todo)}" if todo else "")
+        todo = [d for d in args.datasets if data["nodeclf"].get(d, {}).get("seeds") != args.seeds]
+        state = f"; total {data['seconds']:.0f} s" + (f"; PARTIAL, still to run: {', '.join(todo)}" if todo else "")
         write_page(args.output, page_head(
             "Cleora quality: sketchrec vs pycleora 3.2.1 (same d, protocols and validation-tuned evaluator)",
             command("cleora_quality", dim=args.dim, seeds=args.seeds), state) +
