@@ -144,7 +144,8 @@ def test_changes_paragraph_sets_old_figures_beside_new():
                                                                  "pycleora": 0.83}}})
     assert "old 0.0900 vs 0.0700 (+0.0200), new 0.0850 vs 0.0500 (+0.0350)" in text
     assert "cora 80/20: ours 0.840 → 0.850" in text and "pycleora 0.720 → 0.830 (margin +0.120 → +0.020)" in text
-    assert "pubmed" not in text and text.endswith(".")
+    assert "pubmed" not in text and text.endswith(".") and "for reference" not in text
+    assert changes_paragraph({**old, "outside": "X got 0.5"}, None, {}).endswith("for reference, X got 0.5.")
 
 
 def test_node_classification_single_and_multi_label():
@@ -157,5 +158,5 @@ def test_node_classification_single_and_multi_label():
     assert means["accuracy"][0] == 1.0 and means["accuracy"][1] == 0.0
     assert [key for key, _ in means["chosen"]] == [None, None]
     multi = sp.csr_matrix(np.stack([labels == 0, labels != 2], axis=1).astype(np.int8))
-    res = nodeclf_random_splits(vectors, multi, seeds=(0, 1))
+    res = nodeclf_random_splits(vectors, multi, seeds=(0, 1), Cs=(0.01, 1.0))
     assert res["micro_f1"][0] > 0.95 and set(res) == {"micro_f1", "macro_f1", "chosen"}

@@ -410,7 +410,7 @@ def changes_paragraph(old: dict, linkpred: dict | None, nodeclf: dict) -> str:
     earlier table's figures beside the new ones (Markdown).
 
     old: {"linkpred_mrr": {count: [ours, peer]}, "nodeclf": {dataset: {protocol: [ours, ours + self-loops,
-    peer]}}}; linkpred: `linkpred_comparison`'s summary (methods "ours", "pycleora"), or None; nodeclf:
+    peer]}}, optionally "outside": a phrase quoting other figures}; linkpred: `linkpred_comparison`'s summary (methods "ours", "pycleora"), or None; nodeclf:
     {dataset: `nodeclf_comparison`'s summary}. Datasets missing from either side are left out.
     """
     parts = []
@@ -431,6 +431,8 @@ def changes_paragraph(old: dict, linkpred: dict | None, nodeclf: dict) -> str:
                              f"{new['ours'] - new['pycleora']:+.3f})")
     if cells:
         parts.append("node classification (accuracy; BlogCatalog micro-F1), old → new: " + "; ".join(cells))
+    if old.get("outside"):
+        parts.append(f"for reference, {old['outside']}")
     return ("The previous table gave pycleora the iteration count chosen for our plain variant, fed unscaled "
             "vectors to a logistic regression at C = 1, chose node-classification counts on one fixed validation "
             "slice, held out a plain random 10% of the edges (292 nodes lost every training edge) and showed link "
