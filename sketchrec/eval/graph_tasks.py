@@ -371,7 +371,7 @@ def nodeclf_comparison(name: str, ds, dim: int, iterations, peer: dict[int, np.n
     res = {m: nodeclf_random_splits(v, ds.labels, seeds=seeds) for m, v in methods.items()}
     metrics = [k for k in res["ours"] if k != "chosen"]
     for metric in metrics:
-        lines.append(f"| {name} | 80/20, {len(seeds)} seeds | {metric} | " + " | ".join(
+        lines.append(f"| {name} | 80/20, {len(seeds)} seed{'s' * (len(seeds) > 1)} | {metric} | " + " | ".join(
             f"{r[metric][0]:.4f} ± {r[metric][1]:.4f} {_choice_note(r['chosen'])}" for r in res.values()) + " |")
     summary["80/20"] = {m: r[metrics[0]][0] for m, r in res.items()}
     return lines, summary
