@@ -224,8 +224,8 @@ def eval_nodeclf(
     node_column: str = typer.Option("node", help="Node column of --train / --test."),
     label_column: str = typer.Option("label", help="Label column of --train / --test."),
 ):
-    """Node classification with logistic regression: public split (if any) and 5 stratified 80/20 splits,
-    or your own --train / --test nodes."""
+    """Node classification with logistic regression on standardised vectors, C chosen on validation nodes:
+    public split (if any; its val nodes) and 5 stratified 80/20 splits, or your own --train / --test nodes."""
     from sketchrec.eval.graph_tasks import nodeclf_evaluate, nodeclf_random_splits
     from sketchrec.graph import Cleora, Graph
     own = (edges, train, test)
@@ -252,7 +252,8 @@ def eval_nodeclf(
     graph = Graph.from_edges(ds.edges[:, 0], ds.edges[:, 1], n_nodes=ds.n_nodes)
     vectors = Cleora(dim=dim, iterations=iterations).fit(graph).vectors_
     if ds.split:
-        console.print({"public split": nodeclf_evaluate(vectors, ds.labels, ds.split["train"], ds.split["test"])})
+        console.print({"public split": nodeclf_evaluate(vectors, ds.labels, ds.split["train"], ds.split["test"],
+                                                        val_idx=ds.split["val"])})
     console.print({"80/20, 5 seeds (mean, std)": nodeclf_random_splits(vectors, ds.labels)})
 
 

@@ -120,10 +120,12 @@ def test_graph_task_helpers():
     vectors = gt.cleora_by_iterations(edges, 7, 8, [1, 3])
     assert set(vectors) == {1, 3} and vectors[1].shape == (7, 8)
     labels = rng.integers(0, 2, 100)
-    tr, va = gt.labelled_validation_split(labels)
-    assert len(tr) == 64 and len(va) == 16 and not set(tr) & set(va)
+    tr, te = gt.random_split(labels, seed=0)
+    assert len(tr) == 80 and len(te) == 20 and not set(tr) & set(te)
+    fit, va = gt.validation_split(labels, tr, 0.2, seed=0)
+    assert len(fit) == 64 and len(va) == 16 and set(fit) | set(va) == set(tr)
     good = np.eye(2)[labels] + 0.01 * rng.normal(size=(100, 2))
-    assert gt.choose_iterations({1: rng.normal(size=(100, 2)), 2: good}, labels, tr, va) == 2
+    assert gt.choose_on_validation({1: rng.normal(size=(100, 2)), 2: good}, labels, fit, va)[0] == 2
 
 
 def test_serve_load_report():

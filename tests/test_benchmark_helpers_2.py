@@ -177,31 +177,37 @@ def test_recbole_page():
 
 
 # -- eval.graph_tasks: comparisons -------------------------------------------------------------
-def test_cleora_comparisons(capsys):
+def test_cleora_comparisons():
     from sketchrec.eval import graph_tasks as gt
     rng = np.random.default_rng(0)
     n = 40
     edges = np.unique(np.sort(rng.integers(0, n, (160, 2)), axis=1), axis=0)
     edges = edges[edges[:, 0] != edges[:, 1]]
-    train, test = gt.split_edges(edges, 0.2, seed=0)
-    ours = gt.cleora_by_iterations(train, n, 8, [1, 2])
-    rows = gt.linkpred_comparison(ours, ours, train, test, [1, 2])
-    assert [r[0] for r in rows] == [1, 2] and all(len(r) == 9 for r in rows)
-    assert all(r[1] == r[2] for r in rows)                 # the same vectors on both sides: the same cells
-    assert "linkpred 1" in capsys.readouterr().out
+    train, val, test = gt.split_edges_keeping_nodes(edges, 0.2, 0.1, seed=0)
+    rows, summary = gt.linkpred_comparison(lambda e: {m: gt.cleora_by_iterations(e, n, 8, [1, 2])
+                                                      for m in ("ours", "pycleora")}, train, val, test, [1, 2])
+    assert [r[0] for r in rows] == [1, 2] and all(len(r) == 11 for r in rows)
+    assert all(r[1] == r[2] and r[3] == r[4] for r in rows)  # the same vectors on both sides: the same cells
+    assert summary["ours"] == summary["pycleora"] and summary["ours"]["iterations"] in (1, 2)
+    tables = gt.linkpred_tables(rows, summary)
+    assert tables[2].startswith(f"| ours | {summary['ours']['iterations']} | ") and len(tables) == 2 + 2 + 1 + 2 + 2
     from sketchrec.graph import initial_vectors
     swapped = gt.propagated_linkpred(initial_vectors(n, 8, 0), train, test, n)
     assert set(swapped) >= {"MRR", "HR@10"} and 0 <= swapped["MRR"] <= 1
     labels = rng.integers(0, 2, n)
     ds = types.SimpleNamespace(edges=edges, n_nodes=n, labels=labels,
                                split={"train": np.arange(20), "val": np.arange(20, 30), "test": np.arange(30, 40)})
-    peer = {it: np.eye(2)[labels] for it in (1, 2)}           # a perfect peer
-    lines = gt.nodeclf_comparison("toy", ds, 8, [1, 2], peer)
-    assert lines[0].startswith("| toy | Planetoid public split | accuracy | ") and lines[0].endswith("| 1.0000 |")
-    assert lines[1].startswith("| toy | 80/20, 5 seeds | accuracy | ") and lines[1].endswith("| 1.0000 ± 0.0000 |")
-    assert lines[2].startswith("| toy | 80/20, 5 seeds | macro_f1 | ") and len(lines) == 3
+    peer = {it: np.eye(2)[labels] + 0.01 * rng.normal(size=(n, 2)) for it in (1, 2)}  # a perfect peer
+    lines, summary = gt.nodeclf_comparison("toy", ds, 8, [1, 2], peer, seeds=(0, 1))
+    assert lines[0].startswith("| toy | Planetoid public split | accuracy | ") and "| 1.0000 (1; C " in lines[0]
+    assert lines[1].startswith("| toy | 80/20, 2 seeds | accuracy | ") and "| 1.0000 ± 0.0000 (1; C " in lines[1]
+    assert lines[2].startswith("| toy | 80/20, 2 seeds | macro_f1 | ") and len(lines) == 3
+    assert summary["public"]["pycleora"] == summary["80/20"]["pycleora"] == 1.0
+    assert set(summary["80/20"]) == {"ours", "ours + self-loops", "pycleora"}
     ds.split = None
-    assert len(gt.nodeclf_comparison("toy", ds, 8, [1, 2], peer)) == 2
+    lines, summary = gt.nodeclf_comparison("toy", ds, 8, [1, 2], peer, seeds=(0, 1))
+    assert len(lines) == 2 and set(summary) == {"80/20"}
+    assert gt.nodeclf_head(8)[-2].startswith("| dataset | protocol |")
 
 
 # -- models.srgnn.profiling: the variants, interleaved -----------------------------------------
