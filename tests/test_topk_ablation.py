@@ -88,3 +88,10 @@ def test_speed_page_names_the_machine_and_leaves_blanks_for_missing_figures():
                                    "Recall@20": 0.0416, "NDCG@20": 0.0317}], 2, "`cmd`")
     assert "avx" in page.lower() or "cpu" in page.lower()
     assert "| pop | - | 1.2 | - | 12,345 | 512 | 0.0416 | 0.0317 |" in page
+
+
+def test_readout_settings_undo_the_readout_names():
+    from sketchrec.eval.topk_ablation import readout_settings
+
+    assert readout_settings("bayes/prior=1.5") == {"readout": "bayes", "prior": 1.5}
+    assert readout_settings("min") == {"readout": "min"}

@@ -22,15 +22,14 @@ import gc
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
-
-import numpy as np
 
 from sketchrec._memory import release_free_memory
 from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.eval.protocols import evaluate_topk
-from sketchrec.eval.report import machine_line, markdown_table, peak_rss_mib, run_python
-from sketchrec.eval.topk_ablation import best_readout, validation_run
+from sketchrec.eval.report import machine_line, markdown_table, peak_rss_mib, run_python, seeds_mean_std
+from sketchrec.eval.topk_ablation import best_readout, readout_settings, validation_run
 
 if TYPE_CHECKING:
     from sketchrec.models.base import Recommender
@@ -158,9 +157,7 @@ def validated_refit_and_test(benchmark: TopkBenchmark, make: Callable[..., "Reco
     for seed in seeds:
         chosen = validation_run(benchmark, make, {**params, "seed": seed})
         readout, valid_metrics = best_readout(chosen)
-        kind, _, prior = readout.partition("/prior=")
-        refit = {**params, "seed": seed, "epochs": chosen["best_epoch"], "readout": kind,
-                 **({"prior": float(prior)} if prior else {})}
+        refit = {**params, "seed": seed, "epochs": chosen["best_epoch"], **readout_settings(readout)}
         del chosen["history"]
         if inputs is None:             # test is read only from here on: after the choice
             inputs, targets = benchmark.evaluation()
@@ -171,11 +168,9 @@ def validated_refit_and_test(benchmark: TopkBenchmark, make: Callable[..., "Reco
         rows.append(row)
         if on_seed is not None:
             on_seed(row)
-    names = [k for k in rows[0]["test"] if "@" in k]
-    values = {k: np.array([r["test"][k] for r in rows]) for k in names}
+    summary = seeds_mean_std([r["test"] for r in rows], [k for k in rows[0]["test"] if "@" in k])
     return {"benchmark": benchmark.name, "params": params, "seeds": rows,
-            "mean": {k: float(v.mean()) for k, v in values.items()},
-            "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
+            "mean": {k: m for k, (m, _) in summary.items()}, "std": {k: s for k, (_, s) in summary.items()},
             "peak_rss_mib": peak_rss_mib(), "n_test_users": int(len(inputs))}
 
 
@@ -220,8 +215,6 @@ def stored_specs(results_dir, dataset: str) -> dict[str, dict]:
     """The validated setting of every model stored for `dataset` by benchmarks/topk_public.py
     (``{dataset}-{model}.json``) and by emde_topk_public.py --test (``test/{dataset}-{tag}.json``:
     seed 0's validated epochs and readout), as {name: {"class", "params"}} for `speed_rows`."""
-    from pathlib import Path
-
     specs = {}
     for path in sorted(Path(results_dir).glob(f"{dataset}-*.json")):
         r = json.loads(path.read_text())
@@ -230,9 +223,7 @@ def stored_specs(results_dir, dataset: str) -> dict[str, dict]:
     for path in sorted((Path(results_dir).parent / "emde_topk_public" / "test").glob(f"{dataset}-*.json")):
         r = json.loads(path.read_text())
         first = r["seeds"][0]
-        kind, _, prior = first["readout"].partition("/prior=")
-        params = {**r["params"], "seed": first["seed"], "epochs": first["epochs"], "readout": kind,
-                  **({"prior": float(prior)} if prior else {})}
+        params = {**r["params"], "seed": first["seed"], "epochs": first["epochs"], **readout_settings(first["readout"])}
         specs[f"emde ({r['tag']})"] = {"class": "EMDE", "params": params}
     return specs
 

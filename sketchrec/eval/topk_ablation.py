@@ -50,6 +50,13 @@ def validation_run(benchmark, make: Callable, params: dict, readouts=("bayes", "
     return result
 
 
+def readout_settings(name: str) -> dict:
+    """The EMDE settings a readout name of `validation_run` stands for: "bayes/prior=2" ->
+    {"readout": "bayes", "prior": 2.0}; "min" -> {"readout": "min"}."""
+    kind, _, prior = name.partition("/prior=")
+    return {"readout": kind, **({"prior": float(prior)} if prior else {})}
+
+
 def best_readout(result: dict) -> tuple[str, dict]:
     """The readout with the best validation NDCG@20 of one run: (name, metrics)."""
     return max(result["readouts"].items(), key=lambda kv: kv[1]["NDCG@20"])
