@@ -2,6 +2,8 @@
 the stream's scan and order checks, streaming Cleora equal to the in-memory one, the compact
 prefix pairs equal to expand_prefixes, and a streaming fit that learns what the in-memory fit learns."""
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -103,3 +105,42 @@ def test_streaming_fit_learns_what_the_in_memory_fit_learns(tmp_path):
     stream = SessionStream(tmp_path, n_items=40)
     with pytest.raises(ValueError, match="target='next'"):
         EMDE(**{**params, "target": "holdout"}).fit(stream)
+
+
+class _KilledStream(SessionStream):
+    """A stream whose reads fail (KeyboardInterrupt, as a kill) once `reads_left` blocks were read."""
+
+    reads_left = 10**9
+
+    def block_sessions(self, b):
+        if self.reads_left == 0:
+            raise KeyboardInterrupt("killed")
+        self.reads_left -= 1
+        return super().block_sessions(b)
+
+
+def test_a_streaming_fit_killed_inside_an_epoch_resumes_from_its_last_buffer(tmp_path, monkeypatch):
+    train = cycle_sessions(n_sessions=400)
+    write_session_log(train, tmp_path / "log", sessions_per_group=25)           # 16 blocks
+    params = dict(inputs=("all:cleora:1", "last:cleora:0"), outputs=("cleora:0",), n_sketches=4, n_bits=5,
+                  hidden=32, epochs=2, batch_size=32, lr=3e-3, progress=False, threads=1, dropout=0.2)
+    stream = lambda: SessionStream(tmp_path / "log", buffer_events=300, n_items=40)  # noqa: E731  ~2 blocks a buffer
+    whole = EMDE(**params).fit(stream())
+    ckpt = tmp_path / "fit.npz"
+    killed = _KilledStream(tmp_path / "log", buffer_events=300, n_items=40)
+    kill = lambda epoch, model, row: setattr(killed, "reads_left", 11)  # noqa: E731  11 blocks into epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        EMDE(**params).fit(killed, checkpoint=ckpt, checkpoint_every=0, callback=kill)
+    with np.load(ckpt) as z:
+        within = json.loads(str(z["meta"]))["extra"]["within"]
+    assert within["epoch"] == 1 and 0 < within["progress"]["blocks"] < 16
+    assert (tmp_path / "fit.npz.codes.npz").exists()
+    calls = []
+    monkeypatch.setattr(EMDE, "_fit_codes", lambda self, train: calls.append(1))  # the codes come from the file
+    resumed = EMDE(**params).fit(stream(), checkpoint=ckpt, checkpoint_every=0)
+    assert not calls
+    for a, b in zip(whole.net_.state_dict().values(), resumed.net_.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())        # the same steps as the run never killed
+    assert [r["examples"] for r in resumed.history_] == [r["examples"] for r in whole.history_]
+    assert resumed.history_[1]["loss"] == pytest.approx(whole.history_[1]["loss"], rel=1e-6)
+    assert resumed.history_[1]["seconds"] >= within["seconds"]     # the killed run's part of the epoch counts

@@ -30,3 +30,22 @@ def test_measure_one_size_and_write_the_page(tmp_path):
     text = page.read_text()
     assert "## Profiles of every user" in text and "| stream | 0 | 43.21 | 17.00 |" in text
     assert page.with_suffix(".png").stat().st_size > 1000 and len(json.loads(page.with_suffix(".json").read_text())) == 1
+
+
+def test_a_measure_killed_after_its_epoch_resumes_without_training_again(tmp_path, monkeypatch):
+    def killed(model, queries):
+        raise KeyboardInterrupt("killed while scoring")
+    real = scale._recommend_all
+    monkeypatch.setattr(scale, "_recommend_all", killed)
+    try:
+        scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=500, buffer_events=5_000)
+    except KeyboardInterrupt:
+        pass
+    recorded = json.loads((tmp_path / "w/measure.json").read_text())
+    assert recorded["epoch_cpu_s"] > 0 and "score_s" not in recorded and recorded["log_reused"] is False
+    assert (tmp_path / "w/fit.ckpt.npz").exists() and (tmp_path / "w/fit.ckpt.npz.codes.npz").exists()
+    monkeypatch.setattr(scale, "_recommend_all", real)
+    run = scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=500, buffer_events=5_000)
+    assert run["epoch_s"] == recorded["epoch_s"] and run["codes_s"] == recorded["codes_s"]   # not trained again
+    assert run["scored"] == 500 and run["generate_s"] == recorded["generate_s"] and run["log_reused"] is False
+    assert run["peak_rss_mib"] >= json.loads((tmp_path / "w/peak_rss.json").read_text())["peak_rss_mib"] > 0

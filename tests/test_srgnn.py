@@ -328,6 +328,21 @@ def test_training_forward_scores_like_eval():
     torch.testing.assert_close(rounded.detach().float(), plain, rtol=0.05, atol=0.05 * plain.abs().max().item())
 
 
+def test_table_adam_steps_the_table_at_the_scheduled_lr_after_load_state_dict():
+    """A resumed checkpoint loads the optimiser's state_dict, which replaces its group dicts; the
+    scheduler then sets the lr of the new ones, and the table's step must use it (it kept the
+    first lr once: a resumed bf16 SR-GNN trained its item table at the undecayed lr)."""
+    table = torch.nn.Parameter(torch.ones(4, 3))
+    opt = TableAdam([table], table, lr=1.0)
+    saved = torch.nn.Parameter(torch.ones(4, 3))
+    opt.load_state_dict(TableAdam([saved], saved, lr=1.0).state_dict())
+    torch.optim.lr_scheduler.StepLR(opt, 1, 0.0).step()               # lr 1.0 -> 0.0
+    assert opt.param_groups[0]["lr"] == 0.0
+    opt.accept(torch.ones(4, 3).bfloat16(), torch.zeros(1, dtype=torch.long), None)
+    opt.step()
+    assert torch.equal(table.detach(), torch.ones(4, 3))                # lr 0: the table stays
+
+
 def test_table_adam_steps_the_table_as_torch_adam_does():
     """TableAdam's numba step over the table (bfloat16 gradient plus looked-up rows' gradients,
     a table width that is no multiple of its lanes, rows beyond one task's 256) equals torch's

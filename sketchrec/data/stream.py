@@ -110,7 +110,9 @@ class SessionStream:
 
     def buffers(self, order=None) -> Iterator[Sessions]:
         """Buffers of whole blocks (about `buffer_events` events each) in block order `order`
-        (default: file order), as `Sessions`; a buffer's meta["first_row"] is that of its first block."""
+        (default: file order), as `Sessions`; a buffer's meta["first_row"] is that of its first
+        block, meta["blocks"] the number of blocks it holds (a reader that stops after some
+        buffers carries on with ``order[sum of their blocks:]``: the same buffers follow)."""
         order = range(len(self.blocks)) if order is None else order
         parts, n = [], 0
         for b in order:
@@ -204,7 +206,7 @@ def _merge_counts(ids, counts, pending) -> tuple[np.ndarray, np.ndarray]:
 
 def _joined(parts: list[Sessions]) -> Sessions:
     out = parts[0] if len(parts) == 1 else concat(parts)
-    out.meta = {"first_row": parts[0].meta["first_row"]}
+    out.meta = {"first_row": parts[0].meta["first_row"], "blocks": len(parts)}
     return out
 
 

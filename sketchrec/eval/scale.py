@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from sketchrec.data.stream import SessionStream, write_session_log
 from sketchrec.data.synthetic import generate_sessions
 from sketchrec.eval.report import markdown_table, peak_rss_mib, run_python
+from sketchrec.precision import cpu_summary
 
 #: the network of the scale runs: the `emde-session` preset with hidden 256 (the preset's 1024 costs
 #: ~50 core-minutes an epoch at 10M events; the data path measured here does not depend on it)
@@ -36,36 +38,80 @@ def folder_bytes(path: Path) -> int:
 
 
 def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_sessions: int = 100_000,
-                 buffer_events: int = 2_000_000) -> dict:
+                 buffer_events: int = 2_000_000, checkpoint_every: float = 600.0) -> dict:
     """In this process: generate (or reuse) a log of `n_events` events in `work`, fit one streaming
     epoch of `make_model(**SCALE_NETWORK)`, recommend the top 20 for `score_sessions` sessions of the
     log, and write every session's profile to Parquet. Returns the timings, events/s (of the
-    training epoch), peak RSS after each phase (MiB: ru_maxrss, monotone) and disk sizes."""
-    out = {"events_asked": n_events, "n_items": items_for(n_events), "seed": seed,
-           "log_reused": (work / "log" / "manifest.json").exists()}      # generate_s is then a check only
-    _, out["generate_s"] = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed,
-                                  progress=False)
+    training epoch), peak RSS after each phase (MiB: ru_maxrss, monotone) and disk sizes.
+
+    Resumable (a 100M-event epoch takes hours): the fit checkpoints inside the epoch every
+    `checkpoint_every` seconds (and its item codes once) under `work`, and every finished phase
+    is recorded in ``work/measure.json``; a rerun after a kill carries on from there, the epoch's
+    seconds and CPU seconds adding up over the runs, the peak RSS the largest of any run's."""
+    progress_file = work / "measure.json"
+    done = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+
+    def record(**phase):                 # a finished phase: kept for a rerun after a kill
+        done.update(phase)
+        out.update(phase)
+        save(progress_file, done, quiet=True)
+
+    out = {"events_asked": n_events, "n_items": items_for(n_events), "seed": seed, **done}
+    _PeakWatch(work / "peak_rss.json").start()
+    if cpu_summary() not in done.get("cpus", []):    # a run resumed on another machine: its timings mix CPUs
+        record(cpus=[*done.get("cpus", []), cpu_summary()])
+    if "generate_s" not in done:         # a log found on disk: generate_s is then a check only
+        reused = (work / "log" / "manifest.json").exists()
+        _, generate_s = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed,
+                               progress=False)
+        record(generate_s=generate_s, log_reused=reused)
     stream = SessionStream(work / "log", buffer_events=buffer_events)
     scan, out["scan_s"] = _timed(stream.scan)
     out.update(events=scan.n_events, sessions=scan.n_rows, items_seen=len(scan.item_ids),
                log_bytes=folder_bytes(work / "log"), rss_after_scan_mib=peak_rss_mib())
-    model, out["fit_s"] = _timed(make_model(**SCALE_NETWORK).fit, stream)
-    out.update(codes_s=model.codes_setup_s_, epoch_s=model.history_[0]["seconds"],
-               epoch_cpu_s=model.history_[0]["cpu_seconds"], examples=model.history_[0]["examples"],
-               rss_after_fit_mib=peak_rss_mib())
+    model, fit_s = _timed(make_model(**SCALE_NETWORK).fit, stream, checkpoint=work / "fit.ckpt.npz",
+                          checkpoint_every=checkpoint_every)
+    if "epoch_s" not in done:
+        row = model.history_[0]
+        record(fit_s=fit_s, codes_s=model.codes_seconds_, epoch_s=row["seconds"], epoch_cpu_s=row["cpu_seconds"],
+               examples=row["examples"], rss_after_fit_mib=peak_rss_mib())
     out["events_per_s"] = out["events"] / out["epoch_s"]
     out["events_per_cpu_s"] = out["events"] / out["epoch_cpu_s"]
-    queries = _first_sessions(stream, score_sessions)
-    cpu = time.process_time()
-    _, out["score_s"] = _timed(_recommend_all, model, queries)
-    out["score_cpu_s"] = time.process_time() - cpu
-    out.update(scored=len(queries), rss_after_score_mib=peak_rss_mib())
-    del queries
-    from sketchrec.eval.profiles import write_profiles
-    written, out["profiles_s"] = _timed(write_profiles, model, stream, work / "profiles.parquet")
-    out.update(profile_rows=written["rows"], profile_bytes=written["bytes"], peak_rss_mib=peak_rss_mib())
-    (work / "profiles.parquet").unlink()
+    if "score_s" not in done:
+        queries = _first_sessions(stream, score_sessions)
+        cpu = time.process_time()
+        _, score_s = _timed(_recommend_all, model, queries)
+        record(score_s=score_s, score_cpu_s=time.process_time() - cpu, scored=len(queries),
+               rss_after_score_mib=peak_rss_mib())
+        del queries
+    if "profiles_s" not in done:
+        from sketchrec.eval.profiles import write_profiles
+        written, profiles_s = _timed(write_profiles, model, stream, work / "profiles.parquet")
+        record(profiles_s=profiles_s, profile_rows=written["rows"], profile_bytes=written["bytes"])
+        (work / "profiles.parquet").unlink()
+    out["peak_rss_mib"] = _PeakWatch(work / "peak_rss.json").update()
     return out
+
+
+class _PeakWatch(threading.Thread):
+    """Keeps `file` at the largest peak RSS (MiB) of any process measuring in its folder, checked
+    every `every` seconds: the peak of a run killed before its phase was recorded counts too."""
+
+    def __init__(self, file: Path, every: float = 20.0):
+        super().__init__(daemon=True)
+        self.file, self.every = file, every
+
+    def update(self) -> float:
+        stored = json.loads(self.file.read_text())["peak_rss_mib"] if self.file.exists() else 0.0
+        peak = max(stored, peak_rss_mib())
+        if peak > stored:
+            save(self.file, {"peak_rss_mib": peak}, quiet=True)
+        return peak
+
+    def run(self) -> None:
+        while True:
+            self.update()
+            time.sleep(self.every)
 
 
 def measure_profiles(make_model, n_users: int, work: Path, seed: int = 0, buffer_events: int = 2_000_000) -> dict:
@@ -233,8 +279,11 @@ def stream_quality(make_model, bench, mode: str, log_dir: Path, buffer_events: i
             "history": model.history_, "peak_rss_mib": peak_rss_mib(), "params": model.get_params()}
 
 
-def save(path: Path, data: dict) -> None:
-    """Write one result as JSON (its folder made)."""
+def save(path: Path, data: dict, quiet: bool = False) -> None:
+    """Write one result as JSON (its folder made; atomically: a kill leaves the previous file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, default=float))
-    print(f"written {path}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    tmp.replace(path)
+    if not quiet:
+        print(f"written {path}")

@@ -70,12 +70,18 @@ class TableAdam(torch.optim.Adam):
     def __init__(self, params, table: torch.nn.Parameter, lr: float = 1e-3, weight_decay: float = 0.0,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=True)
-        groups = [g for g in self.param_groups if any(p is table for p in g["params"])]
-        if len(groups) != 1:
-            raise ValueError("the table must be one of the optimised parameters")
-        self.table, self._table_group = table, groups[0]
+        self.table = table
+        self._table_group()                                  # refuses a table that is not optimised here
         self._copy, self._copy_version, self._pending = None, None, None
         self._slot = np.full(len(table), -1, dtype=np.int32)
+
+    def _table_group(self) -> dict:
+        """The table's parameter group, looked up at every step: `load_state_dict` (a resumed
+        checkpoint) replaces the group dicts, and the scheduler then sets the lr of the new ones."""
+        groups = [g for g in self.param_groups if any(p is self.table for p in g["params"])]
+        if len(groups) != 1:
+            raise ValueError("the table must be one of the optimised parameters")
+        return groups[0]
 
     def table_copy(self) -> torch.Tensor:
         """The table in bfloat16, current with its float32 values (recast only if they were
@@ -110,7 +116,7 @@ class TableAdam(torch.optim.Adam):
         return loss
 
     def _table_step(self, grad_table, index, grad_rows) -> None:
-        group, table = self._table_group, self.table
+        group, table = self._table_group(), self.table
         state = self.state[table]
         if not state:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)

@@ -9,7 +9,9 @@ the rest the same way for every model:
   into the epoch's history row as ``valid_<metric>`` (e.g. ``valid_MRR@20``);
 - the best epoch by the `select` metric: its weights are restored at the end (`best_epoch_`);
   with `patience`, training stops after that many epochs without a better one;
-- a checkpoint written atomically after every epoch, resumed when it exists (`checkpoint.py`);
+- a checkpoint written atomically after every epoch, resumed when it exists (`checkpoint.py`),
+  and, for epochs long enough to be killed in (a log larger than memory), inside an epoch at the
+  safe points the epoch function offers (`within_epoch`);
 - a progress bar per epoch, a log line per epoch, callbacks ``callback(epoch, model, row)``
   after each epoch (before its checkpoint, so what a callback adds to `row` is kept).
 
@@ -131,6 +133,11 @@ class EpochLoop:
     callback : optional callable(epoch, model, row), or a list of them, after every epoch.
     progress : show a progress bar over each epoch's batches (`bar`).
     name : the progress bar's label, e.g. "emde" ("emde epoch 3").
+    within_epoch_every : seconds between checkpoints inside an epoch (with `checkpoint`): the epoch
+        function calls `within_epoch(epoch, progress)` at its safe points (e.g. after each buffer
+        of a stream) and, when this long has passed since the last write, the state is written
+        with its `progress`; a resumed run gets that dict back from `resumed_progress(epoch)`
+        and carries on from there. None: epoch boundaries only.
     """
 
     epochs: int
@@ -142,6 +149,11 @@ class EpochLoop:
     callback: Callable | Sequence[Callable] | None = None
     progress: bool = True
     name: str = "training"
+    within_epoch_every: float | None = None
+
+    def __post_init__(self):
+        self._run = None           # what `within_epoch` writes: set by `run` while it trains
+        self._resume = None        # a checkpoint's progress inside an epoch, until the epoch takes it
 
     def bar(self, batches: Iterable, epoch: int):
         """`batches` wrapped in this epoch's progress bar (`epoch` counts from 0)."""
@@ -177,13 +189,18 @@ class EpochLoop:
             stale = extra.get("stale", 0)
             if extra.get("best_epoch") is not None:
                 model.best_epoch_ = extra["best_epoch"]
-            log.info("%s: resumed from %s after epoch %d", kind, self.checkpoint, first_epoch)
+            self._resume = extra.get("within")
+            log.info("%s: resumed from %s after epoch %d%s", kind, self.checkpoint, first_epoch,
+                     " (and part of the next)" if self._resume else "")
         for epoch in range(first_epoch, self.epochs):
             if self.validation is not None and self.patience is not None and stale >= self.patience:
                 break
             state.net.train()
-            t_epoch = time.perf_counter()
+            t_epoch = time.perf_counter() - (self._resume or {}).get("seconds", 0.0)
+            self._run = dict(model=model, state=state, fingerprint=fingerprint, epoch=epoch, t_epoch=t_epoch,
+                             t_saved=time.perf_counter(), best=best, best_state=best_state, stale=stale)
             result = dict(train_epoch(epoch))
+            self._run, self._resume = None, None
             state.scheduler.step()
             row = {"epoch": epoch + 1, "loss": result.pop("loss"), "seconds": time.perf_counter() - t_epoch,
                    **result}
@@ -213,3 +230,31 @@ class EpochLoop:
         if best_state is not None:
             state.net.load_state_dict(best_state)
         state.net.eval()
+
+    def resumed_progress(self, epoch: int) -> dict | None:
+        """The `progress` dict a checkpoint written inside epoch `epoch` (from 0) recorded, when
+        this run resumed from one; else None. The network, optimiser and random states are
+        already those of that moment."""
+        if self._resume is None or self._resume["epoch"] != epoch:
+            return None
+        return self._resume["progress"]
+
+    def within_epoch(self, epoch: int, progress: dict, force: bool = False) -> bool:
+        """A safe point inside epoch `epoch`: write a checkpoint holding `progress` (JSON-able:
+        what the epoch function needs to carry on, e.g. blocks done and loss so far) when
+        `within_epoch_every` seconds have passed since the last write (or `force`). The state
+        written is the one of this moment (weights, Adam, random generators), with the epochs
+        before it finished. Returns whether it wrote."""
+        run = self._run
+        if (self.checkpoint is None or self.within_epoch_every is None or run is None
+                or not (force or time.perf_counter() - run["t_saved"] >= self.within_epoch_every)):
+            return False
+        state, model = run["state"], run["model"]
+        within = {"epoch": epoch, "progress": progress, "seconds": time.perf_counter() - run["t_epoch"]}
+        save_checkpoint(self.checkpoint, params=model.get_params(), fingerprint=run["fingerprint"],
+                        epoch=epoch, net=state.net, optimiser=state.optimiser, scheduler=state.scheduler,
+                        rng=state.rng, history=model.history_, best=run["best"], best_state=run["best_state"],
+                        extra={"stale": run["stale"], "best_epoch": getattr(model, "best_epoch_", None),
+                               "within": within})
+        run["t_saved"] = time.perf_counter()
+        return True

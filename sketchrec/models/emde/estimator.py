@@ -4,6 +4,9 @@ profiles and persistence. The parts live beside it: modalities.py (input sketche
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 
 import numpy as np
@@ -144,14 +147,38 @@ class EMDE(Recommender):
     # -- fitting ---------------------------------------------------------------------------
     def _fit_codes(self, train: Sessions) -> None:
         """DLSH codes of every source used by an input or output modality."""
+        t0 = time.perf_counter()
         sources = list(dict.fromkeys([m.source for m in self._modalities()] + list(self.outputs)))
         self.codes_ = source_codes(train, sources, self._embeddings, n_sketches=self.n_sketches,
                                    n_bits=self.n_bits, bias=self.bias, cleora_dim=self.cleora_dim, seed=self.seed)
+        self.codes_seconds_ = time.perf_counter() - t0
+
+    def _fit_codes_cached(self, train: SessionStream, path: str) -> None:
+        """`_fit_codes`, read from `path` when it was written for these settings, added
+        embeddings and log (else computed and written there, atomically): a resumed
+        streaming fit skips the Cleora passes over the log. `codes_seconds_` is then the
+        seconds the codes took when they were computed."""
+        key = json.dumps({"params": self.get_params(), "log": fingerprint(train),
+                          "embeddings": {k: hashlib.sha256(v.tobytes()).hexdigest()[:16]
+                                         for k, v in sorted(self._embeddings.items())}}, sort_keys=True, default=str)
+        if os.path.exists(path):
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    self.codes_ = {k[len("codes."):]: z[k] for k in z.files if k.startswith("codes.")}
+                    self.codes_seconds_ = float(z["seconds"])
+                    return
+        self._fit_codes(train)
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, key=np.array(key), seconds=np.array(self.codes_seconds_),
+                     **{f"codes.{k}": v for k, v in self.codes_.items()})
+        os.replace(tmp, path)
 
     def _output_codes(self) -> np.ndarray:
         return np.concatenate([self.codes_[s] for s in self.outputs], axis=1)
 
-    def fit(self, train: Sessions | SessionStream, validation=None, callback=None, checkpoint=None) -> "EMDE":
+    def fit(self, train: Sessions | SessionStream, validation=None, callback=None, checkpoint=None,
+            checkpoint_every: float = 600.0) -> "EMDE":
         """Learn codes and the network from training rows.
 
         train : `Sessions` in memory, or a `SessionStream` (target="next" only): a log of Parquet
@@ -175,15 +202,19 @@ class EMDE(Recommender):
         checkpoint : optional path of an .npz written atomically after every epoch (weights,
             optimiser, random states, history). If it exists and was written for the same
             settings and training rows, training resumes after its last epoch: a killed run
-            loses at most the epoch in progress.
+            loses at most the epoch in progress. From a `SessionStream`, the state is also
+            written inside an epoch, after a buffer when `checkpoint_every` seconds have passed
+            since the last write (a 100M-event epoch takes hours), and the item codes once, beside
+            it (``<checkpoint>.codes.npz``): a killed run loses at most that many seconds of
+            training, and a resumed one skips the Cleora passes.
 
         A fit that fails (bad input, interrupt) leaves a fitted model as it was.
         """
         check_validation(validation, "EMDE.fit")
         with rollback_on_failure(self):
-            return self._fit(train, validation, callback, checkpoint)
+            return self._fit(train, validation, callback, checkpoint, checkpoint_every)
 
-    def _fit(self, train: Sessions | SessionStream, validation, callback, checkpoint) -> "EMDE":
+    def _fit(self, train: Sessions | SessionStream, validation, callback, checkpoint, checkpoint_every) -> "EMDE":
         mods = self._modalities()
         streaming = isinstance(train, SessionStream)
         if streaming and self.target != "next":
@@ -199,7 +230,10 @@ class EMDE(Recommender):
         t0 = time.perf_counter()
         self.n_items_ = train.n_items
         self.item_counts_ = train.item_counts().astype(np.float32)
-        self._fit_codes(train)
+        if streaming and checkpoint is not None:
+            self._fit_codes_cached(train, f"{checkpoint}.codes.npz")
+        else:
+            self._fit_codes(train)
         self._readout = None                 # read from these codes when validation scores
         self.n_inputs_ = len(mods) * self.n_sketches * self.width
         self.int8_ = False
@@ -210,11 +244,11 @@ class EMDE(Recommender):
         optimiser = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=self.lr_decay)
         loop = EpochLoop(self.epochs, validation=validation, patience=self.patience, checkpoint=checkpoint,
-                         callback=callback, progress=self.progress, name="emde")
+                         callback=callback, progress=self.progress, name="emde",
+                         within_epoch_every=checkpoint_every if streaming else None)
         net = _data_parallel(self.net_)
         if self.target == "next":
-            buffers = train.shuffled_buffers if streaming else (lambda rng: [train])
-            epoch = self._next_item_epochs(buffers, net, loop, optimiser, rng)
+            epoch = self._next_item_epochs(train, net, loop, optimiser, rng)
         else:
             epoch = self._holdout_epochs(train, net, loop, optimiser, rng)
         self.codes_setup_s_ = time.perf_counter() - t0
@@ -223,26 +257,41 @@ class EMDE(Recommender):
         self._readout = None
         return self
 
-    def _next_item_epochs(self, buffers, net, loop: EpochLoop, optimiser, rng):
+    def _next_item_epochs(self, train: Sessions | SessionStream, net, loop: EpochLoop, optimiser, rng):
         """The epoch function of target="next": every prefix of a training row -> its next item.
-        buffers(rng) gives an epoch's rows (in memory: [train]; a stream: its shuffled buffers);
-        the pairs of a buffer are (start, length, target) arrays, a batch's prefixes gathered and
-        sketched when it is trained."""
+        An epoch's rows: in memory, `train` as one buffer; from a stream, its buffers with the
+        block order drawn from `rng` every epoch. The pairs of a buffer are (start, length,
+        target) arrays, a batch's prefixes gathered and sketched when it is trained. After each
+        buffer of a stream, `loop.within_epoch` may checkpoint the epoch's progress (the block
+        order, blocks done, loss so far), from which a resumed run carries on."""
         out_codes = torch.from_numpy(self._output_codes().astype(np.int64))
+        streaming = isinstance(train, SessionStream)
 
         def epoch(e: int) -> dict:
-            total, seen, cpu = 0.0, 0, time.process_time()
-            for sessions in buffers(rng):
+            done = loop.resumed_progress(e) or {}
+            total, seen = done.get("loss_sum", 0.0), done.get("examples", 0)
+            cpu = time.process_time() - done.get("cpu_seconds", 0.0)
+            if streaming:
+                order = np.asarray(done["order"]) if done else rng.permutation(len(train.blocks))
+                blocks = done.get("blocks", 0)
+                buffers = train.buffers(order[blocks:])
+            else:
+                buffers = [train]
+            for sessions in buffers:
                 starts, lengths, targets = prefix_pairs(sessions, max_prefix=self.max_prefix or None)
-                order = rng.permutation(len(targets))
+                rows = rng.permutation(len(targets))
 
                 def batch_loss(rows, sessions=sessions, starts=starts, lengths=lengths, targets=targets):
                     with self._autocast():
                         log_p = net(*self._encode(gather_prefixes(sessions, starts[rows], lengths[rows])))
                     return -log_p.gather(2, out_codes[torch.from_numpy(targets[rows].astype(np.int64))].unsqueeze(2)).mean()
-                t, n = self._train_batches(order, batch_loss, optimiser,
-                                           loop.bar(range(0, len(order), self.batch_size), e))
+                t, n = self._train_batches(rows, batch_loss, optimiser,
+                                           loop.bar(range(0, len(rows), self.batch_size), e))
                 total, seen = total + t, seen + n
+                if streaming:
+                    blocks += sessions.meta["blocks"]
+                    loop.within_epoch(e, {"order": order.tolist(), "blocks": blocks, "loss_sum": total,
+                                          "examples": seen, "cpu_seconds": time.process_time() - cpu})
             # CPU seconds of the process (all threads): an epoch's cost when other jobs share the cores
             return {"loss": total / max(seen, 1), "examples": seen, "cpu_seconds": time.process_time() - cpu}
         return epoch
