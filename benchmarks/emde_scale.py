@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--quality", choices=["memory", "stream"])
     parser.add_argument("--profiles", type=int, help="users whose profiles to write (one process)")
     parser.add_argument("--one", type=int, help="(internal) measure one size in this process")
+    parser.add_argument("--peer", choices=scale.PEERS, help="(internal, with --one) measure this model instead")
     a = parser.parse_args()
     make = lambda **kw: EMDE(**{**presets.get("emde-session"), "epochs": a.epochs, "seed": a.seed,  # noqa: E731
                                 "threads": a.threads, "progress": False, **kw})
@@ -31,6 +32,9 @@ def main() -> None:
         return scale.save(RESULTS / f"quality_{a.quality}_seed{a.seed}.json", out)
     if a.profiles:
         return scale.save(RESULTS / f"profiles_{a.profiles}.json", scale.measure_profiles(make, a.profiles, WORK / f"users_{a.profiles}"))
+    if a.one and a.peer:
+        peer = lambda: presets.make("vsknn-session", threads=a.threads)  # noqa: E731
+        return print(json.dumps(scale.measure_peer(a.peer, peer, a.one, WORK / f"log_{a.one}", a.seed)))
     if a.one:
         return print(json.dumps(scale.measure_size(make, a.one, WORK / f"log_{a.one}", a.seed)))
     scale.run_sizes(a.sizes, [Path(__file__), "--threads", a.threads, "--epochs", a.epochs], RESULTS, a.output, a.threads)

@@ -49,3 +49,18 @@ def test_a_measure_killed_after_its_epoch_resumes_without_training_again(tmp_pat
     assert run["epoch_s"] == recorded["epoch_s"] and run["codes_s"] == recorded["codes_s"]   # not trained again
     assert run["scored"] == 500 and run["generate_s"] == recorded["generate_s"] and run["log_reused"] is False
     assert run["peak_rss_mib"] >= json.loads((tmp_path / "w/peak_rss.json").read_text())["peak_rss_mib"] > 0
+
+
+def test_the_peers_on_the_same_log_and_their_table(tmp_path):
+    from sketchrec.models import VSKNN
+    vsknn = scale.measure_peer("vsknn", lambda: VSKNN(neighbours=20, sample_size=50, threads=1), 20_000, tmp_path / "w",
+                               score_sessions=300)
+    assert vsknn["scored"] == 300 and vsknn["fit_s"] > 0 and vsknn["peak_rss_mib"] >= vsknn["rss_after_load_mib"] > 0
+    cleora = scale.measure_peer("cleora", None, 20_000, tmp_path / "w", cleora_dim=8)
+    assert cleora["events"] == vsknn["events"] and cleora["dim"] == 8 and cleora["fit_s"] > 0
+    run = scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=300, buffer_events=5_000)
+    page = tmp_path / "emde_scale.md"
+    scale.write_scale_page([run], page, peers=[vsknn, cleora])
+    text = page.read_text()
+    assert "## The other models on the same logs" in text and "| V-SKNN (`vsknn-session`) | " in text
+    assert "| Cleora, streamed | " in text and run["cpus"][0] in text

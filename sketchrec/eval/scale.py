@@ -114,6 +114,42 @@ class _PeakWatch(threading.Thread):
             time.sleep(self.every)
 
 
+#: what `measure_peer` measures beside EMDE on the same logs (the other models a user would run there)
+PEERS = ("vsknn", "cleora")
+
+
+def measure_peer(kind: str, make_model, n_events: int, work: Path, seed: int = 0, score_sessions: int = 100_000,
+                 buffer_events: int = 2_000_000, cleora_steps: int = 3, cleora_dim: int = 256) -> dict:
+    """In this process, on the log of `measure_size` (generated if missing) in `work`:
+    kind "vsknn": the log read into memory as `Sessions` (V-SKNN indexes every session), then
+    ``make_model().fit`` and the top 20 for the first `score_sessions` sessions;
+    kind "cleora": Cleora item vectors (`cleora_steps` iterations, `cleora_dim` dims) of the log's
+    session-item graph, streamed over the log (`sketchrec.graph.streaming`; the in-memory graph
+    of 10^8 clicks would not fit beside it). Returns timings and peak RSS (MiB)."""
+    if kind not in PEERS:
+        raise ValueError(f"kind must be one of {PEERS}, got {kind!r}")
+    out = {"peer": kind, "events_asked": n_events, "n_items": items_for(n_events), "seed": seed, "cpu": cpu_summary()}
+    generate_sessions(work / "log", n_events, items_for(n_events), seed=seed, progress=False)
+    stream = SessionStream(work / "log", buffer_events=buffer_events)
+    scan, out["scan_s"] = _timed(stream.scan)
+    out.update(events=scan.n_events, sessions=scan.n_rows)
+    if kind == "cleora":
+        from sketchrec.graph.streaming import stream_row_item_cleora
+        _, out["fit_s"] = _timed(stream_row_item_cleora, stream.buffers, len(stream), stream.n_items,
+                                 cleora_steps, cleora_dim, seed)
+        out.update(steps=cleora_steps, dim=cleora_dim, peak_rss_mib=peak_rss_mib())
+        return out
+    from sketchrec.data.sessions import concat
+    sessions, out["load_s"] = _timed(lambda: concat(list(stream.buffers())))
+    out["rss_after_load_mib"] = peak_rss_mib()
+    model, out["fit_s"] = _timed(make_model().fit, sessions)
+    queries = sessions.take(np.arange(min(score_sessions, len(sessions))))
+    cpu = time.process_time()
+    _, out["score_s"] = _timed(_recommend_all, model, queries)
+    out.update(score_cpu_s=time.process_time() - cpu, scored=len(queries), peak_rss_mib=peak_rss_mib())
+    return out
+
+
 def measure_profiles(make_model, n_users: int, work: Path, seed: int = 0, buffer_events: int = 2_000_000) -> dict:
     """In this process: a synthetic log of `n_users` sessions (users), EMDE's item codes from it
     (`make_model(epochs=0)`: the scan and the Cleora passes, no network training), then every
@@ -156,23 +192,23 @@ def _first_sessions(stream: SessionStream, n: int):
     return concat(parts)
 
 
-def run_sizes(sizes, child_argv, results: Path, page: Path, threads: int | None = 1) -> list[dict]:
+def run_sizes(sizes, child_argv, results: Path, page: Path, threads: int | None = 1, peers=PEERS) -> list[dict]:
     """Measure every size in its own process (`child_argv` + ``--one SIZE``; the JSON it prints),
-    smallest first, skipping sizes whose result file exists (resumable); then write the page and
-    the figure."""
-    runs = []
+    smallest first, then each peer of `peers` on that size's log (``--one SIZE --peer KIND``),
+    skipping runs whose result file exists (resumable); then write the page and the figure."""
     for n in sorted(sizes):
-        file = results / f"events_{n}.json"
-        if not file.exists():
-            result = run_python(sys.executable, [*child_argv, "--one", n], threads=threads)
-            save(file, result)
-        runs.append(json.loads(file.read_text()))
+        for kind, file in ((None, results / f"events_{n}.json"), *((k, results / f"peer_{k}_{n}.json") for k in peers)):
+            if not file.exists():
+                save(file, run_python(sys.executable, [*child_argv, "--one", n, *(("--peer", kind) if kind else ())],
+                                      threads=threads))
     stored = lambda pattern: [json.loads(f.read_text()) for f in sorted(results.glob(pattern))]  # noqa: E731
-    write_scale_page(runs, page, profiles=stored("profiles_*.json"), quality=stored("quality_*.json"))
+    runs = sorted(stored("events_*.json"), key=lambda r: r["events"])
+    write_scale_page(runs, page, profiles=stored("profiles_*.json"), quality=stored("quality_*.json"),
+                     peers=sorted(stored("peer_*.json"), key=lambda r: (r["peer"], r["events"])))
     return runs
 
 
-def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=()) -> None:
+def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=(), peers=()) -> None:
     """docs/benchmarks/emde_scale.md and its log-log figure (time and memory against events), with
     the profile runs (`measure_profiles`) and the streaming-vs-memory runs (`stream_quality`)."""
     from sketchrec.eval.report import page_head, write_page
@@ -186,9 +222,10 @@ def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=()) -> N
              f"{r['epoch_s']:.0f} ({r['epoch_cpu_s']:.0f})", f"{r['events_per_cpu_s']:,.0f}",
              f"{r['score_s']:.1f} ({r['score_cpu_s']:.1f})", f"{r['profiles_s']:.0f}",
              f"{r['peak_rss_mib']:,.0f}"] for r in runs]
-    ratio = ""
+    cpus = sorted({c for r in runs for c in r.get("cpus", [])})
+    ratio = "\nCPU" + ("s (the runs differ: compare only rows of one CPU): " if len(cpus) > 1 else ": ") + "; ".join(cpus) + "\n"
     if len(runs) > 1:
-        ratio = (f"\nTraining events per CPU second from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
+        ratio += (f"\nTraining events per CPU second from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
                  f"x{runs[-1]['events_per_cpu_s'] / runs[0]['events_per_cpu_s']:.2f} (the issue's bar: within 20%).\n")
     text = page_head("EMDE at scale: streaming training on synthetic logs",
                      "python -m benchmarks.emde_scale --sizes " + " ".join(str(r["events_asked"]) for r in runs))
@@ -200,8 +237,30 @@ def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=()) -> N
         "seconds depend on the other jobs sharing the 2 cores; CPU seconds (the process's) do much less. Logs: "
         "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
         "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", "",
-        *_profile_section(profiles), *_quality_section(quality)])
+        *_peer_section(peers, runs), *_profile_section(profiles), *_quality_section(quality)])
     write_page(page, text, data=runs)
+
+
+def _peer_section(peers, runs) -> list[str]:
+    if not peers:
+        return []
+    emde = {r["events_asked"]: r for r in runs}
+    rows = []
+    for p in peers:
+        e = emde.get(p["events_asked"])
+        if p["peer"] == "vsknn":
+            work = f"load {p['load_s']:.0f} + fit {p['fit_s']:.0f}; score 100k {p['score_s']:.1f} (CPU {p['score_cpu_s']:.1f})"
+        else:
+            work = f"{p['steps']} iterations, {p['dim']} dims: {p['fit_s']:.0f}"
+        ours = f"{e['epoch_s'] + e['codes_s']:.0f}; score {e['score_s']:.1f}" if e else "-"
+        rows.append([{"vsknn": "V-SKNN (`vsknn-session`)", "cleora": "Cleora, streamed"}[p["peer"]], f"{p['events']:,}",
+                     work, f"{p['peak_rss_mib']:,.0f}", ours])
+    return ["## The other models on the same logs", "",
+            "V-SKNN (`vsknn-session` preset) holds the whole log in memory: read into `Sessions`, fitted, then the top 20 "
+            "for the same first 100k sessions; Cleora: the session-item graph's item vectors streamed over the log "
+            "(what EMDE's codes are made of). Each in its own process, 1 thread; seconds are wall seconds. "
+            "Command: as above (`--one N --peer vsknn|cleora` for one).", "",
+            *markdown_table(["model", "events", "seconds", "peak RSS MiB", "EMDE: codes + epoch s; score 100k s"], rows), ""]
 
 
 def _profile_section(profiles) -> list[str]:
