@@ -452,6 +452,11 @@ def train_emde_stream(
     seed: int = typer.Option(0, help="Seed."),
     session_column: str = typer.Option("session_id", help="Session id column."),
     item_column: str = typer.Option("item_id", help="Item id column."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Resumable training: the state is written here (each "
+                                                         "process of a torchrun its own <path>.rank<N>) every "
+                                                         "--checkpoint-every seconds; run the same command again "
+                                                         "after a kill to carry on from the last write."),
+    checkpoint_every: float = typer.Option(600.0, min=0, help="Seconds between checkpoints inside an epoch."),
 ):
     """Train EMDE (target "next") from a log larger than memory, read a row group at a time.
 
@@ -472,7 +477,11 @@ def train_emde_stream(
                     "seed": seed}
         stream = SessionStream(log, session_col=session_column, item_col=item_column, buffer_events=buffer_events,
                                n_items=n_items)
-        model = EMDE(**settings).fit(stream)
+        if checkpoint is not None and world > 1:
+            checkpoint = checkpoint.with_name(f"{checkpoint.name}.rank{dist.get_rank()}")
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        model = EMDE(**settings).fit(stream, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
         if world == 1 or dist.get_rank() == 0:
             output.parent.mkdir(parents=True, exist_ok=True)
             model.save(output)

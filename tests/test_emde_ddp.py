@@ -36,12 +36,23 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(tmp_p
     train = Sessions.from_lists(((starts[:, None] + np.arange(5)) % 30).tolist(), 30)
     write_session_log(train, tmp_path / "log", sessions_per_group=50)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                    "127.0.0.1", "--master_port", str(_free_port()), "-m", "sketchrec.cli", "train", "emde-stream",
-                    str(tmp_path / "log"), "--output", str(tmp_path / "ddp.npz"), "--epochs", "2",
-                    "--params", json.dumps(PARAMS), "--buffer-events", "600", "--n-items", "30"],
-                   check=True, env=env, timeout=120, capture_output=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), "-m", "sketchrec.cli", "train", "emde-stream",
+               str(tmp_path / "log"), "--output", str(tmp_path / "ddp.npz"), "--epochs", "2",
+               "--params", json.dumps(PARAMS), "--buffer-events", "600", "--n-items", "30",
+               "--checkpoint", str(tmp_path / "ckpt/fit.npz"), "--checkpoint-every", "0"]
+    subprocess.run(command, check=True, env=env, timeout=120, capture_output=True)
     ddp = EMDE.load(tmp_path / "ddp.npz")
+    # every process wrote its own checkpoint, after every buffer, at the same moments: the same state
+    with np.load(tmp_path / "ckpt/fit.npz.rank0") as a, np.load(tmp_path / "ckpt/fit.npz.rank1") as b:
+        assert json.loads(str(a["meta"]))["epoch"] == 2
+        for key in a.files:
+            if key.startswith("net."):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    command[command.index("--master_port") + 1] = str(_free_port())
+    subprocess.run(command, check=True, env=env, timeout=120, capture_output=True)     # resumes: nothing left
+    for name, value in EMDE.load(tmp_path / "ddp.npz").net_.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), ddp.net_.state_dict()[name].numpy(), err_msg=name)
     one = EMDE(**{**PARAMS, "epochs": 2, "progress": False}).fit(
         SessionStream(tmp_path / "log", buffer_events=600, n_items=30))
     for name, value in one.net_.state_dict().items():

@@ -74,7 +74,7 @@ def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_ses
     if "epoch_s" not in done:
         row = model.history_[0]
         record(fit_s=fit_s, codes_s=model.codes_seconds_, epoch_s=row["seconds"], epoch_cpu_s=row["cpu_seconds"],
-               examples=row["examples"], rss_after_fit_mib=peak_rss_mib())
+               examples=row["examples"], rss_after_fit_mib=peak_rss_mib(), bf16=model.bf16_)
     out["events_per_s"] = out["events"] / out["epoch_s"]
     out["events_per_cpu_s"] = out["events"] / out["epoch_cpu_s"]
     if "score_s" not in done:

@@ -239,6 +239,13 @@ class EpochLoop:
             return None
         return self._resume["progress"]
 
+    def within_epoch_due(self) -> bool:
+        """Whether a checkpoint inside the epoch is due (`within_epoch_every` seconds since the
+        last write). Processes that must write at the same point (data-parallel ranks) agree on
+        this first and then call `within_epoch(..., force=True)` together."""
+        return (self.checkpoint is not None and self.within_epoch_every is not None and self._run is not None
+                and time.perf_counter() - self._run["t_saved"] >= self.within_epoch_every)
+
     def within_epoch(self, epoch: int, progress: dict, force: bool = False) -> bool:
         """A safe point inside epoch `epoch`: write a checkpoint holding `progress` (JSON-able:
         what the epoch function needs to carry on, e.g. blocks done and loss so far) when
@@ -246,8 +253,7 @@ class EpochLoop:
         written is the one of this moment (weights, Adam, random generators), with the epochs
         before it finished. Returns whether it wrote."""
         run = self._run
-        if (self.checkpoint is None or self.within_epoch_every is None or run is None
-                or not (force or time.perf_counter() - run["t_saved"] >= self.within_epoch_every)):
+        if not (force or self.within_epoch_due()) or self.checkpoint is None or run is None:
             return False
         state, model = run["state"], run["model"]
         within = {"epoch": epoch, "progress": progress, "seconds": time.perf_counter() - run["t_epoch"]}

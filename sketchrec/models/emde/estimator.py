@@ -269,6 +269,9 @@ class EMDE(Recommender):
 
         def epoch(e: int) -> dict:
             done = loop.resumed_progress(e) or {}
+            if streaming:
+                _same_on_every_rank(done.get("blocks", -1), "the resumed checkpoints' position in the epoch "
+                                    "(each process resumes its own checkpoint file; they must be of one moment)")
             total, seen = done.get("loss_sum", 0.0), done.get("examples", 0)
             cpu = time.process_time() - done.get("cpu_seconds", 0.0)
             if streaming:
@@ -290,8 +293,9 @@ class EMDE(Recommender):
                 total, seen = total + t, seen + n
                 if streaming:
                     blocks += sessions.meta["blocks"]
-                    loop.within_epoch(e, {"order": order.tolist(), "blocks": blocks, "loss_sum": total,
-                                          "examples": seen, "cpu_seconds": time.process_time() - cpu})
+                    if _any_rank(loop.within_epoch_due()):       # every process writes at the same buffer
+                        loop.within_epoch(e, {"order": order.tolist(), "blocks": blocks, "loss_sum": total,
+                                              "examples": seen, "cpu_seconds": time.process_time() - cpu}, force=True)
             # CPU seconds of the process (all threads): an epoch's cost when other jobs share the cores
             return {"loss": total / max(seen, 1), "examples": seen, "cpu_seconds": time.process_time() - cpu}
         return epoch
@@ -477,6 +481,26 @@ def _rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _any_rank(flag: bool) -> bool:
+    """`flag` of this process, or'ed over every process when data-parallel."""
+    if _rank_and_world()[1] == 1:
+        return flag
+    t = torch.tensor([int(flag)])
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _same_on_every_rank(value: int, what: str) -> None:
+    """Refuse (RuntimeError naming `what`) an int that differs between data-parallel processes."""
+    if _rank_and_world()[1] == 1:
+        return
+    lo, hi = torch.tensor([value]), torch.tensor([value])
+    torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
+    if lo.item() != hi.item():
+        raise RuntimeError(f"data-parallel processes differ in {what}: {lo.item()} vs {hi.item()}")
 
 
 def _data_parallel(net: torch.nn.Module) -> torch.nn.Module:
