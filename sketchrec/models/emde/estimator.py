@@ -268,13 +268,12 @@ class EMDE(Recommender):
         streaming = isinstance(train, SessionStream)
 
         def epoch(e: int) -> dict:
-            done = loop.resumed_progress(e) or {}
-            if streaming:
-                _same_on_every_rank(done.get("blocks", -1), "the resumed checkpoints' position in the epoch "
-                                    "(each process resumes its own checkpoint file; they must be of one moment)")
+            done = loop.resumed_progress(e) or {}           # a checkpoint's progress inside this epoch
             total, seen = done.get("loss_sum", 0.0), done.get("examples", 0)
             cpu = time.process_time() - done.get("cpu_seconds", 0.0)
             if streaming:
+                _same_on_every_rank(done.get("blocks", -1), "the resumed checkpoints' position in the epoch "
+                                    "(each process resumes its own checkpoint file; they must be of one moment)")
                 order = np.asarray(done["order"]) if done else rng.permutation(len(train.blocks))
                 blocks = done.get("blocks", 0)
                 buffers = train.buffers(order[blocks:])
