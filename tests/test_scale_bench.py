@@ -64,3 +64,26 @@ def test_the_peers_on_the_same_log_and_their_table(tmp_path):
     text = page.read_text()
     assert "## The other models on the same logs" in text and "| V-SKNN (`vsknn-session`) | " in text
     assert "| Cleora, streamed | " in text and run["cpus"][0] in text
+
+
+def test_stream_quality_writes_the_log_once_and_resumes_from_its_checkpoint(tmp_path):
+    import numpy as np
+
+    from sketchrec.data.benchmark import SessionBenchmark
+    from sketchrec.data.idmap import IdMap
+    from sketchrec.data.sessions import Sessions
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, 30, 300)
+    rows = Sessions.from_lists(((starts[:, None] + np.arange(5)) % 30).tolist(), 30)
+    bench = SessionBenchmark.from_sessions("cycles", rows.take(np.arange(250)), rows.take(np.arange(250, 300)),
+                                           IdMap(np.arange(30)))
+    make = lambda: small(epochs=2, n_sketches=4, n_bits=5)  # noqa: E731
+    stream = scale.stream_quality(make, bench, "stream", tmp_path / "log", buffer_events=300,
+                                  checkpoint=tmp_path / "s.ckpt.npz")
+    mtimes = sorted(f.stat().st_mtime_ns for f in (tmp_path / "log").glob("*.parquet"))
+    again = scale.stream_quality(make, bench, "stream", tmp_path / "log", buffer_events=300,
+                                 checkpoint=tmp_path / "s.ckpt.npz")            # done already: nothing trained
+    assert sorted(f.stat().st_mtime_ns for f in (tmp_path / "log").glob("*.parquet")) == mtimes
+    assert again["metrics"] == stream["metrics"] and len(again["history"]) == 2
+    memory = scale.stream_quality(make, bench, "memory", tmp_path / "unused")
+    assert memory["metrics"]["HR@20"] > 0.5 and stream["metrics"]["HR@20"] > 0.5 and stream["cpu"]

@@ -280,7 +280,7 @@ def _quality_section(quality) -> list[str]:
         return []
     rows = [[q["mode"], str(q["params"]["seed"]), f"{100 * q['metrics']['HR@20']:.2f}", f"{100 * q['metrics']['MRR@20']:.2f}",
              f"{100 * q['metrics']['HR@10']:.2f}", f"{100 * q['metrics']['MRR@10']:.2f}", f"{q['fit_s']:.0f}",
-             f"{q['peak_rss_mib']:,.0f}", str(len(q["history"]))] for q in quality]
+             f"{q['peak_rss_mib']:,.0f}", str(len(q["history"])), _precision(q)] for q in quality]
     return ["## Streaming against in-memory training, Diginetica", "",
             "The `emde-session` preset, memory and stream at the same seed and epochs; \"stream\": the training sessions written "
             "as a Parquet log (row groups of 10,000 sessions) and read back by `SessionStream` "
@@ -292,8 +292,15 @@ def _quality_section(quality) -> list[str]:
             "here (smaller row groups or larger buffers mix more). For the seed-to-seed "
             "spread: `emde_sessions.md` has the in-memory EMDE over seeds 0-2 at HR@20 43.22 ± 0.27, "
             "MRR@20 17.01 ± 0.05.", "",
-            *markdown_table(["training", "seed", "HR@20", "MRR@20", "HR@10", "MRR@10", "fit s", "peak RSS MiB", "epochs"],
-                            rows), ""]
+            *markdown_table(["training", "seed", "HR@20", "MRR@20", "HR@10", "MRR@10", "fit s", "peak RSS MiB", "epochs",
+                             "precision, CPU"], rows), ""]
+
+
+def _precision(run: dict) -> str:
+    """"float32, Xeon ..." of a stored run (runs before the CPU was recorded: the Zen 3, float32)."""
+    if "cpu" not in run:
+        return "float32, AMD EPYC Zen 3"
+    return ("bf16" if run["bf16"] else "float32") + ", " + run["cpu"].split(" (")[0]
 
 
 def _figure(runs: list[dict], path: Path) -> None:
@@ -317,25 +324,32 @@ def _figure(runs: list[dict], path: Path) -> None:
 
 
 def stream_quality(make_model, bench, mode: str, log_dir: Path, buffer_events: int = 200_000,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, checkpoint: Path | None = None) -> dict:
     """Fit `make_model()` on a session benchmark's training rows, in memory (mode "memory") or
     from those rows written as a Parquet log and read back as a `SessionStream` (mode "stream",
     buffers of `buffer_events` events: the row-group order and the pairs inside a buffer are
-    shuffled), and evaluate on its test pairs. Returns metrics, fit seconds, peak RSS."""
+    shuffled), and evaluate on its test pairs. Returns metrics, fit seconds, peak RSS.
+    checkpoint : optional path the fit checkpoints to (and resumes from after a kill); fit_s
+        is then this process's part."""
     from sketchrec.eval.protocols import evaluate_session_benchmark
     if mode not in ("memory", "stream"):
         raise ValueError(f"mode must be 'memory' or 'stream', got {mode!r}")
     model = make_model()
     t0 = time.perf_counter()
     if mode == "stream":
-        write_session_log(bench.train, log_dir, sessions_per_group=10_000)
-        model.fit(SessionStream(log_dir, buffer_events=buffer_events, n_items=bench.train.n_items))
+        if not log_dir.exists():                 # written once (its files' identity is a checkpoint's data id)
+            tmp = log_dir.with_name(log_dir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_session_log(bench.train, tmp, sessions_per_group=10_000)
+            tmp.rename(log_dir)
+        model.fit(SessionStream(log_dir, buffer_events=buffer_events, n_items=bench.train.n_items), checkpoint=checkpoint)
     else:
-        model.fit(bench.train)
+        model.fit(bench.train, checkpoint=checkpoint)
     fit_s = time.perf_counter() - t0
     result = evaluate_session_benchmark(model, bench, fit=False, progress=progress)
     return {"mode": mode, "metrics": result.metrics, "fit_s": fit_s, "score_s": result.score_seconds,
-            "history": model.history_, "peak_rss_mib": peak_rss_mib(), "params": model.get_params()}
+            "history": model.history_, "peak_rss_mib": peak_rss_mib(), "params": model.get_params(),
+            "bf16": model.bf16_, "cpu": cpu_summary()}
 
 
 def save(path: Path, data: dict, quiet: bool = False) -> None:
