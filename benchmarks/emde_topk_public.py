@@ -65,8 +65,10 @@ def main() -> None:
             test=True, seeds=args.seeds))
         (RESULTS / "test").mkdir(parents=True, exist_ok=True)
         return (RESULTS / "test" / f"{args.dataset}-{args.tag}.json").write_text(json.dumps(result, indent=1))
+    (ROOT / "runs" / "emde_topk_public").mkdir(parents=True, exist_ok=True)
     result = validation_run(registry.load(args.dataset), EMDE, params, on_epoch=lambda e, m, row: print(
-        args.tag, e, {k: round(v, 4) for k, v in row.items() if k in ("valid_NDCG@20", "loss", "seconds")}, flush=True))
+        args.tag, e, {k: round(v, 4) for k, v in row.items() if k in ("valid_NDCG@20", "loss", "seconds")}, flush=True),
+        checkpoint=ROOT / "runs" / "emde_topk_public" / f"{args.dataset}-{args.tag}.ckpt.npz")   # resumes after a kill
     result.update(dataset=args.dataset, tag=args.tag, command=command(
         "emde_topk_public", dataset=args.dataset, tag=args.tag, set=args.set or None,
         epochs=args.epochs),

@@ -27,15 +27,18 @@ def validation_rows(benchmark) -> tuple:
     return valid.fit_rows(), TopkValidation(*valid.evaluation(), ks=(20,))
 
 
-def validation_run(benchmark, make: Callable, params: dict, readouts=("bayes", "min"), on_epoch=None) -> dict:
+def validation_run(benchmark, make: Callable, params: dict, readouts=("bayes", "min"), on_epoch=None,
+                   checkpoint=None) -> dict:
     """Fit ``make(**params)`` on the validation split, then score its best epoch with each readout.
+    checkpoint : optional path the fit writes after every epoch and resumes from after a kill
+        (fit_s is then this process's part).
 
     Returns {"params", "history", "best_epoch", "best" (the training readout's metrics at the best
     epoch), "readouts" ({"bayes/prior=1": {...}, "min": {...}}), "fit_s", "peak_rss_mib"}.
     """
     train, validation = validation_rows(benchmark)
     t0 = time.perf_counter()
-    model = make(**params).fit(train, validation=validation, callback=on_epoch)
+    model = make(**params).fit(train, validation=validation, callback=on_epoch, checkpoint=checkpoint)
     fit_s = time.perf_counter() - t0
     best = max(model.history_, key=lambda h: h.get("valid_NDCG@20", -1.0))
     result = {"params": params, "history": model.history_, "best_epoch": model.best_epoch_,
