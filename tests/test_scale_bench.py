@@ -87,3 +87,14 @@ def test_stream_quality_writes_the_log_once_and_resumes_from_its_checkpoint(tmp_
     assert again["metrics"] == stream["metrics"] and len(again["history"]) == 2
     memory = scale.stream_quality(make, bench, "memory", tmp_path / "unused")
     assert memory["metrics"]["HR@20"] > 0.5 and stream["metrics"]["HR@20"] > 0.5 and stream["cpu"]
+
+
+def test_quality_summary_says_whether_the_stream_is_within_one_std():
+    def run(mode, seed, hr, mrr):
+        return {"mode": mode, "params": {"seed": seed}, "history": [{}, {}, {}], "metrics": {"HR@20": hr, "MRR@20": mrr}}
+    quality = [run("memory", 0, 0.430, 0.170), run("memory", 1, 0.434, 0.172), run("stream", 0, 0.431, 0.160),
+               run("stream", 1, 0.433, 0.162), run("stream", 2, 0.5, 0.5)]
+    quality.append({**run("memory", 0, 0.1, 0.1), "history": [{}]})              # one epoch, one seed: no line
+    [line] = scale._quality_summary(quality)
+    assert line.startswith("- 3 epoch(s), seeds 2 / 3: HR@20 memory 43.20 ± 0.28")
+    assert "(stream − memory +2.27: beyond" in line and "MRR@20 memory 17.10 ± 0.14" in line

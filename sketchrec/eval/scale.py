@@ -278,6 +278,7 @@ def _profile_section(profiles) -> list[str]:
 def _quality_section(quality) -> list[str]:
     if not quality:
         return []
+    quality = sorted(quality, key=lambda q: (len(q["history"]), q["params"]["seed"], q["mode"]))
     rows = [[q["mode"], str(q["params"]["seed"]), f"{100 * q['metrics']['HR@20']:.2f}", f"{100 * q['metrics']['MRR@20']:.2f}",
              f"{100 * q['metrics']['HR@10']:.2f}", f"{100 * q['metrics']['MRR@10']:.2f}", f"{q['fit_s']:.0f}",
              f"{q['peak_rss_mib']:,.0f}", str(len(q["history"])), _precision(q)] for q in quality]
@@ -286,14 +287,33 @@ def _quality_section(quality) -> list[str]:
             "as a Parquet log (row groups of 10,000 sessions) and read back by `SessionStream` "
             "(buffers of 200,000 events: block order and the pairs inside a buffer shuffled); test: every "
             "test prefix ranked against all items. Wall seconds under shared cores. Command: "
-            "`python -m benchmarks.emde_scale --quality memory|stream --epochs 3 --seed 0` (and `--epochs 1 --seed 1`). "
-            "The buffer holds about 4 of the 19 row groups, so a batch mixes sessions of a quarter of the log; "
-            "the stream is behind by 0.30 HR@20 after 3 epochs and 0.96 after 1: what a bounded shuffle costs "
-            "here (smaller row groups or larger buffers mix more). For the seed-to-seed "
-            "spread: `emde_sessions.md` has the in-memory EMDE over seeds 0-2 at HR@20 43.22 ± 0.27, "
-            "MRR@20 17.01 ± 0.05.", "",
+            "`python -m benchmarks.emde_scale --quality memory|stream --epochs 3 --seed S --float32` (seed 0 and the "
+            "1-epoch runs: the Zen 3 machine, whose default was float32). The buffer holds about 4 of the 19 row groups, "
+            "so a batch mixes sessions of a quarter of the log.", "",
+            *_quality_summary(quality), "",
             *markdown_table(["training", "seed", "HR@20", "MRR@20", "HR@10", "MRR@10", "fit s", "peak RSS MiB", "epochs",
                              "precision, CPU"], rows), ""]
+
+
+def _quality_summary(quality) -> list[str]:
+    """A line per epoch count with two or more seeds of both modes: mean ± std (over seeds) of
+    HR@20 and MRR@20 of each, and whether the stream is within one std of the in-memory runs."""
+    from sketchrec.eval.report import seeds_mean_std
+    lines = []
+    for epochs in sorted({len(q["history"]) for q in quality}):
+        runs = {m: [q["metrics"] for q in quality if q["mode"] == m and len(q["history"]) == epochs]
+                for m in ("memory", "stream")}
+        if min(len(r) for r in runs.values()) < 2:
+            continue
+        stats = {m: seeds_mean_std(r, ["HR@20", "MRR@20"]) for m, r in runs.items()}
+        parts = []
+        for k in ("HR@20", "MRR@20"):
+            (mm, ms), (sm, ss) = stats["memory"][k], stats["stream"][k]
+            verdict = "within" if abs(sm - mm) <= ms else "beyond"
+            parts.append(f"{k} memory {100 * mm:.2f} ± {100 * ms:.2f}, stream {100 * sm:.2f} ± {100 * ss:.2f} "
+                         f"(stream − memory {100 * (sm - mm):+.2f}: {verdict} one std of the in-memory runs)")
+        lines.append(f"- {epochs} epoch(s), seeds {len(runs['memory'])} / {len(runs['stream'])}: " + "; ".join(parts) + ".")
+    return lines
 
 
 def _precision(run: dict) -> str:
