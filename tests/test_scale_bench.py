@@ -21,7 +21,7 @@ def test_measure_one_size_and_write_the_page(tmp_path):
     page = tmp_path / "emde_scale.md"
     scale.write_scale_page([run, {**run, "events": 10 * run["events"], "events_per_cpu_s": run["events_per_cpu_s"] / 2}], page)
     text = page.read_text()
-    assert "| events | sessions |" in text and "x0.50" in text
+    assert "| events | sessions |" in text and "events x0.50" in text
     quality = {"mode": "stream", "metrics": {"HR@20": 0.4321, "MRR@20": 0.17, "HR@10": 0.3, "MRR@10": 0.16},
                "fit_s": 1.0, "peak_rss_mib": 3.0, "history": [{}, {}], "params": {"seed": 0}}
     profiles = {"users": 10, "events": 50, "n_items": 3, "codes_s": 1.0, "profiles_s": 2.0, "profile_bytes": 1e6,

@@ -224,16 +224,18 @@ def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=(), peer
              f"{r['peak_rss_mib']:,.0f}"] for r in runs]
     cpus = sorted({c for r in runs for c in r.get("cpus", [])})
     ratio = "\nCPU" + ("s (the runs differ: compare only rows of one CPU): " if len(cpus) > 1 else ": ") + "; ".join(cpus) + "\n"
-    if len(runs) > 1:
-        ratio += (f"\nTraining events per CPU second from {runs[0]['events']:,} to {runs[-1]['events']:,} events: "
-                 f"x{runs[-1]['events_per_cpu_s'] / runs[0]['events_per_cpu_s']:.2f} (the issue's bar: within 20%).\n")
+    steps = [f"{a['events']:,} -> {b['events']:,} events x{b['events_per_cpu_s'] / a['events_per_cpu_s']:.2f}"
+             for a, b in zip(runs, runs[1:])]
+    if steps:
+        ratio += f"\nTraining events per CPU second, each size against the one before: {'; '.join(steps)} (the issue's bar: within 20%).\n"
     text = page_head("EMDE at scale: streaming training on synthetic logs",
                      "python -m benchmarks.emde_scale --sizes " + " ".join(str(r["events_asked"]) for r in runs))
     text += "\n".join([
         "", "One streaming epoch (`EMDE.fit(SessionStream(...))`, target next) of the `emde-session` preset "
         "with hidden 256, 1 thread, buffers of 2M events; scoring: top 20 of all items for the first "
         "100k sessions; profiles: every session's input sketch written to Parquet (`write_profiles`). "
-        "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run). Wall "
+        "Each size runs in its own process: peak RSS is that run's (ru_maxrss, the whole run, and of every "
+        "run it resumed after a kill). Precision: the default (bf16 where the CPU computes it natively). Wall "
         "seconds depend on the other jobs sharing the 2 cores; CPU seconds (the process's) do much less. Logs: "
         "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
         "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", "",
