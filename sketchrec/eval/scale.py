@@ -204,11 +204,13 @@ def run_sizes(sizes, child_argv, results: Path, page: Path, threads: int | None 
     stored = lambda pattern: [json.loads(f.read_text()) for f in sorted(results.glob(pattern))]  # noqa: E731
     runs = sorted(stored("events_*.json"), key=lambda r: r["events"])
     write_scale_page(runs, page, profiles=stored("profiles_*.json"), quality=stored("quality_*.json"),
-                     peers=sorted(stored("peer_*.json"), key=lambda r: (r["peer"], r["events"])))
+                     peers=sorted(stored("peer_*.json"), key=lambda r: (r["peer"], r["events"])),
+                     other_cpus={d.name: sorted(stored(f"{d.name}/events_*.json"), key=lambda r: r["events"])
+                                 for d in sorted(results.iterdir()) if d.is_dir()})
     return runs
 
 
-def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=(), peers=()) -> None:
+def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=(), peers=(), other_cpus=None) -> None:
     """docs/benchmarks/emde_scale.md and its log-log figure (time and memory against events), with
     the profile runs (`measure_profiles`) and the streaming-vs-memory runs (`stream_quality`)."""
     from sketchrec.eval.report import page_head, write_page
@@ -239,8 +241,24 @@ def write_scale_page(runs: list[dict], page: Path, profiles=(), quality=(), peer
         "seconds depend on the other jobs sharing the 2 cores; CPU seconds (the process's) do much less. Logs: "
         "`sketchrec.data.synthetic` (Zipf 0.73 items, Diginetica-fitted lengths), items = events / 50.",
         "", *markdown_table(head, rows), ratio, f"![time and memory against events]({figure.name})", "",
-        *_peer_section(peers, runs), *_profile_section(profiles), *_quality_section(quality)])
+        *_peer_section(peers, runs), *_profile_section(profiles), *_quality_section(quality),
+        *_other_cpu_section(other_cpus or {})])
     write_page(page, text, data=runs)
+
+
+def _other_cpu_section(other_cpus: dict) -> list[str]:
+    """The same measurement kept from other machines (results/<machine>/events_*.json)."""
+    lines = []
+    for name, runs in other_cpus.items():
+        if runs:
+            cpus = "; ".join(sorted({c for r in runs for c in r.get("cpus", [])}))
+            lines += [f"## Earlier runs on another machine ({name}): {cpus}", "",
+                      "The same command there (`results/emde_scale/" + name + "/`); float32, its default.", "",
+                      *markdown_table(["events", "epoch s (CPU s)", "events / CPU s", "codes s", "peak RSS MiB"],
+                                      [[f"{r['events']:,}", f"{r['epoch_s']:.0f} ({r['epoch_cpu_s']:.0f})",
+                                        f"{r['events_per_cpu_s']:,.0f}", f"{r['codes_s']:.0f}", f"{r['peak_rss_mib']:,.0f}"]
+                                       for r in runs]), ""]
+    return lines
 
 
 def _peer_section(peers, runs) -> list[str]:
