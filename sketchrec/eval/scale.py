@@ -253,7 +253,8 @@ def _other_cpu_section(other_cpus: dict) -> list[str]:
         if runs:
             cpus = "; ".join(sorted({c for r in runs for c in r.get("cpus", [])}))
             lines += [f"## Earlier runs on another machine ({name}): {cpus}", "",
-                      "The same command there (`results/emde_scale/" + name + "/`); float32, its default.", "",
+                      f"The same command there (`results/emde_scale/{name}/`), "
+                      f"{'bf16' if any(r.get('bf16') for r in runs) else 'float32'}.", "",
                       *markdown_table(["events", "epoch s (CPU s)", "events / CPU s", "codes s", "peak RSS MiB"],
                                       [[f"{r['events']:,}", f"{r['epoch_s']:.0f} ({r['epoch_cpu_s']:.0f})",
                                         f"{r['events_per_cpu_s']:,.0f}", f"{r['codes_s']:.0f}", f"{r['peak_rss_mib']:,.0f}"]
