@@ -60,8 +60,9 @@ def test_the_peers_on_the_same_log_and_their_table(tmp_path):
     assert cleora["events"] == vsknn["events"] and cleora["dim"] == 8 and cleora["fit_s"] > 0
     run = scale.measure_size(small, 20_000, tmp_path / "w", score_sessions=300, buffer_events=5_000)
     page = tmp_path / "emde_scale.md"
-    scale.write_scale_page([run], page, peers=[vsknn, cleora])
+    scale.write_scale_page([run], page, peers=[vsknn, cleora], other_cpus={"zen3": [{**run, "cpus": ["AMD EPYC"]}]})
     text = page.read_text()
+    assert "## Earlier runs on another machine (zen3): AMD EPYC" in text
     assert "## The other models on the same logs" in text and "| V-SKNN (`vsknn-session`) | " in text
     assert "| Cleora, streamed | " in text and run["cpus"][0] in text
 
