@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--quality", choices=["memory", "stream"])
     parser.add_argument("--profiles", type=int, help="users whose profiles to write (one process)")
+    parser.add_argument("--row-groups", type=int, default=10_000, help="--quality stream: sessions per row group")
     parser.add_argument("--float32", action="store_true", help="train in float32 (default: bf16 where the CPU has it)")
     parser.add_argument("--one", type=int, help="(internal) measure one size in this process")
     parser.add_argument("--peer", choices=scale.PEERS, help="(internal, with --one) measure this model instead")
@@ -29,9 +30,11 @@ def main() -> None:
     make = lambda **kw: EMDE(**{**presets.get("emde-session"), "epochs": a.epochs, "seed": a.seed,  # noqa: E731
                                 "threads": a.threads, "progress": False, **({"bf16": False} if a.float32 else {}), **kw})
     if a.quality:
-        out = scale.stream_quality(make, load_session_benchmark("diginetica"), a.quality, WORK / "diginetica_log",
-                                   checkpoint=WORK / f"quality_{a.quality}_seed{a.seed}_e{a.epochs}.ckpt.npz")
-        return scale.save(RESULTS / f"quality_{a.quality}_seed{a.seed}_e{a.epochs}.json", out)
+        name = f"quality_{a.quality}_seed{a.seed}_e{a.epochs}" + (f"_g{a.row_groups}" if a.row_groups != 10_000 else "")
+        out = scale.stream_quality(make, load_session_benchmark("diginetica"), a.quality,
+                                   WORK / f"diginetica_log{'' if a.row_groups == 10_000 else f'_g{a.row_groups}'}",
+                                   checkpoint=WORK / f"{name}.ckpt.npz", sessions_per_group=a.row_groups)
+        return scale.save(RESULTS / f"{name}.json", out)
     if a.profiles:
         return scale.save(RESULTS / f"profiles_{a.profiles}.json", scale.measure_profiles(make, a.profiles, WORK / f"users_{a.profiles}"))
     if a.one and a.peer:

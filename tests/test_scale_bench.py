@@ -98,4 +98,4 @@ def test_quality_summary_says_whether_the_stream_is_within_one_std():
     quality.append({**run("memory", 0, 0.1, 0.1), "history": [{}]})              # one epoch, one seed: no line
     [line] = scale._quality_summary(quality)
     assert line.startswith("- 3 epoch(s), seeds 2 / 3: HR@20 memory 43.20 ± 0.28")
-    assert "(stream − memory +2.27: beyond" in line and "MRR@20 memory 17.10 ± 0.14" in line
+    assert "(difference +2.27: beyond" in line and "MRR@20 memory 17.10 ± 0.14" in line

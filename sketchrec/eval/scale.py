@@ -300,7 +300,7 @@ def _quality_section(quality) -> list[str]:
     if not quality:
         return []
     quality = sorted(quality, key=lambda q: (len(q["history"]), q["params"]["seed"], q["mode"]))
-    rows = [[q["mode"], str(q["params"]["seed"]), f"{100 * q['metrics']['HR@20']:.2f}", f"{100 * q['metrics']['MRR@20']:.2f}",
+    rows = [[_mode(q), str(q["params"]["seed"]), f"{100 * q['metrics']['HR@20']:.2f}", f"{100 * q['metrics']['MRR@20']:.2f}",
              f"{100 * q['metrics']['HR@10']:.2f}", f"{100 * q['metrics']['MRR@10']:.2f}", f"{q['fit_s']:.0f}",
              f"{q['peak_rss_mib']:,.0f}", str(len(q["history"])), _precision(q)] for q in quality]
     return ["## Streaming against in-memory training, Diginetica", "",
@@ -322,19 +322,29 @@ def _quality_summary(quality) -> list[str]:
     from sketchrec.eval.report import seeds_mean_std
     lines = []
     for epochs in sorted({len(q["history"]) for q in quality}):
-        runs = {m: [q["metrics"] for q in quality if q["mode"] == m and len(q["history"]) == epochs]
-                for m in ("memory", "stream")}
-        if min(len(r) for r in runs.values()) < 2:
-            continue
-        stats = {m: seeds_mean_std(r, ["HR@20", "MRR@20"]) for m, r in runs.items()}
-        parts = []
-        for k in ("HR@20", "MRR@20"):
-            (mm, ms), (sm, ss) = stats["memory"][k], stats["stream"][k]
-            verdict = "within" if abs(sm - mm) <= ms else "beyond"
-            parts.append(f"{k} memory {100 * mm:.2f} ± {100 * ms:.2f}, stream {100 * sm:.2f} ± {100 * ss:.2f} "
-                         f"(stream − memory {100 * (sm - mm):+.2f}: {verdict} one std of the in-memory runs)")
-        lines.append(f"- {epochs} epoch(s), seeds {len(runs['memory'])} / {len(runs['stream'])}: " + "; ".join(parts) + ".")
+        runs = {}
+        for q in quality:
+            if len(q["history"]) == epochs:
+                runs.setdefault(_mode(q), []).append(q["metrics"])
+        memory = runs.pop("memory", [])
+        for stream_mode, stream in runs.items():
+            if min(len(memory), len(stream)) < 2:
+                continue
+            stats = {"memory": seeds_mean_std(memory, ["HR@20", "MRR@20"]), "stream": seeds_mean_std(stream, ["HR@20", "MRR@20"])}
+            parts = []
+            for k in ("HR@20", "MRR@20"):
+                (mm, ms), (sm, ss) = stats["memory"][k], stats["stream"][k]
+                verdict = "within" if abs(sm - mm) <= ms else "beyond"
+                parts.append(f"{k} memory {100 * mm:.2f} ± {100 * ms:.2f}, {stream_mode} {100 * sm:.2f} ± {100 * ss:.2f} "
+                             f"(difference {100 * (sm - mm):+.2f}: {verdict} one std of the in-memory runs)")
+            lines.append(f"- {epochs} epoch(s), seeds {len(memory)} / {len(stream)}: " + "; ".join(parts) + ".")
     return lines
+
+
+def _mode(run: dict) -> str:
+    """"memory", "stream", or "stream, row groups of 1,000 sessions" (other than the 10,000 of the first runs)."""
+    groups = run.get("sessions_per_group")
+    return run["mode"] + (f", row groups of {groups:,} sessions" if groups and groups != 10_000 else "")
 
 
 def _precision(run: dict) -> str:
@@ -365,13 +375,15 @@ def _figure(runs: list[dict], path: Path) -> None:
 
 
 def stream_quality(make_model, bench, mode: str, log_dir: Path, buffer_events: int = 200_000,
-                   progress: bool = False, checkpoint: Path | None = None) -> dict:
+                   progress: bool = False, checkpoint: Path | None = None, sessions_per_group: int = 10_000) -> dict:
     """Fit `make_model()` on a session benchmark's training rows, in memory (mode "memory") or
     from those rows written as a Parquet log and read back as a `SessionStream` (mode "stream",
     buffers of `buffer_events` events: the row-group order and the pairs inside a buffer are
     shuffled), and evaluate on its test pairs. Returns metrics, fit seconds, peak RSS.
     checkpoint : optional path the fit checkpoints to (and resumes from after a kill); fit_s
-        is then this process's part."""
+        is then this process's part.
+    sessions_per_group : the log's row groups (the blocks whose order is shuffled): smaller
+        ones mix more sessions of the log into a buffer."""
     from sketchrec.eval.protocols import evaluate_session_benchmark
     if mode not in ("memory", "stream"):
         raise ValueError(f"mode must be 'memory' or 'stream', got {mode!r}")
@@ -381,14 +393,15 @@ def stream_quality(make_model, bench, mode: str, log_dir: Path, buffer_events: i
         if not log_dir.exists():                 # written once (its files' identity is a checkpoint's data id)
             tmp = log_dir.with_name(log_dir.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            write_session_log(bench.train, tmp, sessions_per_group=10_000)
+            write_session_log(bench.train, tmp, sessions_per_group=sessions_per_group)
             tmp.rename(log_dir)
         model.fit(SessionStream(log_dir, buffer_events=buffer_events, n_items=bench.train.n_items), checkpoint=checkpoint)
     else:
         model.fit(bench.train, checkpoint=checkpoint)
     fit_s = time.perf_counter() - t0
     result = evaluate_session_benchmark(model, bench, fit=False, progress=progress)
-    return {"mode": mode, "metrics": result.metrics, "fit_s": fit_s, "score_s": result.score_seconds,
+    return {"mode": mode, "sessions_per_group": sessions_per_group if mode == "stream" else None,
+            "metrics": result.metrics, "fit_s": fit_s, "score_s": result.score_seconds,
             "history": model.history_, "peak_rss_mib": peak_rss_mib(), "params": model.get_params(),
             "bf16": model.bf16_, "cpu": cpu_summary()}
 
