@@ -144,8 +144,11 @@ def measure_peer(kind: str, make_model, n_events: int, work: Path, seed: int = 0
     out["rss_after_load_mib"] = peak_rss_mib()
     model, out["fit_s"] = _timed(make_model().fit, sessions)
     queries = sessions.take(np.arange(min(score_sessions, len(sessions))))
+    # V-SKNN scores every item of a batch as a dense (rows, n_items) matrix: batches kept at ~1 GB of it
+    # (10,000 rows of 200,000 items took 8.7 GB; of 1M items they would take 40 GB)
+    out["score_batch"] = int(max(100, min(10_000, 250_000_000 // stream.n_items)))
     cpu = time.process_time()
-    _, out["score_s"] = _timed(_recommend_all, model, queries)
+    _, out["score_s"] = _timed(_recommend_all, model, queries, out["score_batch"])
     out.update(score_cpu_s=time.process_time() - cpu, scored=len(queries), peak_rss_mib=peak_rss_mib())
     return out
 
