@@ -166,7 +166,7 @@ def measure_profiles(make_model, n_users: int, work: Path, seed: int = 0, buffer
     model, out["codes_s"] = _timed(make_model(epochs=0, **SCALE_NETWORK).fit, stream)
     out.update(users=len(stream), events=stream.scan().n_events, rss_after_codes_mib=peak_rss_mib())
     written, out["profiles_s"] = _timed(write_profiles, model, stream, work / "profiles.parquet")
-    out.update(profile_bytes=written["bytes"], nonzeros=written["nonzeros"], peak_rss_mib=peak_rss_mib())
+    out.update(profile_bytes=written["bytes"], nonzeros=written["nonzeros"], peak_rss_mib=peak_rss_mib(), cpu=cpu_summary())
     (work / "profiles.parquet").unlink()
     return out
 
@@ -291,12 +291,13 @@ def _profile_section(profiles) -> list[str]:
     if not profiles:
         return []
     rows = [[f"{p['users']:,}", f"{p['events']:,}", f"{p['n_items']:,}", f"{p['codes_s']:.0f}",
-             f"{p['profiles_s']:.0f}", f"{p['profile_bytes'] / 1e6:,.0f}", f"{p['peak_rss_mib']:,.0f}"] for p in profiles]
+             f"{p['profiles_s']:.0f}", f"{p['profile_bytes'] / 1e6:,.0f}", f"{p['peak_rss_mib']:,.0f}",
+             p.get("cpu", "?").split(" (")[0]] for p in profiles]
     return ["## Profiles of every user", "",
             "EMDE's input sketches of every session of a synthetic log (`write_profiles`, a row group per "
             "2M-event buffer); codes: the scan and the Cleora passes (`fit` with epochs=0). "
             "Command: `python -m benchmarks.emde_scale --profiles N`.", "",
-            *markdown_table(["users", "events", "items", "codes s", "profiles s", "Parquet MB", "peak RSS MiB"], rows), ""]
+            *markdown_table(["users", "events", "items", "codes s", "profiles s", "Parquet MB", "peak RSS MiB", "CPU"], rows), ""]
 
 
 def _quality_section(quality) -> list[str]:
