@@ -57,40 +57,40 @@ def measure_size(make_model, n_events: int, work: Path, seed: int = 0, score_ses
         save(progress_file, done, quiet=True)
 
     out = {"events_asked": n_events, "n_items": items_for(n_events), "seed": seed, **done}
-    _PeakWatch(work / "peak_rss.json").start()
-    if cpu_summary() not in done.get("cpus", []):    # a run resumed on another machine: its timings mix CPUs
-        record(cpus=[*done.get("cpus", []), cpu_summary()])
-    if "generate_s" not in done:         # a log found on disk: generate_s is then a check only
-        reused = (work / "log" / "manifest.json").exists()
-        _, generate_s = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed,
-                               progress=False)
-        record(generate_s=generate_s, log_reused=reused)
-    stream = SessionStream(work / "log", buffer_events=buffer_events)
-    scan, out["scan_s"] = _timed(stream.scan)
-    out.update(events=scan.n_events, sessions=scan.n_rows, items_seen=len(scan.item_ids),
-               log_bytes=folder_bytes(work / "log"), rss_after_scan_mib=peak_rss_mib())
-    model, fit_s = _timed(make_model(**SCALE_NETWORK).fit, stream, checkpoint=work / "fit.ckpt.npz",
-                          checkpoint_every=checkpoint_every)
-    if "epoch_s" not in done:
-        row = model.history_[0]
-        record(fit_s=fit_s, codes_s=model.codes_seconds_, epoch_s=row["seconds"], epoch_cpu_s=row["cpu_seconds"],
-               examples=row["examples"], rss_after_fit_mib=peak_rss_mib(), bf16=model.bf16_)
-    out["events_per_s"] = out["events"] / out["epoch_s"]
-    out["events_per_cpu_s"] = out["events"] / out["epoch_cpu_s"]
-    if "score_s" not in done:
-        queries = _first_sessions(stream, score_sessions)
-        cpu = time.process_time()
-        _, score_s = _timed(_recommend_all, model, queries)
-        record(score_s=score_s, score_cpu_s=time.process_time() - cpu, scored=len(queries),
-               rss_after_score_mib=peak_rss_mib())
-        del queries
-    if "profiles_s" not in done:
-        from sketchrec.eval.profiles import write_profiles
-        written, profiles_s = _timed(write_profiles, model, stream, work / "profiles.parquet")
-        record(profiles_s=profiles_s, profile_rows=written["rows"], profile_bytes=written["bytes"])
-        (work / "profiles.parquet").unlink()
-    out["peak_rss_mib"] = _PeakWatch(work / "peak_rss.json").update()
-    return out
+    with _PeakWatch(work / "peak_rss.json") as watch:
+        if cpu_summary() not in done.get("cpus", []):    # a run resumed on another machine: its timings mix CPUs
+            record(cpus=[*done.get("cpus", []), cpu_summary()])
+        if "generate_s" not in done:         # a log found on disk: generate_s is then a check only
+            reused = (work / "log" / "manifest.json").exists()
+            _, generate_s = _timed(generate_sessions, work / "log", n_events, items_for(n_events), seed=seed,
+                                   progress=False)
+            record(generate_s=generate_s, log_reused=reused)
+        stream = SessionStream(work / "log", buffer_events=buffer_events)
+        scan, out["scan_s"] = _timed(stream.scan)
+        out.update(events=scan.n_events, sessions=scan.n_rows, items_seen=len(scan.item_ids),
+                   log_bytes=folder_bytes(work / "log"), rss_after_scan_mib=peak_rss_mib())
+        model, fit_s = _timed(make_model(**SCALE_NETWORK).fit, stream, checkpoint=work / "fit.ckpt.npz",
+                              checkpoint_every=checkpoint_every)
+        if "epoch_s" not in done:
+            row = model.history_[0]
+            record(fit_s=fit_s, codes_s=model.codes_seconds_, epoch_s=row["seconds"], epoch_cpu_s=row["cpu_seconds"],
+                   examples=row["examples"], rss_after_fit_mib=peak_rss_mib(), bf16=model.bf16_)
+        out["events_per_s"] = out["events"] / out["epoch_s"]
+        out["events_per_cpu_s"] = out["events"] / out["epoch_cpu_s"]
+        if "score_s" not in done:
+            queries = _first_sessions(stream, score_sessions)
+            cpu = time.process_time()
+            _, score_s = _timed(_recommend_all, model, queries)
+            record(score_s=score_s, score_cpu_s=time.process_time() - cpu, scored=len(queries),
+                   rss_after_score_mib=peak_rss_mib())
+            del queries
+        if "profiles_s" not in done:
+            from sketchrec.eval.profiles import write_profiles
+            written, profiles_s = _timed(write_profiles, model, stream, work / "profiles.parquet")
+            record(profiles_s=profiles_s, profile_rows=written["rows"], profile_bytes=written["bytes"])
+            (work / "profiles.parquet").unlink()
+        out["peak_rss_mib"] = watch.update()
+        return out
 
 
 class _PeakWatch(threading.Thread):
@@ -99,7 +99,15 @@ class _PeakWatch(threading.Thread):
 
     def __init__(self, file: Path, every: float = 20.0):
         super().__init__(daemon=True)
-        self.file, self.every = file, every
+        self.file, self.every, self._halt = file, every, threading.Event()
+
+    def __enter__(self) -> "_PeakWatch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._halt.set()
+        self.join()
 
     def update(self) -> float:
         stored = json.loads(self.file.read_text())["peak_rss_mib"] if self.file.exists() else 0.0
@@ -109,9 +117,9 @@ class _PeakWatch(threading.Thread):
         return peak
 
     def run(self) -> None:
-        while True:
+        while not self._halt.is_set():
             self.update()
-            time.sleep(self.every)
+            self._halt.wait(self.every)
 
 
 #: what `measure_peer` measures beside EMDE on the same logs (the other models a user would run there)
