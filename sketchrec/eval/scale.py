@@ -123,7 +123,7 @@ class _PeakWatch(threading.Thread):
 
 
 #: what `measure_peer` measures beside EMDE on the same logs (the other models a user would run there)
-PEERS = ("vsknn", "cleora")
+PEERS = ("cleora", "vsknn")
 
 
 def measure_peer(kind: str, make_model, n_events: int, work: Path, seed: int = 0, score_sessions: int = 100_000,
