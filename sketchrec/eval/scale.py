@@ -321,8 +321,9 @@ def _quality_section(quality) -> list[str]:
             "(buffers of 200,000 events: block order and the pairs inside a buffer shuffled); test: every "
             "test prefix ranked against all items. Wall seconds under shared cores. Command: "
             "`python -m benchmarks.emde_scale --quality memory|stream --epochs 3 --seed S --float32` (seed 0 and the "
-            "1-epoch runs: the Zen 3 machine, whose default was float32). The buffer holds about 4 of the 19 row groups, "
-            "so a batch mixes sessions of a quarter of the log.", "",
+            "1-epoch runs: the Zen 3 machine, whose default was float32). With row groups of 10,000 sessions the buffer "
+            "holds about 4 of the 19, so a batch mixes sessions of a quarter of the log; with row groups of 1,000 "
+            "sessions (`--row-groups 1000`) it holds about 40 of 187, from all over the log.", "",
             *_quality_summary(quality), "",
             *markdown_table(["training", "seed", "HR@20", "MRR@20", "HR@10", "MRR@10", "fit s", "peak RSS MiB", "epochs",
                              "precision, CPU"], rows), ""]
