@@ -16,6 +16,7 @@ from typing import Callable
 
 from sketchrec.eval.report import markdown_table, peak_rss_mib
 from sketchrec.eval.validation import TopkValidation
+from sketchrec.precision import cpu_summary
 
 #: prior weights of the "bayes" readout tried after training
 BAYES_PRIORS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -43,7 +44,7 @@ def validation_run(benchmark, make: Callable, params: dict, readouts=("bayes", "
     best = max(model.history_, key=lambda h: h.get("valid_NDCG@20", -1.0))
     result = {"params": params, "history": model.history_, "best_epoch": model.best_epoch_,
               "best": {k.removeprefix("valid_"): v for k, v in best.items() if k.startswith("valid_")},
-              "readouts": {}, "fit_s": fit_s, "peak_rss_mib": peak_rss_mib()}
+              "readouts": {}, "fit_s": fit_s, "peak_rss_mib": peak_rss_mib(), "cpu": cpu_summary()}
     for readout in readouts:
         for prior in (BAYES_PRIORS if readout == "bayes" else (model.prior,)):
             model.set_params(readout=readout, prior=prior)
@@ -76,7 +77,8 @@ def ablation_page(results: dict[str, list[dict]], references: dict[str, dict[str
            "ML-1M: 10% of each user's train items held out) and is scored on its held-out part after every "
            "epoch (best epoch kept); the readout (bayes with prior 0-2, count-min) is chosen on the same "
            "validation. The test part is not read. Metrics in %, all items ranked, training items excluded. "
-           "`fit s` is wall time on a machine shared with other runs: not a speed figure.", ""]
+           "`fit s` is wall time on a machine shared with other runs, on the CPU named after it (runs stored "
+           "before 2026-12-07 19:00 did not record theirs): not a speed figure.", ""]
     for dataset, runs in results.items():
         base = runs[0]
         base_ndcg = best_readout(base)[1]["NDCG@20"]
@@ -89,7 +91,8 @@ def ablation_page(results: dict[str, list[dict]], references: dict[str, dict[str
             rows.append([run["tag"], settings or "(base)", readout,
                          f"{100 * metrics['Recall@20']:.2f}", f"{100 * metrics['NDCG@20']:.2f}",
                          f"{100 * (metrics['NDCG@20'] - base_ndcg):+.2f}", str(run["best_epoch"]),
-                         str(len(run["history"])), f"{run['fit_s']:.0f}"])
+                         str(len(run["history"])),
+                         f"{run['fit_s']:.0f} ({run.get('cpu', 'CPU not recorded').split(' (')[0]})"])
         for model, metrics in references.get(dataset, {}).items():
             rows.append([model, "(baseline, tuned)", "-", f"{100 * metrics['Recall@20']:.2f}",
                          f"{100 * metrics['NDCG@20']:.2f}", f"{100 * (metrics['NDCG@20'] - base_ndcg):+.2f}",
