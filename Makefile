@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/datasets/README.md),)
 export SKETCHREC_DATA ?= $(abspath ../shared/datasets)
 endif
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench peers clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,13 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/ingest_synthetic.py --rows 10000000
 	$(PY) benchmarks/session_baselines.py
+
+# the peer libraries the benchmarks compare against, each in its own virtualenv (never in the
+# product's): pycleora 3.2.1 for benchmarks/cleora_quality.py and cleora_vs_pycleora.py
+PEERS ?= /work/peers
+peers:
+	$(PYTHON) -m venv $(PEERS)/cleora
+	$(PEERS)/cleora/bin/python -m pip install --quiet pycleora==3.2.1 numpy scipy
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
