@@ -11,7 +11,7 @@ import pytest
 
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.models import (
-    EASE, MODELS, VSKNN, ItemKNN, Popularity, Recommender, SequentialRules, SessionKNN,
+    EASE, MODELS, VSKNN, ItemKNN, Popularity, Recommender, SLIM, SequentialRules, SessionKNN,
 )
 from sketchrec.models.base import backfill, item_popularity, model_class
 from sketchrec.models.baselines.itemknn import prune_rows
@@ -461,7 +461,7 @@ ALL_MODELS = [
     SequentialRules(steps=3), SequentialRules(backfill=False, prune=2),
     ItemKNN(), ItemKNN(history="all", neighbours=2),
     SessionKNN(neighbours=3, sample_size=4), SessionKNN(similarity="dot", backfill=False),
-    VSKNN(neighbours=2), EASE(lam=1.0),
+    VSKNN(neighbours=2), EASE(lam=1.0), SLIM(l1=0.1, l2=1.0, neighbours=3),
 ]
 IDS = [repr(m) for m in ALL_MODELS]
 
@@ -613,7 +613,7 @@ def test_neighbour_count_has_one_name_and_the_old_one_warns(tmp_path):
     np.testing.assert_array_equal(bundle.model.score(S(PROTO_QUERIES, 7)), m.score(S(PROTO_QUERIES, 7)))
 
 
-@pytest.mark.parametrize("cls", [Popularity, SequentialRules, ItemKNN, SessionKNN, VSKNN, EASE])
+@pytest.mark.parametrize("cls", [Popularity, SequentialRules, ItemKNN, SessionKNN, VSKNN, EASE, SLIM])
 def test_threads_change_nothing_but_the_thread_count(cls):
     import numba
     before = numba.get_num_threads()
@@ -627,7 +627,7 @@ def test_threads_change_nothing_but_the_thread_count(cls):
 
 
 def test_model_short_names():
-    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "rp3beta", "ials", "emde", "srgnn", "tagnn"}
+    assert set(MODELS) == {"pop", "sr", "sknn", "vsknn", "iknn", "ease", "rp3beta", "slim", "ials", "emde", "srgnn", "tagnn"}
     assert MODELS["vsknn"] is VSKNN
 
 

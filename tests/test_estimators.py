@@ -17,7 +17,7 @@ from sketchrec.base import Estimator, clone
 from sketchrec.data.sessions import Sessions, expand_prefixes
 from sketchrec.graph import Cleora, Graph
 from sketchrec.models.blend import Blend
-from sketchrec.models.baselines import (EASE, IALS, VSKNN, ItemKNN, Popularity, RP3beta, SequentialRules,
+from sketchrec.models.baselines import (EASE, IALS, VSKNN, ItemKNN, Popularity, RP3beta, SLIM, SequentialRules,
                                         SessionKNN)
 from sketchrec.sketch.dlsh import DLSHCoder
 
@@ -176,6 +176,7 @@ CASES = {
     "EASE": lambda: recommender(EASE(lam=10.0)),
     "EASE-float32": lambda: recommender(EASE(lam=10.0, dtype="float32")),
     "RP3beta": lambda: recommender(RP3beta(alpha=0.8, beta=0.3, neighbours=5)),
+    "SLIM": lambda: recommender(SLIM(l1=0.1, l2=2.0, neighbours=5)),
     "IALS": lambda: (pytest.importorskip("implicit"), recommender(IALS(factors=4, iterations=3, threads=1)))[1],
     "Blend": lambda: recommender(Blend((Popularity(), SequentialRules(steps=2), EASE(lam=5.0)), (0.2, 0.5, 0.3))),
     "Cleora": cleora,

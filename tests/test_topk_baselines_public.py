@@ -1,4 +1,4 @@
-"""The public top-k baselines (issue 31): RP3beta, iALS, EASE in float32, and `tune_and_test`."""
+"""The public top-k baselines (issue 31): RP3beta, SLIM, iALS, EASE in float32, and `tune_and_test`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sketchrec.data.loaders.topk import TopkBenchmark
 from sketchrec.data.sessions import Sessions
 from sketchrec.eval.public_topk import PUBLIC_TOPK_GRIDS, public_topk_grid, tune_and_test
 from sketchrec.models.base import Recommender
-from sketchrec.models.baselines import EASE, IALS, RP3beta
+from sketchrec.models.baselines import EASE, IALS, SLIM, RP3beta
 
 # -- RP3beta ---------------------------------------------------------------------------------
 
@@ -228,10 +228,61 @@ def test_tune_and_test_without_valid_holds_out_part_of_train():
         tune_and_test(bench, Recorder, {}, metric="NDCG@10", ks=(20,))
 
 
+# -- SLIM ------------------------------------------------------------------------------------
+
+def test_slim_by_hand():
+    """Items 0 and 1 always together (3 rows), item 2 alone once: G = [[3, 3, 0], [3, 3, 0], [0, 0, 1]].
+    w_1 of item 0 = (G_01 - l1) / (G_11 + l2) = (3 - 1) / (3 + 1) = 0.5, and the same for item 1 from 0;
+    item 2 shares no row with anything, so no weight goes to or from it."""
+    rows = Sessions.from_lists([[0, 1], [0, 1], [0, 1], [2]], n_items=3)
+    model = SLIM(l1=1.0, l2=1.0, neighbours=0).fit(rows)
+    np.testing.assert_allclose(model.weights_.toarray(), [[0, 0.5, 0], [0.5, 0, 0], [0, 0, 0]], atol=1e-6)
+    # an L1 penalty above the co-occurrence zeroes the weights
+    assert SLIM(l1=3.5, l2=1.0, neighbours=0).fit(rows).weights_.nnz == 0
+    np.testing.assert_allclose(model.score(Sessions.from_lists([[0], [2]], n_items=3)),
+                               [[0, 0.5, 0], [0, 0, 0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("l1, l2", [(0.5, 2.0), (2.0, 10.0), (0.05, 5.0)])
+def test_slim_matches_scikit_learns_elastic_net(l1, l2):
+    """Every column of W is scikit-learn's non-negative ElasticNet of x_j on the other columns, with
+    its penalties scaled by the number of rows (its error term is divided by n, ours is not)."""
+    from sklearn.linear_model import ElasticNet
+    rng = np.random.default_rng(3)
+    dense = (rng.random((40, 9)) < 0.35).astype(np.float64)
+    rows = Sessions.from_lists([list(np.flatnonzero(r)) for r in dense], n_items=9)
+    w = SLIM(l1=l1, l2=l2, neighbours=0, max_iter=5000, tol=1e-10).fit(rows).weights_.toarray()
+    n = len(dense)
+    for j in range(9):
+        others = [i for i in range(9) if i != j]
+        net = ElasticNet(alpha=(l1 + l2) / n, l1_ratio=l1 / (l1 + l2), positive=True, fit_intercept=False,
+                         max_iter=100_000, tol=1e-10).fit(dense[:, others], dense[:, j])
+        np.testing.assert_allclose(w[others, j], net.coef_, atol=2e-4)
+        assert w[j, j] == 0
+
+
+def test_slim_candidates_are_the_most_co_occurring_items():
+    """neighbours=2: item j's weights sit only on the two items sharing the most rows with it."""
+    rng = np.random.default_rng(5)
+    dense = (rng.random((60, 8)) < 0.4).astype(np.float64)
+    rows = Sessions.from_lists([list(np.flatnonzero(r)) for r in dense], n_items=8)
+    w = SLIM(l1=0.0, l2=1.0, neighbours=2).fit(rows).weights_.toarray()
+    gram = dense.T @ dense
+    np.fill_diagonal(gram, -1)
+    for j in range(8):
+        allowed = set(np.argsort(-gram[:, j], kind="stable")[:2])
+        assert set(np.flatnonzero(w[:, j])) <= allowed
+
+
+def test_slim_bad_parameters():
+    with pytest.raises(ValueError, match="l2"):
+        SLIM(l2=-1.0).fit(Sessions.from_lists(TINY, n_items=5))
+
+
 def test_the_grids():
     assert public_topk_grid("ease", "gowalla") == {"lam": [100.0, 500.0]}
     assert public_topk_grid("ease", "ml-1m") == PUBLIC_TOPK_GRIDS["ease"]
-    for name, cls in {"rp3beta": RP3beta, "ease": EASE, "ials": IALS}.items():
+    for name, cls in {"rp3beta": RP3beta, "slim": SLIM, "ease": EASE, "ials": IALS}.items():
         for key in PUBLIC_TOPK_GRIDS[name]:
             assert key in cls().get_params()
 
