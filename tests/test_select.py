@@ -115,3 +115,18 @@ def test_cli_train_auto_on_session_files(tmp_path):
     result = CliRunner().invoke(app, ["train", "auto", "--train", str(rows[0]), "--test", str(rows[1]),
                                       "--model", "nope"])
     assert result.exit_code == 2 and "unknown candidate" in result.output
+
+
+def test_topk_auto_candidates_fit_and_score():
+    """Every top-k candidate of `train auto` but EMDE (trained elsewhere) fits and scores a small set;
+    SLIM is among them, and EASE only where its n_items² matrix is allowed."""
+    from sketchrec.models import SLIM
+    from sketchrec.pipeline import auto_candidates
+    candidates = auto_candidates("topk", N_ITEMS)
+    assert any(isinstance(m, SLIM) for m in candidates.values()) and "ease(lam=100)" in candidates
+    assert not any(name.startswith("ease") for name in auto_candidates("topk", 10**6))
+    train = walks(200, 0)
+    for name, model in candidates.items():
+        if name != "emde":
+            scores = model.fit(train).score(walks(10, 1))
+            assert scores.shape == (10, N_ITEMS) and np.isfinite(scores).all(), name
