@@ -255,3 +255,21 @@ def test_readouts_by_hand_and_the_old_name():
     model.set_params(readout="count-min")
     with pytest.raises(ValueError, match="readout"):
         model.score(histories)
+
+
+def test_row_weight_targets_weighs_rows_by_their_target_count():
+    """row_weight="targets": where every row holds out the same number of items it is the plain mean,
+    so the fit is the same as "row"; where counts differ, the fits differ."""
+    same = cycle_sessions(n_sessions=200, length=10)          # share 0.2 of 10 items: 2 targets per row
+    fits = [small_emde(inputs=("all:cleora:0",), target="holdout", epochs=2, row_weight=w).fit(same)
+            for w in ("row", "targets")]
+    q = cycle_sessions(n_sessions=5, seed=3)
+    np.testing.assert_allclose(fits[0].score(q), fits[1].score(q), rtol=1e-4, atol=1e-4)
+    rng = np.random.default_rng(0)
+    mixed = Sessions.from_lists([list(rng.choice(40, n, replace=False)) for n in rng.integers(5, 30, 200)],
+                                n_items=40)
+    fits = [small_emde(inputs=("all:cleora:0",), target="holdout", epochs=2, row_weight=w).fit(mixed)
+            for w in ("row", "targets")]
+    assert np.abs(fits[0].score(q) - fits[1].score(q)).max() > 1e-3
+    with pytest.raises(ValueError, match="row_weight"):
+        EMDE.check_params({"row_weight": "users"})

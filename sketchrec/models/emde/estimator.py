@@ -47,6 +47,10 @@ class EMDE(Recommender):
         when a user's disliked items are all known and only liked items are to be found).
     reconstruct : target="holdout" only: the target sketch is the whole row (input and held-out
         items, as a denoising autoencoder's), not just the held-out part.
+    row_weight : target="holdout" only: how much each row's loss counts. "row" (default): every row
+        the same (its target sketch sums to 1 at each depth); "targets": in proportion to its
+        number of target items (the multinomial likelihood of Mult-VAE, where a user with more
+        items contributes more terms), normalised to mean 1 over the batch.
     hidden, n_blocks, batch_norm, dropout : network shape.
     l2_input : L2-normalise every depth row of the input sketches.
     epochs, batch_size, lr, weight_decay, lr_decay : Adam training; lr x lr_decay per epoch.
@@ -71,6 +75,7 @@ class EMDE(Recommender):
     """
 
     _param_choices = {"bias": ("quantile", "median"), "target": ("next", "holdout"), "target_view": ("all", "liked"),
+                      "row_weight": ("row", "targets"),
                       "readout": READOUTS, "bf16": (True, False, "auto")}
     _param_bounds = {"n_sketches": (1, None), "n_bits": (1, 30), "decay": (0, 1), "cleora_dim": (1, None),
                      "holdout_share": (0, 1), "hidden": (1, None), "n_blocks": (0, None), "dropout": (0, 1),
@@ -83,10 +88,11 @@ class EMDE(Recommender):
                  outputs=("cleora:1", "cleora:3"), n_sketches: int = 10, n_bits: int = 7, bias: str = "quantile",
                  decay: float | None = 0.9, like_threshold: float = 4.0, cleora_dim: int = 256,
                  target: str = "next", holdout_share: float = 0.2, target_view: str = "all",
-                 reconstruct: bool = False, hidden: int = 1024, n_blocks: int = 1, batch_norm: bool = True,
-                 dropout: float = 0.0, l2_input: bool = True, epochs: int = 3, batch_size: int = 512,
-                 lr: float = 4e-3, weight_decay: float = 0.0, lr_decay: float = 0.5, patience: int | None = None,
-                 max_prefix: int = 50, readout: str = "bayes", prior: float = 1.0, bf16: bool | str = "auto",
+                 reconstruct: bool = False, row_weight: str = "row", hidden: int = 1024, n_blocks: int = 1,
+                 batch_norm: bool = True, dropout: float = 0.0, l2_input: bool = True, epochs: int = 3,
+                 batch_size: int = 512, lr: float = 4e-3, weight_decay: float = 0.0, lr_decay: float = 0.5,
+                 patience: int | None = None, max_prefix: int = 50, readout: str = "bayes", prior: float = 1.0,
+                 bf16: bool | str = "auto",
                  seed: int = 0, threads: int | None = None, progress: bool = True):
         self.inputs = tuple(inputs)
         self.outputs = tuple(outputs)
@@ -100,6 +106,7 @@ class EMDE(Recommender):
         self.holdout_share = holdout_share
         self.target_view = target_view
         self.reconstruct = reconstruct
+        self.row_weight = row_weight
         self.hidden = hidden
         self.n_blocks = n_blocks
         self.batch_norm = batch_norm
@@ -313,9 +320,13 @@ class EMDE(Recommender):
                     targets = targets.filter_clicks(targets.weights >= self.like_threshold)
 
             def batch_loss(rows):
-                t = torch.from_numpy(sketch_histories(targets.take(rows), out_codes, self.width))
+                rows_targets = targets.take(rows)
+                t = torch.from_numpy(sketch_histories(rows_targets, out_codes, self.width))
                 with self._autocast():
                     log_p = net(*self._encode(inputs.take(rows)))
+                if self.row_weight == "targets":
+                    n = torch.from_numpy(rows_targets.lengths.astype(np.float32))
+                    return (-(t * log_p).sum(2).mean(1) * n).sum() / n.sum().clamp(min=1.0)
                 return -(t * log_p).sum(2).mean()
             total, seen = self._train_batches(order, batch_loss, optimiser,
                                               loop.bar(range(0, len(order), self.batch_size), e))
