@@ -9,7 +9,8 @@ plus CTL, each trained from scratch (SmallCNN) with fixed settings — nothing i
 tuned on the test identities. Every trained row is the mean ± std over --seeds. The CTL
 rows are trained once per --ctl-distances: "squared" (the PhD thesis's Eq. 26, the default
 of `LossWeights`) and "euclidean" (plain distances, what the rows before that option used;
-results saved before it, labelled "base+CTL", are shown as "base+CTL (euclidean)").
+results saved before it, labelled "base+CTL", are shown as "base+CTL (euclidean)"). A rerun keeps the trained
+rows saved with the same --seeds and --epochs (per dataset) and trains only the missing ones.
 
 Fashion product photos: EfficientNet-Lite0 ImageNet features (pooled, 1280-d),
 galleries by article type and by colour + article type; the same query / gallery
@@ -57,10 +58,10 @@ def main() -> None:
     for name in args.datasets:
         if name == "fashion-images":
             previous[name] = fashion_galleries(KS, args.seeds, args.fashion_epochs, args.threads, Path(args.cache),
-                                               args.ctl_distances)
+                                               args.ctl_distances, previous.get(name))
         else:
             previous[name] = instance_set(name, KS, args.seeds, args.epochs, args.threads, args.ctl_distances,
-                                          OUT / "centroid_retrieval")
+                                          OUT / "centroid_retrieval", previous.get(name))
         results_file.write_text(json.dumps(list(previous.values()), indent=1, default=float))
     order = [*INSTANCE_SETS, "fashion-images"]
     results = sorted(previous.values(), key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else 99)

@@ -37,6 +37,20 @@ def test_ctl_methods_and_legacy_rows(tmp_path):
     assert got["fashion-images"]["galleries"]["g"]["held_out"] == {"base+CTL (euclidean)": [2], "train_groups": 3}
 
 
+def test_reusable_rows_only_from_a_result_with_the_same_settings():
+    from sketchrec.retrieval.tables import reusable_rows
+    settings = {"seeds": [0, 1, 2], "epochs": 40}
+    saved = {"settings": settings, "methods": {"pixels": [0], "base": [1], "base+CTL (squared)": [2]}}
+    assert reusable_rows(saved, settings) == {"base": [1], "base+CTL (squared)": [2]}
+    assert reusable_rows(saved, {"seeds": [0, 1, 2], "epochs": 25}) == {}
+    assert reusable_rows(saved, {"seeds": [0], "epochs": 40}) == {}
+    assert reusable_rows({"methods": {"base": [1]}}, settings) == {}          # saved before settings were
+    assert reusable_rows(None, settings) == {}
+    fashion = {"settings": settings, "galleries": {"colour+articleType": {"held_out": {
+        "train_groups": 3, "pretrained": {}, "base": [4]}}}}
+    assert reusable_rows(fashion, settings) == {"base": [4]}
+
+
 def test_trained_runs_one_row_per_seed():
     from sketchrec.retrieval.ctl import LossWeights, MLPHead
     from sketchrec.retrieval.tables import trained_runs

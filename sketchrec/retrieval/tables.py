@@ -124,10 +124,21 @@ def trained_runs(ks, make_net, weights, seeds, train, test, query, **settings) -
     return out
 
 
-def instance_set(name: str, ks, seeds, epochs: int, threads: int, ctl_distances, plot_dir: Path) -> dict:
+def reusable_rows(previous: dict | None, settings: dict) -> dict:
+    """The trained rows {method: runs} of a saved result made with the same `settings` (seeds and
+    epochs), which a rerun keeps instead of training again; {} when there are none."""
+    if not previous or previous.get("settings") != settings:
+        return {}
+    rows = previous.get("methods") or previous.get("galleries", {}).get("colour+articleType", {}).get("held_out", {})
+    return {k: v for k, v in rows.items() if k.startswith("base")}
+
+
+def instance_set(name: str, ks, seeds, epochs: int, threads: int, ctl_distances, plot_dir: Path,
+                 previous: dict | None = None) -> dict:
     """One instance set (COIL-20, UMIST, Extended Yale B, ORL): identities split in half (seed 0), a
     quarter of each test identity's images queries; raw pixels, then a SmallCNN trained per CTL method
-    and seed; the first seed's loss curves plotted into `plot_dir`."""
+    and seed; the first seed's loss curves plotted into `plot_dir`. Methods `previous` (the saved
+    result) holds with the same seeds and epochs are kept, not trained again; its other methods too."""
     from sketchrec.data import registry
     from sketchrec.data.splits import identity_split, query_split
     from sketchrec.retrieval.ctl import SmallCNN
@@ -140,10 +151,15 @@ def instance_set(name: str, ks, seeds, epochs: int, threads: int, ctl_distances,
     result = {"dataset": name, "images": int(len(y)), "identities": int(len(np.unique(y))),
               "train_identities": int(len(np.unique(y[train]))), "test_identities": int(len(np.unique(y_test))),
               "queries": int(query.sum()), "gallery": int((~query).sum()), "image_shape": list(x.shape[1:]),
-              "methods": {}}
+              "methods": {}, "settings": {"seeds": list(seeds), "epochs": epochs}}
     result["methods"]["pixels"] = [retrieval_modes(ks, x_test.reshape(len(x_test), -1), y_test, query)]
+    kept = reusable_rows(previous, result["settings"])
+    result["methods"].update(kept)
     n_train_ids = result["train_identities"]
     for method, weights in ctl_methods(ctl_distances):
+        if method in kept:
+            log.info("%s %s: kept from the saved results (same seeds and epochs)", name, method)
+            continue
         runs = []
         for seed, (row, trainer) in zip(seeds, trained_runs(
                 ks, lambda: SmallCNN(1, 256), weights, seeds, (x[train], y[train]), (x_test, y_test), query,
@@ -160,16 +176,20 @@ def instance_set(name: str, ks, seeds, epochs: int, threads: int, ctl_distances,
     return result
 
 
-def fashion_galleries(ks, seeds, epochs: int, threads: int, cache: Path, ctl_distances) -> dict:
+def fashion_galleries(ks, seeds, epochs: int, threads: int, cache: Path, ctl_distances,
+                      previous: dict | None = None) -> dict:
     """Fashion product photos (pooled EfficientNet-Lite0 features from `cache`): galleries by article
     type and by colour + article type (groups of at least 4), their index costs, and on colour + type an
-    MLP head trained per CTL method and seed on half of the groups, tested on the other half."""
+    MLP head trained per CTL method and seed on half of the groups, tested on the other half (methods
+    of `previous` with the same seeds and epochs kept, as in `instance_set`)."""
     from sketchrec.data.splits import identity_split, query_split
     from sketchrec.embedders import features
     from sketchrec.retrieval.ctl import MLPHead
     _, feats, _ = features.image_features("fashion-images", cache, threads)         # pooled
     meta = {k: features.catalogue_column("fashion-images", k) for k in ("articleType", "baseColour")}
-    result = {"dataset": "fashion-images", "images": int(len(feats)), "galleries": {}}
+    result = {"dataset": "fashion-images", "images": int(len(feats)), "galleries": {},
+              "settings": {"seeds": list(seeds), "epochs": epochs}}
+    kept = reusable_rows(previous, result["settings"])
     for grouping in ("articleType", "colour+articleType"):
         labels = meta["articleType"] if grouping == "articleType" else \
             np.array([f"{c}|{t}" for c, t in zip(meta["baseColour"], meta["articleType"])], dtype=object)
@@ -186,8 +206,10 @@ def fashion_galleries(ks, seeds, epochs: int, threads: int, cache: Path, ctl_dis
             q_test = query_split(lab[test], seed=0)
             g["held_out"] = {"train_groups": int(len(np.unique(lab[train]))),
                              "test_groups": int(len(np.unique(lab[test]))),
-                             "pretrained": retrieval_modes(ks, f[test], lab[test], q_test)}
+                             "pretrained": retrieval_modes(ks, f[test], lab[test], q_test), **kept}
             for method, weights in ctl_methods(ctl_distances):
+                if method in kept:
+                    continue
                 g["held_out"][method] = [row for row, _ in trained_runs(
                     ks, lambda: MLPHead(f.shape[1], 1024, 256), weights, seeds, (f[train], lab[train]),
                     (f[test], lab[test]), q_test, epochs=epochs, p=16, m=4, threads=threads)]
