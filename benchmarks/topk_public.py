@@ -24,6 +24,7 @@ from sketchrec.eval.public_topk import (PUBLIC_TOPK_GRID_OVERRIDES, PUBLIC_TOPK_
                                         public_topk_grid, speed_page, speed_rows, stored_specs, tune_and_test)
 from sketchrec.eval.report import benchmark_parser, command, machine_line, markdown_table, write_page
 from sketchrec.models import model_class
+from sketchrec.precision import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "topk_public"
@@ -63,7 +64,7 @@ def report(output: Path) -> None:
         outside = OUTSIDE.get((r["dataset"], r["model"]))
         rows.append([r["dataset"], r["model"], ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-",
                      "-" if r["validation_best"] != r["validation_best"] else f"{r['validation_best']:.4f}", f"{r['test']['Recall@20']:.4f}", f"{r['test']['NDCG@20']:.4f}",
-                     "-" if outside is None else f"{outside[0]:.4f} / {outside[1]:.4f}", f"{r['fit_seconds']:.1f}",
+                     "-" if outside is None else f"{outside[0]:.4f} / {outside[1]:.4f}", f"{r['fit_seconds']:.1f} ({r.get('threads', 2)} thr., {r.get('cpu', 'CPU not recorded').split(' (')[0]})",
                      f"{r['peak_rss_mib']:,.0f}"])
     for path in sorted((RESULTS.parent / "emde_topk_public" / "test").glob("*.json")):
         r = json.loads(path.read_text())       # EMDE: mean ± std over seeds (emde_topk_public.py --test)
@@ -73,7 +74,8 @@ def report(output: Path) -> None:
                      f"{sum(x['fit_seconds'] for x in r['seeds']) / len(r['seeds']):.1f}", f"{r['peak_rss_mib']:,.0f}"])
     grids = "\n".join([f"- `{m}`: {g or 'no parameters'}" for m, g in PUBLIC_TOPK_GRIDS.items()] + [
         f"- `{m}` on {d} instead: {g}" for d, over in PUBLIC_TOPK_GRID_OVERRIDES.items() for m, g in over.items()])
-    write_page(output, f"# Top-k baselines on the public splits\n\n{machine_line()}; 2 threads\n\n"
+    write_page(output, f"# Top-k baselines on the public splits\n\n{machine_line()} (the machine that wrote this "
+               "page; each fit time names the CPU it ran on where that was recorded)\n\n"
                f"Command: {command('topk_public', dataset='D', model='M')} per dataset and model, then "
                f"{command('topk_public', report=True)}\n\n{__doc__.split(chr(10) + chr(10))[1]}\n\n"
                f"Validation grids:\n{grids}\n\n" + "\n".join(markdown_table(
@@ -96,7 +98,8 @@ def main() -> None:
     grid = public_topk_grid(args.model, args.dataset)
     t0 = time.perf_counter()
     out = tune_and_test(registry.load(args.dataset), MODELS[args.model], grid, ks=(20,), threads=args.threads)
-    out.update(dataset=args.dataset, model=args.model, wall_seconds=time.perf_counter() - t0,
+    out.update(dataset=args.dataset, model=args.model, wall_seconds=time.perf_counter() - t0, threads=args.threads,
+               cpu=cpu_summary(),
                validation_best=max(r["NDCG@20"] for r in out["validation"]) if out["validation"] else float("nan"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.dataset}-{args.model}.json").write_text(json.dumps(out, indent=1, default=float))
