@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchrec.eval.report import host_line, markdown_table, mean_std, peak_rss_mib
+from sketchrec.eval.report import machine_line, markdown_table, mean_std, peak_rss_mib
 from sketchrec.retrieval import CentroidIndex, evaluate_retrieval
 
 
@@ -222,7 +222,7 @@ def centroid_report(results: list[dict], ks, threads: int, command_text: str) ->
     (pretrained features, the held-out MLP head, the Table 12 index costs); `command_text` as run."""
     import torch
     lines = ["# Instance vs centroid retrieval, with and without the Centroid Triplet Loss", "",
-             f"{host_line()}, {threads} threads; torch {torch.__version__}. Command: " + command_text + ".", "",
+             f"{machine_line()}; {threads} threads; torch {torch.__version__}. Command: " + command_text + ".", "",
              "Percentages. Test identities are never seen in training; a quarter of each test identity's images "
              "are queries, the rest its gallery. Instance mode ranks every gallery image (mAP over all of the "
              "identity's images); centroid mode ranks one centroid per identity (one relevant row: AP = reciprocal "
@@ -253,5 +253,27 @@ def centroid_report(results: list[dict], ks, threads: int, command_text: str) ->
                                                        if k == "pretrained" or k.startswith("base")}) + [""]
             lines += ["Table 12 shape — index over the gallery, all queries at once, k = 10:", "",
                       *index_cost_lines(g["costs"]), ""]
+    lines += distance_comparison(results)
     lines.append(f"Peak RSS: {peak_rss_mib():,.0f} MiB.")
     return "\n".join(lines)
+
+
+def distance_comparison(results: list[dict]) -> list[str]:
+    """Where both CTL rows exist: mean mAP of base+CTL (squared) minus base+CTL (euclidean), instance
+    and centroid mode, per dataset, with the larger of the two seed stds for scale."""
+    rows = []
+    for r in results:
+        methods = r.get("methods") or r.get("galleries", {}).get("colour+articleType", {}).get("held_out", {})
+        sq, eu = methods.get("base+CTL (squared)"), methods.get("base+CTL (euclidean)")
+        if not sq or not eu:
+            continue
+        cells = []
+        for mode in ("instance", "centroid"):
+            a, b = ([100 * run[mode]["mAP"] for run in x] for x in (sq, eu))
+            cells.append(f"{np.mean(a) - np.mean(b):+.1f} (std {max(np.std(a), np.std(b)):.1f})")
+        rows.append([r["dataset"], *cells])
+    if not rows:
+        return []
+    return ["## Squared against plain distances in the CTL", "",
+            "mAP of base+CTL (squared) minus base+CTL (euclidean), same seeds and epochs:", "",
+            *markdown_table(["dataset", "instance mAP", "centroid mAP"], rows), ""]
